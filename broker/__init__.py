@@ -1,0 +1,1 @@
+"""The internal MQTT broker: Mosquitto when installed, amqtt otherwise, configured from `mosquitto/`."""

@@ -1,0 +1,159 @@
+"""amqtt as the embedded broker, hardened against the defects in shared/reference/broker.md.
+
+- Authentication against the Mosquitto-format password file; anonymous clients refused.
+- The Mosquitto-format ACL enforced on publish, subscribe and delivery, including retained
+  messages (amqtt sends retained messages on connect without consulting topic plugins).
+- Keep-alive enforced (amqtt never drops a silent client, so dead clients' wills never fire).
+- SIGTERM and SIGINT shut it down cleanly within a bounded time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, override
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action, BaseContext
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.session import Session
+
+from broker.acl import Access, AclFile
+from broker.config import BrokerConfig
+from broker.passwords import read_password_file, verify_password
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 3.0
+KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 section 3.1.2.10: disconnect after 1.5 x keep-alive of silence
+
+
+class PasswordFileAuthPlugin(BaseAuthPlugin):
+    @dataclass
+    class Config:
+        password_file: str
+        max_keepalive: int = 65535
+
+    def __init__(self, context: BaseContext) -> None:
+        super().__init__(context)
+        self._entries = read_password_file(Path(self.config.password_file))
+
+    @override
+    async def authenticate(self, *, session: Session) -> bool:
+        username, password = session.username, session.password
+        encoded = self._entries.get(username) if username else None
+        if encoded is None or password is None or not verify_password(password, encoded):
+            log.warning("refused client %s (user %r): bad credentials", session.client_id, username)
+            return False
+        # Authentication is the one hook between CONNECT and the reader loop, which times out
+        # after `keep_alive` seconds of silence: set the grace period the spec asks for here.
+        if session.keep_alive > 0:
+            session.keep_alive = math.ceil(min(session.keep_alive, self.config.max_keepalive) * KEEPALIVE_GRACE)
+        return True
+
+
+class AclFilePlugin(BaseTopicPlugin):
+    @dataclass
+    class Config:
+        acl_file: str
+
+    def __init__(self, context: BaseContext) -> None:
+        super().__init__(context)
+        self._acl = AclFile.load(Path(self.config.acl_file))
+
+    @override
+    async def topic_filtering(
+        self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
+    ) -> bool:
+        if session is None or topic is None:
+            return False
+        user, client_id = session.username, session.client_id
+        match action:
+            case Action.PUBLISH:
+                allowed = self._acl.allows(user, client_id, topic, Access.WRITE)
+            case Action.SUBSCRIBE:
+                allowed = self._acl.allows_subscribe(user, client_id, topic)
+            case Action.RECEIVE:
+                allowed = self._acl.allows(user, client_id, topic, Access.READ)
+            case _:
+                allowed = False
+        if not allowed and action != Action.RECEIVE:
+            log.warning("denied %s on %r for user %r", action, topic, user)
+        return allowed
+
+
+class HardenedBroker(Broker):
+    @override
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        topic_filter, qos = subscription
+        # On connect amqtt calls this for *every* client's filters; serve only the session's own.
+        subscribers = self._subscriptions.get(topic_filter, [])
+        if not any(s.client_id == session.client_id for s, _ in subscribers):
+            return
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        sends = []
+        for topic, retained in list(self._retained_messages.items()):
+            if self._matches(topic, topic_filter) and await self._topic_filtering(session, topic, Action.RECEIVE):
+                sends.append(handler.mqtt_publish(topic, retained.data, min(qos, retained.qos or qos), retain=True))
+        if sends:
+            await asyncio.gather(*sends, return_exceptions=True)
+
+
+_timeout_tasks: set[asyncio.Task[None]] = set()
+
+
+def _close_on_keepalive_timeout(self: BrokerProtocolHandler) -> None:
+    task = asyncio.ensure_future(self.handle_connection_closed())
+    _timeout_tasks.add(task)
+    task.add_done_callback(_timeout_tasks.discard)
+
+
+def _enforce_keepalive() -> None:
+    BrokerProtocolHandler.handle_read_timeout = _close_on_keepalive_timeout  # type: ignore[method-assign]
+
+
+def amqtt_config(config: BrokerConfig) -> dict[str, Any]:
+    if config.allow_anonymous:
+        raise ValueError("allow_anonymous true is not supported: every program has its own credentials")
+    plugins: dict[str, Any] = {
+        f"{__name__}.PasswordFileAuthPlugin": {
+            "password_file": str(config.password_file),
+            "max_keepalive": config.max_keepalive,
+        },
+        f"{__name__}.AclFilePlugin": {"acl_file": str(config.acl_file)},
+    }
+    if config.sys_interval > 0:
+        plugins["amqtt.plugins.sys.broker.BrokerSysPlugin"] = {"sys_interval": config.sys_interval}
+    return {
+        "listeners": {"default": {"type": "tcp", "bind": f"{config.bind}:{config.port}"}},
+        "plugins": plugins,
+    }
+
+
+async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
+    _enforce_keepalive()
+    broker = HardenedBroker(amqtt_config(config))
+    await broker.start()
+    log.info("amqtt broker listening on %s:%s", config.bind, config.port)
+    await stop.wait()
+    log.info("shutting down amqtt broker")
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(broker.shutdown(), SHUTDOWN_TIMEOUT)
+
+
+async def run(config: BrokerConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(config, stop)

@@ -1,0 +1,1 @@
+"""The command API: vehicles' state and remote commands over HTTP for the frontend."""

@@ -1,0 +1,52 @@
+"""Every error as `{"error": {"code", "message", "details"}}`; no input produces a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from common.mqtt import MqttNotConnected
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Raised by handlers; rendered by the middleware with its status, code and message."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return error_response(exc.status, code, message, {"path": request.path})
+    except MqttNotConnected:
+        return error_response(503, "broker_unavailable", "the message broker is not reachable; try again shortly")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        log.warning("database error on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, "database_unavailable", "the database is not reachable; try again shortly")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "unexpected error; it has been logged")

@@ -1,0 +1,80 @@
+"""Reads of vehicles and their latest state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from common.database import Connection
+
+VEHICLE_COLUMNS = """
+SELECT v.vin, v.account, v.brand, v.model, v.name, v.first_seen, v.last_seen,
+       s.ts, s.received_at, s.soc, s.range_km, s.latitude, s.longitude, s.speed_kmh,
+       s.locked, s.charging, s.available, s.state
+FROM vehicles v LEFT JOIN vehicle_state s USING (vin)
+"""
+
+
+def nest_state(flat: dict[str, Any]) -> dict[str, Any]:
+    """`{"drivetrain/soc": 80}` -> `{"drivetrain": {"soc": 80}}`, following the topic tree."""
+    nested: dict[str, Any] = {}
+    for key in sorted(flat):
+        node = nested
+        *parents, leaf = key.split("/")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # a value and a subtree share a name: keep both
+                child = node[part] = {"value": child}
+            node = child
+        if isinstance(node.get(leaf), dict):
+            node[leaf]["value"] = flat[key]
+        else:
+            node[leaf] = flat[key]
+    return nested
+
+
+def vehicle_json(row: asyncpg.Record, *, full_state: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "vin": row["vin"],
+        "account": row["account"],
+        "brand": row["brand"],
+        "model": row["model"],
+        "name": row["name"],
+        "first_seen": row["first_seen"],
+        "last_seen": row["last_seen"],
+        "state": None,
+    }
+    if row["ts"] is not None:
+        state: dict[str, Any] = {
+            "ts": row["ts"],
+            "received_at": row["received_at"],
+            "soc": row["soc"],
+            "range_km": row["range_km"],
+            "latitude": row["latitude"],
+            "longitude": row["longitude"],
+            "speed_kmh": row["speed_kmh"],
+            "locked": row["locked"],
+            "charging": row["charging"],
+            "available": row["available"],
+        }
+        if full_state:
+            state["values"] = nest_state(json.loads(row["state"]))
+        body["state"] = state
+    return body
+
+
+async def list_vehicles(conn: Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(VEHICLE_COLUMNS + " ORDER BY v.vin")
+    return [vehicle_json(r, full_state=False) for r in rows]
+
+
+async def get_vehicle(conn: Connection, vin: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(VEHICLE_COLUMNS + " WHERE v.vin = $1", vin)
+    return None if row is None else vehicle_json(row, full_state=True)
+
+
+async def vehicle_account(conn: Connection, vin: str) -> str | None:
+    account: str | None = await conn.fetchval("SELECT account FROM vehicles WHERE vin = $1", vin)
+    return account

@@ -1,0 +1,155 @@
+"""One long-lived MQTT connection per program: connect with backoff, subscribe, dispatch, reconnect.
+
+Programs start before or alongside the broker under supervisord, so they wait for it with
+exponential backoff instead of sleeping a fixed time. The component's status topic is set
+`online` (retained) on every connect and carries the `offline` last will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiomqtt
+from paho.mqtt.client import MQTT_ERR_NO_CONN
+
+from common.backoff import Backoff
+from common.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+
+type MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
+type ConnectHook = Callable[[], Awaitable[None]]
+
+PUBLISH_TIMEOUT = 10.0
+
+# aiomqtt warns on every publish beyond ten in flight; the publishers batch on purpose.
+_client_log = logging.getLogger("aiomqtt")
+_client_log.setLevel(logging.ERROR)
+
+
+class MqttNotConnected(Exception):
+    """The broker connection is down; the caller decides whether to wait, retry or fail."""
+
+
+@dataclass
+class MqttOptions:
+    component: str
+    client_id: str
+    subscriptions: Sequence[tuple[str, int]] = ()
+    status_topic: str | None = None
+    clean_session: bool = True
+    keepalive: int = 30
+    max_inflight: int = 200
+    on_connect: list[ConnectHook] = field(default_factory=list)
+
+
+class MqttConnection:
+    def __init__(self, settings: MqttSettings, options: MqttOptions, on_message: MessageHandler | None = None) -> None:
+        self.settings = settings
+        self.options = options
+        self.on_message = on_message
+        self.connected = asyncio.Event()
+        self.connect_count = 0
+        self._client: aiomqtt.Client | None = None
+        self._stop_requested = asyncio.Event()
+
+    def _make_client(self) -> aiomqtt.Client:
+        opts = self.options
+        will = aiomqtt.Will(opts.status_topic, b"offline", qos=1, retain=True) if opts.status_topic else None
+        return aiomqtt.Client(
+            hostname=self.settings.host,
+            port=self.settings.port,
+            username=opts.component,
+            password=self.settings.password_for(opts.component),
+            identifier=opts.client_id,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            will=will,
+            clean_session=opts.clean_session,
+            keepalive=opts.keepalive,
+            max_inflight_messages=opts.max_inflight,
+            timeout=10,
+            logger=_client_log,
+        )
+
+    async def run(self) -> None:
+        """Stay connected until cancelled."""
+        backoff = Backoff()
+        while not self._stop_requested.is_set():
+            try:
+                async with self._make_client() as client:
+                    await self._on_connected(client)
+                    backoff.reset()
+                    async for message in client.messages:
+                        await self._dispatch(message)
+                    # The iterator ends when the connection drops.
+                    raise aiomqtt.MqttError("connection lost")
+            except aiomqtt.MqttError as exc:
+                self._client = None
+                self.connected.clear()
+                if self._stop_requested.is_set():
+                    return
+                delay = backoff.next_delay()
+                log.warning(
+                    "broker %s:%s unavailable (%s); retrying in %.1fs",
+                    self.settings.host,
+                    self.settings.port,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            finally:
+                self._client = None
+                self.connected.clear()
+
+    async def _on_connected(self, client: aiomqtt.Client) -> None:
+        for topic, qos in self.options.subscriptions:
+            await client.subscribe(topic, qos=qos)
+        self._client = client
+        self.connect_count += 1
+        if self.options.status_topic:
+            await client.publish(self.options.status_topic, b"online", qos=1, retain=True, timeout=PUBLISH_TIMEOUT)
+        log.info("connected to broker %s:%s", self.settings.host, self.settings.port)
+        self.connected.set()
+        for hook in self.options.on_connect:
+            await hook()
+
+    async def _dispatch(self, message: aiomqtt.Message) -> None:
+        if self.on_message is None:
+            return
+        try:
+            await self.on_message(message)
+        except Exception:
+            # One bad message must never take the connection down.
+            log.exception("handler failed for a message on %s", message.topic.value)
+
+    async def publish(self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False) -> None:
+        client = self._client
+        if client is None:
+            raise MqttNotConnected(f"not connected to the broker; cannot publish {topic}")
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT)
+        except aiomqtt.MqttCodeError as exc:
+            if exc.rc == MQTT_ERR_NO_CONN:
+                raise MqttNotConnected(str(exc)) from exc
+            raise
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self.connected.wait(), timeout)
+
+    async def close(self) -> None:
+        """Say `offline` on the status topic and disconnect (the will covers unclean exits)."""
+        self._stop_requested.set()
+        client = self._client
+        if client is not None and self.options.status_topic:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await client.publish(self.options.status_topic, b"offline", qos=1, retain=True, timeout=2)
+
+
+async def run_until_cancelled(connection: MqttConnection) -> None:
+    """Run a connection as a task body; returns quietly on cancellation."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await connection.run()

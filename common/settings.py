@@ -1,0 +1,66 @@
+"""Settings from the environment (plus an optional `.env`), validated with clear messages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Self
+
+from dotenv import load_dotenv
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+COMPONENTS = ("gateway", "ingest", "api", "monitor")
+"""Every program that talks to the broker has its own broker user, named after it."""
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable and what was wrong."""
+
+
+class EnvSettings(BaseModel):
+    """Base for settings read from environment variables; fields are named by their alias."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Self:
+        if environ is None:
+            load_dotenv(Path.cwd() / ".env", override=False)
+            environ = dict(os.environ)
+        values = {k: v for k, v in environ.items() if v != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                name = ".".join(str(p) for p in error["loc"])
+                got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
+                problems.append(f"{name}: {error['msg']}{got}")
+            raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class MqttSettings(EnvSettings):
+    host: str = Field("127.0.0.1", alias="MQTT_HOST")
+    port: Port = Field(1883, alias="MQTT_PORT")
+    topic_prefix: str = Field("saic", alias="MQTT_TOPIC_PREFIX", pattern=r"^[^#+/$][^#+]*$")
+    gateway_password: SecretStr | None = Field(None, alias="MQTT_GATEWAY_PASSWORD")
+    ingest_password: SecretStr | None = Field(None, alias="MQTT_INGEST_PASSWORD")
+    api_password: SecretStr | None = Field(None, alias="MQTT_API_PASSWORD")
+    monitor_password: SecretStr | None = Field(None, alias="MQTT_MONITOR_PASSWORD")
+
+    def password_for(self, component: str) -> str:
+        secret: SecretStr | None = getattr(self, f"{component}_password")
+        if secret is None:
+            raise SettingsError(
+                f"MQTT_{component.upper()}_PASSWORD is not set: every program needs its own broker "
+                "password (scripts/run generates them in .data/secrets.env)"
+            )
+        return secret.get_secret_value()
+
+
+class DatabaseSettings(EnvSettings):
+    url: SecretStr = Field(alias="DATABASE_URL")
+    statement_cache_size: int = Field(100, alias="DATABASE_STATEMENT_CACHE_SIZE", ge=0)

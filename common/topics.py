@@ -1,0 +1,129 @@
+"""The MQTT topic contract, byte-compatible with the upstream saic-python-mqtt-gateway.
+
+Vehicle root: `<prefix>/<account>/vehicles/<vin>`; telemetry below it as `<category>/<key>`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SET_SUFFIX = "set"
+RESULT_SUFFIX = "result"
+COMMAND_SEGMENT = "cmd"
+AVAILABLE = "available"
+VEHICLES = "vehicles"
+
+# The seven categories the ingest stores (the seed's subscriptions).
+INGESTED_CATEGORIES = ("drivetrain", "location", "climate", "doors", "lights", "tyres", "windows")
+
+# Telemetry keys, relative to the vehicle root.
+DRIVETRAIN_SOC = "drivetrain/soc"
+DRIVETRAIN_RANGE = "drivetrain/range"
+DRIVETRAIN_MILEAGE = "drivetrain/mileage"
+DRIVETRAIN_RUNNING = "drivetrain/running"
+DRIVETRAIN_CHARGING = "drivetrain/charging"
+DRIVETRAIN_CHARGER_CONNECTED = "drivetrain/chargerConnected"
+DRIVETRAIN_POWER = "drivetrain/power"
+DRIVETRAIN_VOLTAGE = "drivetrain/voltage"
+DRIVETRAIN_CURRENT = "drivetrain/current"
+DRIVETRAIN_AUX_BATTERY_VOLTAGE = "drivetrain/auxiliaryBatteryVoltage"
+DRIVETRAIN_HV_BATTERY_ACTIVE = "drivetrain/hvBatteryActive"
+DRIVETRAIN_SOC_TARGET = "drivetrain/socTarget"
+DRIVETRAIN_REMAINING_CHARGING_TIME = "drivetrain/remainingChargingTime"
+DRIVETRAIN_TOTAL_BATTERY_CAPACITY = "drivetrain/totalBatteryCapacity"
+LOCATION_LATITUDE = "location/latitude"
+LOCATION_LONGITUDE = "location/longitude"
+LOCATION_ELEVATION = "location/elevation"
+LOCATION_HEADING = "location/heading"
+LOCATION_SPEED = "location/speed"
+LOCATION_POSITION = "location/position"
+CLIMATE_INTERIOR_TEMPERATURE = "climate/interiorTemperature"
+CLIMATE_EXTERIOR_TEMPERATURE = "climate/exteriorTemperature"
+CLIMATE_REMOTE_CLIMATE_STATE = "climate/remoteClimateState"
+CLIMATE_REMOTE_TEMPERATURE = "climate/remoteTemperature"
+CLIMATE_BACK_WINDOW_HEAT = "climate/rearWindowDefrosterHeating"
+DOORS_LOCKED = "doors/locked"
+DOORS = tuple(f"doors/{d}" for d in ("driver", "passenger", "rearLeft", "rearRight", "bonnet", "boot"))
+WINDOWS = tuple(f"windows/{w}" for w in ("driver", "passenger", "rearLeft", "rearRight", "sunRoof"))
+TYRES = tuple(f"tyres/{t}Pressure" for t in ("frontLeft", "frontRight", "rearLeft", "rearRight"))
+LIGHTS = tuple(f"lights/{lt}" for lt in ("mainBeam", "dippedBeam", "side"))
+INFO = tuple(f"info/{i}" for i in ("brand", "model", "year", "series", "color"))
+INFO_MODEL = "info/model"
+INFO_BRAND = "info/brand"
+REFRESH_MODE = "refresh/mode"
+REFRESH_LAST_ACTIVITY = "refresh/lastActivity"
+REFRESH_LAST_VEHICLE_STATE = "refresh/lastVehicleState"
+"""The reading's own time (the car's status time): the ingest orders readings by it."""
+
+_ACCOUNT_UNSAFE = re.compile(r"[+#*$>]")
+
+
+def account_segment(account: str) -> str:
+    """The account as a topic level: MQTT wildcard and reserved characters become `_` (as upstream)."""
+    return _ACCOUNT_UNSAFE.sub("_", account)
+
+
+def gateway_status_topic(prefix: str) -> str:
+    """The gateway's last will (upstream's name, used by Home Assistant availability)."""
+    return f"{prefix}/_internal/lwt"
+
+
+def component_status_topic(prefix: str, component: str) -> str:
+    return f"{prefix}/_internal/{component}/status"
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleTopics:
+    """Topic names for one vehicle."""
+
+    prefix: str
+    account: str
+    vin: str
+
+    @property
+    def root(self) -> str:
+        return f"{self.prefix}/{account_segment(self.account)}/{VEHICLES}/{self.vin}"
+
+    def key(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def command(self, command: str) -> str:
+        return f"{self.root}/{COMMAND_SEGMENT}/{command}"
+
+    def command_result(self, command: str) -> str:
+        return f"{self.command(command)}/{RESULT_SUFFIX}"
+
+
+def vehicles_filter(prefix: str, suffix: str, account: str = "+") -> str:
+    """A subscription filter over every vehicle of one account (or of all accounts with `+`)."""
+    acct = account if account == "+" else account_segment(account)
+    return f"{prefix}/{acct}/{VEHICLES}/+/{suffix}"
+
+
+def command_filter(prefix: str, account: str = "+") -> str:
+    return vehicles_filter(prefix, f"{COMMAND_SEGMENT}/+", account)
+
+
+def command_result_filter(prefix: str, account: str = "+") -> str:
+    return vehicles_filter(prefix, f"{COMMAND_SEGMENT}/+/{RESULT_SUFFIX}", account)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedTopic:
+    account: str
+    vin: str
+    path: str
+    """What follows the vehicle root, e.g. `drivetrain/soc` or `cmd/lock/result`."""
+
+    @property
+    def category(self) -> str:
+        return self.path.split("/", 1)[0]
+
+
+def parse_vehicle_topic(prefix: str, topic: str) -> ParsedTopic | None:
+    """Split `<prefix>/<account>/vehicles/<vin>/<path>`; None for any other topic."""
+    parts = topic.split("/", 4)
+    if len(parts) != 5 or parts[0] != prefix or parts[2] != VEHICLES or not parts[3] or not parts[4]:
+        return None
+    return ParsedTopic(account=parts[1], vin=parts[3], path=parts[4])

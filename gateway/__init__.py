@@ -1,0 +1,1 @@
+"""The gateway: polls vehicles, publishes their telemetry over MQTT and executes commands."""

@@ -1,0 +1,131 @@
+"""Turns `<root>/cmd/<command>` messages into handler calls and `<root>/cmd/<command>/result` answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import aiomqtt
+from pydantic import ValidationError
+
+from common import topics
+from common.commands import (
+    CommandRequest,
+    CommandResult,
+    CommandStatus,
+    InvalidArguments,
+    describe_validation_error,
+    validate_args,
+)
+from common.mqtt import MqttConnection
+from gateway.commands import ALL_COMMAND_HANDLERS, CommandHandler
+from gateway.source import CommandFailed, VehicleSource
+
+log = logging.getLogger(__name__)
+
+type AfterCommand = Callable[[str], Awaitable[None]]
+
+
+class CommandDispatcher:
+    def __init__(
+        self,
+        mqtt: MqttConnection,
+        source: VehicleSource,
+        known_vins: set[str],
+        *,
+        prefix: str,
+        timeout: float,
+        after_success: AfterCommand,
+        handlers: dict[str, CommandHandler[Any]] | None = None,
+    ) -> None:
+        self.mqtt = mqtt
+        self.source = source
+        self.known_vins = known_vins
+        self.prefix = prefix
+        self.timeout = timeout
+        self.after_success = after_success
+        self.handlers = handlers or ALL_COMMAND_HANDLERS
+        self._vehicle_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def on_message(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        parsed = topics.parse_vehicle_topic(self.prefix, topic)
+        if parsed is None or not parsed.path.startswith(f"{topics.COMMAND_SEGMENT}/"):
+            return
+        command = parsed.path.split("/", 1)[1]
+        if message.retain:
+            # A retained command would fire again after every restart: never act on one; clear it.
+            log.warning("ignoring retained command on %s and clearing it", topic)
+            await self.mqtt.publish(topic, b"", qos=1, retain=True)
+            return
+        task = asyncio.create_task(self._handle(topic, parsed.vin, command, message.payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, topic: str, vin: str, command: str, payload: Any) -> None:
+        request_id: UUID | None = None
+        try:
+            request = CommandRequest.model_validate_json(payload if isinstance(payload, bytes | str) else b"")
+            request_id = request.id
+        except ValidationError as exc:
+            request_id = _salvage_id(payload)
+            reason = f"bad request: {describe_validation_error(exc)}"
+            await self._answer(topic, request_id, CommandStatus.REJECTED, reason)
+            return
+        status, error = await self._execute(vin, command, request)
+        await self._answer(topic, request_id, status, error)
+        if status is CommandStatus.SUCCEEDED:
+            await self.after_success(vin)
+
+    async def _execute(self, vin: str, command: str, request: CommandRequest) -> tuple[CommandStatus, str | None]:
+        handler = self.handlers.get(command)
+        if handler is None:
+            return CommandStatus.REJECTED, f"unknown command {command!r}; known: {', '.join(self.handlers)}"
+        if vin not in self.known_vins:
+            return CommandStatus.REJECTED, f"unknown vehicle {vin}"
+        if request.is_expired():
+            return CommandStatus.EXPIRED, "the command expired before it could be sent"
+        try:
+            args = validate_args(command, request.args)
+        except InvalidArguments as exc:
+            return CommandStatus.REJECTED, f"bad arguments: {exc}"
+        lock = self._vehicle_locks.setdefault(vin, asyncio.Lock())
+        async with lock:  # one command at a time per car, as the vehicle itself accepts them
+            if request.is_expired():
+                return CommandStatus.EXPIRED, "the command expired while waiting for the previous one"
+            log.info("executing %s on %s (id %s, by %s)", command, vin, request.id, request.requested_by)
+            try:
+                await asyncio.wait_for(handler.execute(self.source.control(vin), args), self.timeout)
+            except CommandFailed as exc:
+                return CommandStatus.FAILED, str(exc)
+            except TimeoutError:
+                return CommandStatus.FAILED, f"the vehicle did not answer within {self.timeout:g}s"
+            except Exception:
+                log.exception("command %s on %s failed unexpectedly", command, vin)
+                return CommandStatus.FAILED, "unexpected error"
+        return CommandStatus.SUCCEEDED, None
+
+    async def _answer(self, topic: str, request_id: UUID | None, status: CommandStatus, error: str | None) -> None:
+        if request_id is None:
+            log.warning("command on %s has no usable id (%s); answering without one", topic, error)
+        result = CommandResult(id=request_id, status=status, error=error)
+        log.info("command on %s: %s%s", topic, status.value, f" ({error})" if error else "")
+        await self.mqtt.publish(f"{topic}/{topics.RESULT_SUFFIX}", result.model_dump_json(), qos=1)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+
+def _salvage_id(payload: Any) -> UUID | None:
+    """The id of a request that failed validation, so its sender still learns why."""
+    try:
+        data = json.loads(payload)
+        return UUID(str(data["id"]))
+    except (ValueError, TypeError, KeyError):
+        return None

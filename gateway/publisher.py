@@ -1,0 +1,57 @@
+"""Publish-on-change of retained telemetry, with a full republish after every (re)connect.
+
+Retained values stay identical to the upstream gateway's while a parked fleet costs almost
+nothing; an in-memory broker that restarted gets everything back on the reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from common import topics
+from common.mqtt import MqttConnection, MqttNotConnected
+from common.values import TelemetryValue, encode
+
+log = logging.getLogger(__name__)
+
+# The reading's time goes first so that the ingest sees it with (or before) the values it dates.
+_FIRST = topics.REFRESH_LAST_VEHICLE_STATE
+
+
+class TelemetryPublisher:
+    def __init__(self, mqtt: MqttConnection, qos: int = 1) -> None:
+        self.mqtt = mqtt
+        self.qos = qos
+        self._last: dict[str, bytes] = {}
+        self.published = 0
+
+    async def publish_changes(self, root: str, values: Mapping[str, TelemetryValue]) -> int:
+        """Publish the values that differ from what was last published; returns how many."""
+        changed: list[tuple[str, bytes]] = []
+        for key in sorted(values, key=lambda k: k != _FIRST):
+            topic = f"{root}/{key}"
+            payload = encode(values[key]).encode()
+            if self._last.get(topic) != payload:
+                self._last[topic] = payload
+                changed.append((topic, payload))
+        await self._publish(changed)
+        return len(changed)
+
+    async def republish_all(self) -> None:
+        items = list(self._last.items())
+        await self._publish(items)
+        log.info("republished %d retained values", len(items))
+
+    async def _publish(self, items: list[tuple[str, bytes]]) -> None:
+        if not items:
+            return
+        results = await asyncio.gather(
+            *(self.mqtt.publish(t, p, qos=self.qos, retain=True) for t, p in items), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        self.published += len(items) - len(failures)
+        if failures and not isinstance(failures[0], MqttNotConnected):
+            log.warning("%d of %d publishes failed: %s", len(failures), len(items), failures[0])
+        # Values that did not go out are sent by the republish that follows the reconnect.

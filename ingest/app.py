@@ -1,0 +1,117 @@
+"""Composition root of the ingest: MQTT subscription -> cache -> scheduled flush -> PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+import aiomqtt
+import asyncpg
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from common import topics
+from common.backoff import Backoff
+from common.database import apply_migrations, create_pool
+from common.mqtt import MqttConnection, MqttOptions
+from common.settings import DatabaseSettings, MqttSettings
+from ingest.cache import MalformedMessage, TelemetryCache
+from ingest.flusher import DATABASE_ERRORS, Flusher
+from ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+FINAL_FLUSH_TIMEOUT = 5.0
+SUMMARY_EVERY = 60.0
+
+
+def subscriptions(prefix: str) -> list[tuple[str, int]]:
+    """The seed's seven categories (for every account), plus what dates and names a reading."""
+    suffixes = [f"{c}/#" for c in topics.INGESTED_CATEGORIES]
+    suffixes += ["info/#", topics.REFRESH_LAST_VEHICLE_STATE, topics.AVAILABLE]
+    return [(topics.vehicles_filter(prefix, s), 1) for s in suffixes]
+
+
+async def connect_database(settings: DatabaseSettings, stop: asyncio.Event) -> asyncpg.Pool | None:
+    """Wait for the database with backoff (it may start after us); None if stopped meanwhile."""
+    backoff = Backoff(initial=0.5, maximum=15)
+    while not stop.is_set():
+        try:
+            pool = await create_pool(settings, max_size=3)
+            await apply_migrations(pool)
+            return pool
+        except DATABASE_ERRORS as exc:
+            delay = backoff.next_delay()
+            log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    return None
+
+
+class Ingest:
+    def __init__(self, settings: IngestSettings, mqtt_settings: MqttSettings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.cache = TelemetryCache(mqtt_settings.topic_prefix)
+        self.flusher = Flusher(self.cache, pool)
+        self.mqtt = MqttConnection(
+            mqtt_settings,
+            MqttOptions(
+                component="ingest",
+                client_id=settings.client_id,
+                subscriptions=subscriptions(mqtt_settings.topic_prefix),
+                status_topic=topics.component_status_topic(mqtt_settings.topic_prefix, "ingest"),
+                clean_session=False,  # the broker keeps QoS 1 messages for us while we restart
+            ),
+            self.on_message,
+        )
+
+    async def on_message(self, message: aiomqtt.Message) -> None:
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        try:
+            self.cache.add(message.topic.value, payload, datetime.now(UTC))
+        except MalformedMessage as exc:
+            count = self.cache.malformed
+            if count <= 10 or count % 1000 == 0:
+                log.warning("malformed message #%d on %s: %s", count, message.topic.value[:200], exc)
+
+    def _log_summary(self) -> None:
+        f = self.flusher
+        log.info(
+            "Ingest: %d messages, %d malformed, %d vehicles; %d flushes (%d failed), %d state rows, "
+            "%d telemetry rows, last flush %.1f ms",
+            self.cache.accepted,
+            self.cache.malformed,
+            len(self.cache),
+            f.flushes,
+            f.failures,
+            f.state_rows,
+            f.telemetry_rows,
+            f.last_duration * 1000,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self.flusher.flush,
+            "interval",
+            seconds=self.settings.flush_interval,
+            max_instances=1,
+            coalesce=True,
+            id="flush",
+        )
+        scheduler.add_job(self._log_summary, "interval", seconds=SUMMARY_EVERY, id="summary")
+        scheduler.start()
+        connection = asyncio.create_task(self.mqtt.run())
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            await self.mqtt.close()
+            connection.cancel()
+            await asyncio.gather(connection, return_exceptions=True)
+            try:
+                await asyncio.wait_for(self.flusher.flush(), FINAL_FLUSH_TIMEOUT)
+            except TimeoutError:
+                log.error("final flush did not finish within %.0fs", FINAL_FLUSH_TIMEOUT)
+            self._log_summary()

@@ -1,0 +1,125 @@
+"""`python -m local_stack` (what `scripts/run` runs): the whole backend on the embedded default.
+
+Starts a PostgreSQL of our own (data in `.data/postgres`) unless DATABASE_URL is set, then
+supervisord with the project's `supervisord.conf`; Ctrl-C stops supervisord (and so every
+program, the ingest writing its cache first) and then PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import asyncpg
+from dotenv import dotenv_values
+
+from local_stack.postgres import LocalPostgres, PostgresError
+from local_stack.secrets import load_or_create
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "vehicles"
+
+
+def say(message: str) -> None:
+    print(f"[run] {message}", flush=True)
+
+
+async def ensure_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def count_rows(url: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        vehicles = await conn.fetchval("SELECT count(*) FROM vehicles")
+        rows = await conn.fetchval("SELECT count(*) FROM vehicle_telemetry")
+        return int(vehicles), int(rows)
+    finally:
+        await conn.close()
+
+
+def main() -> int:
+    data_dir = Path(os.environ.get("LOCAL_DATA_DIR", ROOT / ".data")).resolve()
+    generated = load_or_create(data_dir / "secrets.env")
+    env = {**generated, **{k: v for k, v in dotenv_values(ROOT / ".env").items() if v}, **os.environ}
+    (data_dir / "dev-api-key").write_text(env["COMMAND_API_KEY"] + "\n", encoding="utf-8")
+    runtime_dir = data_dir / "run"
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    env["RUNTIME_DIR"] = str(runtime_dir)
+    env["BROKER_RUNTIME_DIR"] = str(runtime_dir / "broker")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    postgres: LocalPostgres | None = None
+    if "DATABASE_URL" not in env:
+        postgres = LocalPostgres(
+            data_dir / "postgres", int(env.get("LOCAL_POSTGRES_PORT", "54329")), env["LOCAL_POSTGRES_PASSWORD"]
+        )
+        say(f"starting PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.data_dir})")
+        try:
+            if postgres.running():
+                postgres.stop()  # left over from an unclean exit
+            postgres.start(data_dir / "postgres.log")
+            asyncio.run(ensure_database(postgres.url(), DATABASE))
+        except (PostgresError, OSError) as exc:
+            say(f"cannot start PostgreSQL: {exc}")
+            return 1
+        env["DATABASE_URL"] = postgres.url(DATABASE)
+
+    port = env.get("PORT", "8080")
+    say(f"API on http://127.0.0.1:{port}; development API key in {data_dir / 'dev-api-key'}")
+    say(
+        f'lock a simulated car: curl -s -X POST -H "X-API-Key: $(cat {data_dir / "dev-api-key"})" '
+        f"http://127.0.0.1:{port}/api/vehicles/LSJSIM00000000001/commands/lock"
+    )
+    supervisor = subprocess.Popen(
+        [str(Path(sys.executable).parent / "supervisord"), "-c", str(ROOT / "supervisord.conf")],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,  # Ctrl-C reaches us only; we stop things in order
+    )
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        say("stopping (the ingest writes its cache first)...")
+        supervisor.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        report_first_rows(supervisor, env["DATABASE_URL"])
+        code = supervisor.wait()
+    finally:
+        if postgres is not None:
+            say("stopping PostgreSQL")
+            postgres.stop()
+    say(f"stopped (supervisord exit status {code})")
+    return code
+
+
+def report_first_rows(supervisor: subprocess.Popen[bytes], url: str) -> None:
+    """For the first minute, say how many telemetry rows have arrived."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and supervisor.poll() is None:
+        try:
+            supervisor.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            try:
+                vehicles, rows = asyncio.run(count_rows(url))
+                say(f"{rows} telemetry rows from {vehicles} vehicles so far")
+            except (OSError, asyncpg.PostgresError) as exc:
+                say(f"database not ready yet ({type(exc).__name__})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
