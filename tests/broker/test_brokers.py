@@ -1,0 +1,164 @@
+"""Both brokers, started as `python -m broker`, enforce the same credentials and ACL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from tests.conftest import ROOT, RunningBroker, free_port, start_broker, stop_process
+from tests.helpers import client, collect
+
+HEALTHCHECK = ROOT / "scripts" / "healthcheck"
+
+
+async def test_anonymous_client_is_refused(broker: RunningBroker) -> None:
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="anon", timeout=5):
+            pass
+
+
+async def test_wrong_password_is_refused(broker: RunningBroker) -> None:
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", broker.port, username="ingest", password="nope", timeout=5):
+            pass
+
+
+async def test_ingest_cannot_publish_commands(broker: RunningBroker) -> None:
+    settings = broker.mqtt_settings()
+    cmd = "saic/acl/vehicles/VACL1/cmd/lock"
+    async with client(settings, "gateway") as listener, client(settings, "ingest") as ingest:
+        await listener.subscribe("saic/+/vehicles/+/cmd/+", qos=1)
+        await ingest.publish(cmd, b'{"id": "forged"}', qos=1)
+        async with client(settings, "api") as api:
+            await api.publish(cmd, b'{"id": "genuine"}', qos=1)
+        received = await collect(listener, 2, timeout=2)
+    assert [m.payload for m in received] == [b'{"id": "genuine"}']
+
+
+async def test_nothing_outside_the_acl_is_delivered(broker: RunningBroker) -> None:
+    settings = broker.mqtt_settings()
+    async with client(settings, "ingest") as ingest:
+        granted = await ingest.subscribe([("saic/+/vehicles/+/cmd/+", 1), ("saic/+/vehicles/+/drivetrain/#", 1)])
+        async with client(settings, "api") as api:
+            await api.publish("saic/sub/vehicles/VSUB1/cmd/lock", b"{}", qos=1)
+        async with client(settings, "gateway") as gateway:
+            await gateway.publish("saic/sub/vehicles/VSUB1/drivetrain/soc", b"50", qos=1)
+        received = await collect(ingest, 2, timeout=2)
+    assert [m.topic.value for m in received] == ["saic/sub/vehicles/VSUB1/drivetrain/soc"]
+    codes = [getattr(g, "value", g) for g in granted]  # type: ignore[union-attr]
+    # amqtt refuses the subscription outright; Mosquitto's acl_file grants it and filters delivery.
+    assert codes[0] == (128 if broker.implementation == "amqtt" else 1)
+
+
+async def test_retained_messages_respect_the_acl(broker: RunningBroker) -> None:
+    settings = broker.mqtt_settings()
+    secret = "saic/ret/vehicles/VRET1/cmd/unlock"
+    allowed = "saic/ret/vehicles/VRET1/drivetrain/soc"
+    # An API client subscribed to everything it may read: amqtt used to send retained messages
+    # matching *any* client's filter to every newcomer.
+    async with client(settings, "api") as api:
+        await api.subscribe("saic/+/vehicles/#", qos=1)
+        async with client(settings, "gateway") as gateway:
+            await gateway.publish(secret, b"retained-secret", qos=1, retain=True)
+            await gateway.publish(allowed, b"42", qos=1, retain=True)
+        async with client(settings, "ingest") as ingest:
+            await ingest.subscribe("saic/+/vehicles/+/drivetrain/#", qos=1)
+            received = await collect(ingest, 2, timeout=2)
+        async with client(settings, "gateway") as gateway:
+            await gateway.publish(secret, b"", qos=1, retain=True)
+            await gateway.publish(allowed, b"", qos=1, retain=True)
+    assert [(m.topic.value, m.payload) for m in received] == [(allowed, b"42")]
+
+
+def _connect_packet(client_id: str, username: str, password: str, keepalive: int, will: tuple[str, bytes]) -> bytes:
+    def field(data: bytes) -> bytes:
+        return struct.pack("!H", len(data)) + data
+
+    flags = 0x80 | 0x40 | 0x20 | 0x08 | 0x04 | 0x02  # user, password, will retain, will QoS 1, will, clean
+    variable = field(b"MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
+    payload = field(client_id.encode()) + field(will[0].encode()) + field(will[1])
+    payload += field(username.encode()) + field(password.encode())
+    body = variable + payload
+    return bytes([0x10, len(body)]) + body
+
+
+async def test_silent_client_is_dropped_and_its_will_fires(broker: RunningBroker) -> None:
+    settings = broker.mqtt_settings()
+    will_topic = "saic/_internal/lwt"
+    async with client(settings, "api") as api:
+        await api.subscribe(will_topic, qos=1)
+        await collect(api, 1, timeout=0.5)  # drain a retained value left by other tests
+        with socket.create_connection(("127.0.0.1", broker.port)) as sock:
+            sock.sendall(_connect_packet("silent-gw", "gateway", settings.password_for("gateway"), 1, (will_topic, b"dead")))
+            assert sock.recv(4)[:1] == b"\x20"  # CONNACK; then silence with the socket open
+            started = time.monotonic()
+            received = await collect(api, 1, timeout=6)
+            waited = time.monotonic() - started
+    assert [m.payload for m in received] == [b"dead"]
+    assert waited < 5, f"the will took {waited:.1f}s"
+    async with client(settings, "gateway") as gateway:
+        await gateway.publish(will_topic, b"", qos=1, retain=True)
+
+
+def _healthcheck(port: int, password: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MQTT_PORT": str(port), "MQTT_MONITOR_PASSWORD": password}
+    return subprocess.run([sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, text=True, timeout=10)
+
+
+def test_healthcheck_sees_sys_topics(broker: RunningBroker) -> None:
+    assert _healthcheck(broker.port, broker.passwords["monitor"]).returncode == 0
+
+
+def test_healthcheck_fails_with_wrong_credentials(broker: RunningBroker) -> None:
+    result = _healthcheck(broker.port, "wrong")
+    assert result.returncode == 1
+    assert "refused" in result.stderr
+
+
+def test_healthcheck_fails_within_its_timeout_when_no_broker_answers() -> None:
+    # A listener that accepts TCP but never speaks MQTT: the probe must give up after ~3 s.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        started = time.monotonic()
+        result = _healthcheck(port, "x")
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert elapsed < 6
+    assert _healthcheck(free_port(), "x").returncode == 1
+
+
+@pytest.mark.parametrize("implementation", ["amqtt", "mosquitto"])
+def test_sigterm_stops_the_broker_cleanly(implementation: str, tmp_path: Path) -> None:
+    from broker.mosquitto import find_mosquitto
+
+    if implementation == "mosquitto" and find_mosquitto() is None:
+        pytest.skip("Mosquitto is not installed")
+    running = start_broker(implementation, tmp_path)
+    started = time.monotonic()
+    running.process.send_signal(15)
+    try:
+        code = running.process.wait(timeout=5)
+    finally:
+        stop_process(running.process)
+    assert code == 0
+    assert time.monotonic() - started < 5
+
+
+async def test_message_flow_under_concurrent_clients(broker: RunningBroker) -> None:
+    settings = broker.mqtt_settings()
+    async with client(settings, "api") as api, client(settings, "gateway") as gateway:
+        await api.subscribe("saic/flow/vehicles/+/drivetrain/#", qos=1)
+        await asyncio.gather(
+            *(gateway.publish(f"saic/flow/vehicles/V{i}/drivetrain/soc", str(i).encode(), qos=1) for i in range(200))
+        )
+        received = await collect(api, 200, timeout=10)
+    assert sorted(int(m.payload) for m in received) == list(range(200))  # type: ignore[arg-type]

@@ -1,0 +1,142 @@
+"""Real servers for the tests: one PostgreSQL per session (a fresh database per test) and each
+broker implementation started as `python -m broker`, exactly as supervisord starts it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from broker.mosquitto import find_mosquitto
+from common.settings import COMPONENTS, DatabaseSettings, MqttSettings
+from local_stack.postgres import LocalPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    base = Path(os.environ.get("TEST_DATA_DIR", "/tmp")) / f"vehicle-backend-pg-{uuid.uuid4().hex[:8]}"
+    server = LocalPostgres(base / "data", free_port(), secrets.token_urlsafe(16))
+    server.start(base / "postgres.log")
+    yield server
+    server.remove()
+    for leftover in base.glob("*"):
+        leftover.unlink(missing_ok=True)
+    base.rmdir()
+
+
+@pytest.fixture
+async def database_url(postgres: LocalPostgres) -> AsyncIterator[str]:
+    """A fresh, empty database for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres.url())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield postgres.url(name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def db_settings(database_url: str) -> DatabaseSettings:
+    return DatabaseSettings.from_env({"DATABASE_URL": database_url})
+
+
+# -- brokers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunningBroker:
+    implementation: str
+    port: int
+    passwords: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def env(self) -> dict[str, str]:
+        env = {f"MQTT_{c.upper()}_PASSWORD": pw for c, pw in self.passwords.items()}
+        env["MQTT_PORT"] = str(self.port)
+        return env
+
+    def mqtt_settings(self) -> MqttSettings:
+        return MqttSettings.from_env(self.env())
+
+
+def start_broker(implementation: str, runtime_dir: Path) -> RunningBroker:
+    passwords = {c: secrets.token_urlsafe(12) for c in COMPONENTS}
+    port = free_port()
+    env = {
+        **os.environ,
+        **{f"MQTT_{c.upper()}_PASSWORD": pw for c, pw in passwords.items()},
+        "MQTT_PORT": str(port),
+        "BROKER_IMPLEMENTATION": implementation,
+        "BROKER_RUNTIME_DIR": str(runtime_dir),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "broker"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port)
+    except TimeoutError:
+        stop_process(process)
+        raise
+    return RunningBroker(implementation, port, passwords, process)
+
+
+BROKERS = ["amqtt", "mosquitto"]
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBroker]:
+    implementation: str = request.param
+    if implementation == "mosquitto" and find_mosquitto() is None:
+        pytest.skip("Mosquitto is not installed (scripts/test installs it with apt-get when run as root)")
+    running = start_broker(implementation, tmp_path_factory.mktemp(f"broker-{implementation}"))
+    yield running
+    stop_process(running.process)
+
+
+@pytest.fixture
+def mqtt_settings(broker: RunningBroker) -> MqttSettings:
+    return broker.mqtt_settings()

@@ -1,0 +1,57 @@
+"""Small helpers for tests that wait on real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+
+import aiomqtt
+
+from common.settings import MqttSettings
+
+
+async def wait_until(
+    check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, interval: float = 0.1, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def client(settings: MqttSettings, component: str, client_id: str | None = None, **kwargs: object) -> aiomqtt.Client:
+    """A real MQTT client logged in as one of the programs' broker users."""
+    return aiomqtt.Client(
+        "127.0.0.1",
+        settings.port,
+        username=component,
+        password=settings.password_for(component),
+        identifier=client_id or f"test-{component}-{time.monotonic_ns()}",
+        protocol=aiomqtt.ProtocolVersion.V311,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def collect(mqtt: aiomqtt.Client, count: int, timeout: float = 5.0) -> list[aiomqtt.Message]:
+    """The next `count` messages (fewer if the timeout passes first)."""
+    received: list[aiomqtt.Message] = []
+
+    async def gather() -> None:
+        async for message in mqtt.messages:
+            received.append(message)
+            if len(received) >= count:
+                return
+
+    try:
+        await asyncio.wait_for(gather(), timeout)
+    except TimeoutError:
+        pass
+    return received
