@@ -54,9 +54,7 @@ class LocalPostgres:
         if self._as_root:
             account = _ensure_service_user()
             extra = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-        result = subprocess.run(  # noqa: PLW1510 - the return code is checked below
-            [str(_bin_dir() / program), *args], capture_output=True, text=True, **extra, **kwargs
-        )
+        result = subprocess.run([str(_bin_dir() / program), *args], capture_output=True, text=True, **extra, **kwargs)
         if result.returncode != 0:
             raise PostgresError(f"{program} {' '.join(args[:2])} failed: {(result.stderr or result.stdout).strip()}")
         return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -50,8 +51,6 @@ async def collect(mqtt: aiomqtt.Client, count: int, timeout: float = 5.0) -> lis
             if len(received) >= count:
                 return
 
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(gather(), timeout)
-    except TimeoutError:
-        pass
     return received
