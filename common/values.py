@@ -42,7 +42,7 @@ KEY_KINDS: dict[str, Kind] = {
     topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY: Kind.FLOAT,
     topics.LOCATION_LATITUDE: Kind.FLOAT,
     topics.LOCATION_LONGITUDE: Kind.FLOAT,
-    topics.LOCATION_ELEVATION: Kind.FLOAT,
+    topics.LOCATION_ELEVATION: Kind.INT,
     topics.LOCATION_HEADING: Kind.INT,
     topics.LOCATION_SPEED: Kind.FLOAT,
     topics.LOCATION_POSITION: Kind.JSON,

@@ -58,6 +58,8 @@ class CommandDispatcher:
         if parsed is None or not parsed.path.startswith(f"{topics.COMMAND_SEGMENT}/"):
             return
         command = parsed.path.split("/", 1)[1]
+        if not message.payload:
+            return  # an empty message is how a retained command gets cleared, not a request
         if message.retain:
             # A retained command would fire again after every restart: never act on one; clear it.
             log.warning("ignoring retained command on %s and clearing it", topic)

@@ -103,9 +103,11 @@ class RunningBroker:
         return MqttSettings.from_env(self.env())
 
 
-def start_broker(implementation: str, runtime_dir: Path) -> RunningBroker:
-    passwords = {c: secrets.token_urlsafe(12) for c in COMPONENTS}
-    port = free_port()
+def start_broker(
+    implementation: str, runtime_dir: Path, *, port: int | None = None, passwords: dict[str, str] | None = None
+) -> RunningBroker:
+    passwords = passwords or {c: secrets.token_urlsafe(12) for c in COMPONENTS}
+    port = port or free_port()
     env = {
         **os.environ,
         **{f"MQTT_{c.upper()}_PASSWORD": pw for c, pw in passwords.items()},

@@ -1,0 +1,186 @@
+"""The gateway with the simulated fleet, in-process, against each real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from common import topics
+from common.settings import MqttSettings
+from gateway.app import Gateway
+from gateway.settings import GatewaySettings
+from gateway.simulator import Phase, SimulatedFleet
+from tests.conftest import RunningBroker, start_broker, stop_process
+from tests.helpers import client, collect, wait_until
+
+ACCOUNT = "tester@example.com"
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: MqttSettings, vehicles: int = 2, poll: float = 0.2) -> AsyncIterator[Gateway]:
+    gw_settings = GatewaySettings.from_env(
+        {
+            "SAIC_USERNAME": ACCOUNT,
+            "GATEWAY_POLL_INTERVAL": str(poll),
+            "SIMULATED_VEHICLES": str(vehicles),
+            "SIMULATOR_COMMAND_LATENCY": "0",
+        }
+    )
+    fleet = SimulatedFleet(vehicles, seed=1, command_latency=0)
+    gateway = Gateway(gw_settings, settings, fleet)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    await wait_until(lambda: gateway.polls >= 1, what="first poll")
+    try:
+        yield gateway
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def vin(n: int) -> str:
+    return f"LSJSIM{n:011d}"
+
+
+def root(n: int) -> str:
+    return topics.VehicleTopics("saic", ACCOUNT, vin(n)).root
+
+
+async def send(api: aiomqtt.Client, n: int, command: str, body: dict[str, object] | bytes) -> None:
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    await api.publish(f"{root(n)}/cmd/{command}", payload, qos=1)
+
+
+async def results(api: aiomqtt.Client, count: int) -> list[dict[str, object]]:
+    return [json.loads(m.payload) for m in await collect(api, count, timeout=5)]
+
+
+async def test_every_vehicle_publishes_retained_telemetry(mqtt_settings: MqttSettings) -> None:
+    async with running_gateway(mqtt_settings), client(mqtt_settings, "api") as api:
+        await api.subscribe(topics.vehicles_filter("saic", topics.DRIVETRAIN_SOC, ACCOUNT), qos=1)
+        received = await collect(api, 2, timeout=3)
+    assert {m.topic.value for m in received} == {f"{root(1)}/drivetrain/soc", f"{root(2)}/drivetrain/soc"}
+    assert all(m.retain for m in received)
+    assert all(0 <= float(m.payload) <= 100 for m in received)
+
+
+async def test_unchanged_values_are_not_republished(mqtt_settings: MqttSettings) -> None:
+    async with running_gateway(mqtt_settings, vehicles=1, poll=0.1) as gateway, client(mqtt_settings, "api") as api:
+        await api.subscribe(f"{root(1)}/info/brand", qos=1)
+        polls = gateway.polls
+        received = await collect(api, 5, timeout=1.5)
+        assert gateway.polls - polls >= 5
+    assert len(received) == 1
+    assert received[0].retain
+
+
+async def test_lock_command_round_trip(mqtt_settings: MqttSettings) -> None:
+    async with running_gateway(mqtt_settings) as gateway:
+        fleet = gateway.source
+        assert isinstance(fleet, SimulatedFleet)
+        fleet.vehicle(vin(1)).locked = False
+        async with client(mqtt_settings, "api") as api:
+            await api.subscribe(f"{root(1)}/cmd/+/result", qos=1)
+            command_id = str(uuid.uuid4())
+            await send(api, 1, "lock", {"id": command_id, "requested_by": "test"})
+            [result] = await results(api, 1)
+            await api.subscribe(f"{root(1)}/doors/locked", qos=1)
+            [locked] = await collect(api, 1, timeout=2)
+    assert result["id"] == command_id
+    assert result["status"] == "succeeded"
+    assert result["error"] is None
+    assert datetime.fromisoformat(str(result["finished_at"])) <= datetime.now(UTC)
+    assert locked.payload == b"True"
+
+
+async def test_concurrent_commands_get_their_own_results(mqtt_settings: MqttSettings) -> None:
+    async with running_gateway(mqtt_settings), client(mqtt_settings, "api") as api:
+        await api.subscribe(topics.command_result_filter("saic"), qos=1)
+        ids = {n: str(uuid.uuid4()) for n in (1, 2)}
+        await asyncio.gather(
+            send(api, 1, "unlock", {"id": ids[1]}),
+            send(api, 2, "climate", {"id": ids[2], "args": {"action": "sideways"}}),
+        )
+        by_id = {r["id"]: r for r in await results(api, 2)}
+    assert by_id[ids[1]]["status"] == "succeeded"
+    assert by_id[ids[2]]["status"] == "rejected"
+    assert "action" in str(by_id[ids[2]]["error"])
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "status", "reason"),
+    [
+        ("lock", b"not json", "rejected", "bad request"),
+        ("lock", {"id": "not-a-uuid"}, "rejected", "bad request"),
+        ("teleport", {"args": {}}, "rejected", "unknown command 'teleport'"),
+        ("lock", {"expires_at": "2020-01-01T00:00:00Z"}, "expired", "expired"),
+        ("charging", {"args": {"action": "start"}}, "failed", "no charging cable"),
+        ("lock", {"args": {"force": True}}, "rejected", "force"),
+    ],
+)
+async def test_bad_commands_get_a_clear_result(
+    mqtt_settings: MqttSettings, command: str, body: dict[str, object] | bytes, status: str, reason: str
+) -> None:
+    command_id = str(uuid.uuid4())
+    if isinstance(body, dict) and "id" not in body:
+        body = {"id": command_id, **body}
+    async with running_gateway(mqtt_settings) as gateway:
+        fleet = gateway.source
+        assert isinstance(fleet, SimulatedFleet)
+        car = fleet.vehicle(vin(1))
+        car.phase, car.phase_ends_at, car.charger_connected = Phase.PARKED, float("inf"), False
+        async with client(mqtt_settings, "api") as api:
+            await api.subscribe(f"{root(1)}/cmd/+/result", qos=1)
+            await send(api, 1, command, body)
+            [result] = await results(api, 1)
+    assert result["status"] == status
+    assert reason in str(result["error"])
+    if isinstance(body, dict) and body.get("id") == command_id:
+        assert result["id"] == command_id
+
+
+async def test_command_for_an_unknown_vehicle_is_rejected(mqtt_settings: MqttSettings) -> None:
+    async with running_gateway(mqtt_settings), client(mqtt_settings, "api") as api:
+        await api.subscribe(f"{root(99)}/cmd/+/result", qos=1)
+        await send(api, 99, "lock", {"id": str(uuid.uuid4())})
+        [result] = await results(api, 1)
+    assert result["status"] == "rejected"
+    assert "unknown vehicle" in str(result["error"])
+
+
+async def test_retained_commands_never_fire(mqtt_settings: MqttSettings) -> None:
+    async with client(mqtt_settings, "api") as api:
+        await api.publish(f"{root(1)}/cmd/unlock", json.dumps({"id": str(uuid.uuid4())}).encode(), qos=1, retain=True)
+    async with running_gateway(mqtt_settings) as gateway:
+        fleet = gateway.source
+        assert isinstance(fleet, SimulatedFleet)
+        async with client(mqtt_settings, "api") as api:
+            await api.subscribe(f"{root(1)}/cmd/#", qos=1)
+            received = await collect(api, 1, timeout=1.5)
+        assert fleet.vehicle(vin(1)).locked is True
+    assert received == []  # no result, and the retained command was cleared
+
+
+async def test_everything_is_republished_after_the_broker_restarts(broker: RunningBroker, tmp_path: Path) -> None:
+    private = start_broker(broker.implementation, tmp_path)
+    settings = private.mqtt_settings()
+    try:
+        async with running_gateway(settings, vehicles=1, poll=0.2) as gateway:
+            stop_process(private.process)
+            await wait_until(lambda: not gateway.mqtt.connected.is_set(), what="disconnect")
+            private = start_broker(broker.implementation, tmp_path, port=private.port, passwords=private.passwords)
+            await wait_until(gateway.mqtt.connected.is_set, timeout=20, what="reconnect")
+            async with client(settings, "api") as api:
+                await api.subscribe(f"{root(1)}/info/#", qos=1)
+                received = await collect(api, 5, timeout=3)
+    finally:
+        stop_process(private.process)
+    assert {m.topic.value.rsplit("/", 1)[1] for m in received} == {"brand", "model", "year", "series", "color"}
