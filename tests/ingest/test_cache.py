@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from common import topics
+from ingest.cache import MalformedMessage, TelemetryCache
+
+ROOT = "saic/acct/vehicles/VIN1"
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+T1 = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
+
+
+def test_readings_merge_into_one_snapshot_dated_by_the_vehicle() -> None:
+    cache = TelemetryCache("saic")
+    cache.add(f"{ROOT}/refresh/lastVehicleState", T0.isoformat().encode())
+    cache.add(f"{ROOT}/drivetrain/soc", b"80.5")
+    cache.add(f"{ROOT}/doors/locked", b"True")
+    [snap] = cache.take_changes()
+    assert (snap.vin, snap.account, snap.ts) == ("VIN1", "acct", T0)
+    assert snap.values[topics.DRIVETRAIN_SOC] == 80.5
+    assert snap.values[topics.DOORS_LOCKED] is True
+    assert snap.goes_to_history
+
+
+def test_only_changes_since_the_last_flush_are_taken_but_the_snapshot_is_whole() -> None:
+    cache = TelemetryCache("saic")
+    cache.add(f"{ROOT}/drivetrain/soc", b"80")
+    cache.take_changes()
+    assert cache.take_changes() == []
+    cache.add(f"{ROOT}/refresh/lastVehicleState", T1.isoformat().encode())
+    cache.add(f"{ROOT}/doors/locked", b"False")
+    [snap] = cache.take_changes()
+    assert snap.changed == {topics.DOORS_LOCKED, topics.REFRESH_LAST_VEHICLE_STATE}
+    assert snap.values[topics.DRIVETRAIN_SOC] == 80  # carried over from the earlier reading
+    assert not snap.goes_to_history  # neither SoC nor location changed
+
+
+def test_location_alone_goes_to_history() -> None:
+    cache = TelemetryCache("saic")
+    cache.add(f"{ROOT}/location/latitude", b"52.1")
+    [snap] = cache.take_changes()
+    assert snap.goes_to_history
+
+
+def test_without_a_vehicle_time_the_receive_time_dates_the_reading() -> None:
+    cache = TelemetryCache("saic")
+    cache.add(f"{ROOT}/drivetrain/soc", b"80", received_at=T1)
+    [snap] = cache.take_changes()
+    assert snap.ts == T1
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        (f"{ROOT}/drivetrain/soc", b"eighty", "expected a number"),
+        (f"{ROOT}/doors/locked", b"\xff\xfe", "invalid"),
+        ("elsewhere/x", b"1", "not a vehicle topic"),
+        (f"{ROOT}/refresh/lastVehicleState", b"soon", "ISO-8601"),
+    ],
+)
+def test_malformed_messages_are_counted_and_say_why(topic: str, payload: bytes, reason: str) -> None:
+    cache = TelemetryCache("saic")
+    with pytest.raises(MalformedMessage, match=reason):
+        cache.add(topic, payload)
+    assert cache.malformed == 1
+    assert cache.take_changes() == []
+
+
+def test_empty_payload_clears_nothing_and_is_not_malformed() -> None:
+    cache = TelemetryCache("saic")
+    cache.add(f"{ROOT}/drivetrain/soc", b"")
+    assert cache.malformed == 0
+    assert cache.take_changes() == []

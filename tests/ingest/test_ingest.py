@@ -1,0 +1,105 @@
+"""The ingest in-process against a real broker and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+
+from common.database import create_pool
+from common.settings import DatabaseSettings, MqttSettings
+from ingest.app import Ingest, connect_database
+from ingest.settings import IngestSettings
+from tests.gateway.test_gateway import root, running_gateway
+from tests.helpers import client, wait_until
+
+
+@contextlib.asynccontextmanager
+async def running_ingest(
+    mqtt_settings: MqttSettings, db_settings: DatabaseSettings, flush_interval: float = 0.3
+) -> AsyncIterator[Ingest]:
+    stop = asyncio.Event()
+    pool = await connect_database(db_settings, stop)
+    assert pool is not None
+    settings = IngestSettings.from_env(
+        {"INGEST_FLUSH_INTERVAL": str(flush_interval), "INGEST_CLIENT_ID": "ingest-test"}
+    )
+    ingest = Ingest(settings, mqtt_settings, pool)
+    task = asyncio.create_task(ingest.run(stop))
+    await ingest.mqtt.wait_connected(10)
+    try:
+        yield ingest
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await pool.close()
+
+
+async def count(db: DatabaseSettings, sql: str) -> int:
+    conn = await asyncpg.connect(db.url.get_secret_value())
+    try:
+        return int(await conn.fetchval(sql))
+    finally:
+        await conn.close()
+
+
+async def test_fleet_telemetry_reaches_the_database(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> None:
+    async with running_ingest(mqtt_settings, db_settings), running_gateway(mqtt_settings, vehicles=3):
+
+        async def every_vehicle_has_history() -> bool:
+            return await count(db_settings, "SELECT count(DISTINCT vin) FROM vehicle_telemetry") == 3
+
+        await wait_until(every_vehicle_has_history, timeout=10, what="history for 3 vehicles")
+    assert (
+        await count(db_settings, "SELECT count(*) FROM vehicle_state WHERE soc IS NOT NULL AND latitude IS NOT NULL")
+        == 3
+    )
+    assert await count(db_settings, "SELECT count(*) FROM vehicles WHERE model IS NOT NULL") == 3
+
+
+async def test_malformed_messages_are_counted_and_ingest_keeps_going(
+    mqtt_settings: MqttSettings, db_settings: DatabaseSettings
+) -> None:
+    async with running_ingest(mqtt_settings, db_settings) as ingest:
+        async with client(mqtt_settings, "gateway") as gw:
+            for payload in (b"eighty", b"\xff", b"nan", b"{}"):
+                await gw.publish(f"{root(7)}/drivetrain/soc", payload, qos=1)
+            await gw.publish(f"{root(7)}/drivetrain/soc", b"42.5", qos=1)
+        await wait_until(lambda: ingest.cache.malformed == 4, what="4 malformed counted")
+
+        async def stored() -> bool:
+            return await count(db_settings, "SELECT count(*) FROM vehicle_telemetry WHERE soc = 42.5") == 1
+
+        await wait_until(stored, what="the good reading stored")
+
+
+async def test_stopping_writes_the_cache_first(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> None:
+    async with running_ingest(mqtt_settings, db_settings, flush_interval=3600) as ingest:
+        async with client(mqtt_settings, "gateway") as gw:
+            await gw.publish(f"{root(8)}/location/latitude", b"52.5", qos=1)
+        await wait_until(lambda: ingest.cache.accepted >= 1, what="message cached")
+        assert await count(db_settings, "SELECT count(*) FROM vehicle_telemetry") == 0
+    assert await count(db_settings, "SELECT count(*) FROM vehicle_telemetry WHERE latitude = 52.5") == 1
+
+
+async def test_a_failed_flush_is_kept_and_written_later(
+    mqtt_settings: MqttSettings, db_settings: DatabaseSettings
+) -> None:
+    async with running_ingest(mqtt_settings, db_settings, flush_interval=3600) as ingest:
+        async with client(mqtt_settings, "gateway") as gw:
+            await gw.publish(f"{root(9)}/drivetrain/soc", b"33", qos=1)
+        await wait_until(lambda: ingest.cache.accepted >= 1, what="message cached")
+        healthy_pool = ingest.flusher.pool
+        ingest.flusher.pool = await create_pool(
+            DatabaseSettings.from_env({"DATABASE_URL": "postgresql://nobody:x@127.0.0.1:1/none"}), min_size=0
+        )
+        assert await ingest.flusher.flush() is None
+        assert ingest.flusher.held >= 1
+        await ingest.flusher.pool.close()
+        ingest.flusher.pool = healthy_pool
+        result = await ingest.flusher.flush()
+        assert result is not None
+        assert result.telemetry_rows >= 1
+    assert await count(db_settings, "SELECT count(*) FROM vehicle_telemetry WHERE soc = 33") == 1
