@@ -26,8 +26,8 @@ ON CONFLICT (vin) DO UPDATE SET
 UPSERT_STATE = """
 INSERT INTO vehicle_state AS s
     (vin, ts, received_at, soc, range_km, latitude, longitude, speed_kmh, locked, charging, available, state)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::real[], $5::real[],
-                     $6::float8[], $7::float8[], $8::real[], $9::bool[], $10::bool[], $11::bool[], $12::jsonb[])
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[], $5::float8[],
+                     $6::float8[], $7::float8[], $8::float8[], $9::bool[], $10::bool[], $11::bool[], $12::jsonb[])
 ON CONFLICT (vin) DO UPDATE SET
     ts = EXCLUDED.ts,
     received_at = EXCLUDED.received_at,
@@ -45,8 +45,8 @@ WHERE s.ts <= EXCLUDED.ts
 
 INSERT_TELEMETRY = """
 INSERT INTO vehicle_telemetry (vin, ts, soc, range_km, latitude, longitude, speed_kmh, charging, payload)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::real[], $4::real[], $5::float8[], $6::float8[],
-                     $7::real[], $8::bool[], $9::jsonb[])
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
+                     $7::float8[], $8::bool[], $9::jsonb[])
 ON CONFLICT (vin, ts) DO NOTHING
 """
 

@@ -1,0 +1,167 @@
+"""The command API over real HTTP, with the real gateway, ingest, broker and PostgreSQL behind it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from command_api.app import create_app
+from command_api.settings import ApiSettings
+from common.settings import DatabaseSettings, MqttSettings
+from tests.conftest import free_port
+from tests.gateway.test_gateway import running_gateway, vin
+from tests.helpers import wait_until
+from tests.ingest.test_ingest import running_ingest
+
+API_KEY = "test-api-key-0123456789"
+
+
+@dataclass
+class Api:
+    base: str
+    http: aiohttp.ClientSession
+
+    async def call(self, method: str, path: str, *, key: str | None = API_KEY, **kwargs: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+        headers = {"X-API-Key": key} if key else {}
+        async with self.http.request(method, self.base + path, headers=headers, **kwargs) as response:  # type: ignore[arg-type]
+            assert response.content_type == "application/json"
+            return response.status, await response.json()
+
+
+@contextlib.asynccontextmanager
+async def running_api(mqtt: MqttSettings, db: DatabaseSettings, timeout: float = 5) -> AsyncIterator[Api]:
+    port = free_port()
+    settings = ApiSettings.from_env({"PORT": str(port), "COMMAND_API_KEY": API_KEY, "COMMAND_TIMEOUT": str(timeout)})
+    runner = web.AppRunner(create_app(settings, mqtt, db))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Api(f"http://127.0.0.1:{port}", http)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def stack(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> AsyncIterator[Api]:
+    async with (
+        running_ingest(mqtt_settings, db_settings),
+        running_gateway(mqtt_settings, vehicles=2),
+        running_api(mqtt_settings, db_settings) as api,
+    ):
+
+        async def vehicles_known() -> bool:
+            status, body = await api.call("GET", "/api/vehicles")
+            return status == 200 and sum(v["state"] is not None for v in body["vehicles"]) == 2
+
+        await wait_until(vehicles_known, what="both vehicles in the API")
+        yield api
+
+
+async def test_health_reports_every_component(stack: Api) -> None:
+    async def healthy() -> bool:
+        return (await stack.call("GET", "/api/health", key=None))[0] == 200
+
+    await wait_until(healthy, what="healthy")
+    async with stack.http.get(stack.base + "/api/health") as response:
+        body = await response.json()
+        assert response.headers["Cache-Control"] == "no-store"
+    assert {c: v["status"] for c, v in body["components"].items()} == dict.fromkeys(
+        ("api", "broker", "database", "gateway", "ingest"), "ok"
+    )
+
+
+async def test_vehicles_and_their_state(stack: Api) -> None:
+    status, body = await stack.call("GET", "/api/vehicles", key=None)
+    assert status == 200
+    assert [v["vin"] for v in body["vehicles"]] == [vin(1), vin(2)]
+    status, one = await stack.call("GET", f"/api/vehicles/{vin(1)}", key=None)
+    assert status == 200
+    assert 0 <= one["state"]["soc"] <= 100
+    assert one["state"]["values"]["drivetrain"]["soc"] == one["state"]["soc"]
+    assert one["state"]["values"]["info"]["brand"] == "MG"
+
+
+async def test_lock_round_trip_and_audit_trail(stack: Api, db_settings: DatabaseSettings) -> None:
+    status, body = await stack.call("POST", f"/api/vehicles/{vin(2)}/commands/lock")
+    assert status == 200, body
+    assert body["status"] == "succeeded"
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        row = await conn.fetchrow("SELECT * FROM commands WHERE id = $1", __import__("uuid").UUID(body["id"]))
+    finally:
+        await conn.close()
+    assert row is not None
+    assert (row["vin"], row["command"], row["status"], row["requested_by"]) == (
+        vin(2),
+        "lock",
+        "succeeded",
+        "api-key:development",
+    )
+
+
+async def test_failed_command_is_reported(stack: Api) -> None:
+    status, body = await stack.call("POST", f"/api/vehicles/{vin(1)}/commands/charging", json={"action": "stop"})
+    assert status == 200
+    assert body["status"] in ("failed", "succeeded")  # depends on whether the simulated car is charging
+    if body["status"] == "failed":
+        assert body["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "body", "status", "code"),
+    [
+        ("/api/vehicles/{vin}/commands/lock", None, None, 401, "unauthorized"),
+        ("/api/vehicles/{vin}/commands/lock", "wrong-key", None, 401, "unauthorized"),
+        ("/api/vehicles/{vin}/commands/self_destruct", API_KEY, None, 404, "unknown_command"),
+        ("/api/vehicles/NOSUCHVIN/commands/lock", API_KEY, None, 404, "unknown_vehicle"),
+        ("/api/vehicles/{vin}/commands/climate", API_KEY, {"action": "boil"}, 400, "invalid_arguments"),
+        ("/api/vehicles/{vin}/commands/climate", API_KEY, b"{oops", 400, "invalid_json"),
+        ("/api/vehicles/{vin}/commands/climate", API_KEY, [1, 2], 400, "invalid_json"),
+        ("/api/nothing-here", API_KEY, None, 404, "not_found"),
+    ],
+)
+async def test_bad_requests_get_clear_errors(
+    stack: Api, path: str, key: str | None, body: object, status: int, code: str
+) -> None:
+    kwargs: dict[str, object] = {"data": body} if isinstance(body, bytes) else {"json": body} if body else {}
+    got_status, got = await stack.call("POST", path.format(vin=vin(1)), key=key, **kwargs)
+    assert (got_status, got["error"]["code"]) == (status, code)
+    assert got["error"]["message"]
+
+
+async def test_unknown_vehicle_state_is_404(stack: Api) -> None:
+    status, body = await stack.call("GET", "/api/vehicles/NOSUCHVIN", key=None)
+    assert (status, body["error"]["code"]) == (404, "unknown_vehicle")
+
+
+async def test_no_answer_is_a_504(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> None:
+    async with running_ingest(mqtt_settings, db_settings):
+        async with running_gateway(mqtt_settings, vehicles=1):
+            pass  # the vehicle is now known, and its gateway is gone
+        async with running_api(mqtt_settings, db_settings, timeout=0.5) as api:
+            await wait_until(lambda: _known(api), what="vehicle known")
+            status, body = await api.call("POST", f"/api/vehicles/{vin(1)}/commands/lock")
+    assert (status, body["error"]["code"]) == (504, "command_timeout")
+    assert body["error"]["details"]["id"]
+
+
+async def _known(api: Api) -> bool:
+    status, _ = await api.call("GET", f"/api/vehicles/{vin(1)}", key=None)
+    return status == 200
+
+
+async def test_health_is_503_when_the_database_is_down(mqtt_settings: MqttSettings) -> None:
+    dead = DatabaseSettings.from_env({"DATABASE_URL": f"postgresql://x:y@127.0.0.1:{free_port()}/none"})
+    async with running_api(mqtt_settings, dead) as api:
+        status, body = await api.call("GET", "/api/health", key=None)
+        assert status == 503
+        assert body["components"]["database"]["status"] == "down"
+        status, body = await api.call("GET", "/api/vehicles", key=None)
+        assert (status, body["error"]["code"]) == (503, "database_unavailable")
