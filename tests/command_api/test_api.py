@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -27,9 +29,9 @@ class Api:
     base: str
     http: aiohttp.ClientSession
 
-    async def call(self, method: str, path: str, *, key: str | None = API_KEY, **kwargs: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async def call(self, method: str, path: str, *, key: str | None = API_KEY, **kwargs: Any) -> tuple[int, Any]:
         headers = {"X-API-Key": key} if key else {}
-        async with self.http.request(method, self.base + path, headers=headers, **kwargs) as response:  # type: ignore[arg-type]
+        async with self.http.request(method, self.base + path, headers=headers, **kwargs) as response:
             assert response.content_type == "application/json"
             return response.status, await response.json()
 
@@ -94,7 +96,7 @@ async def test_lock_round_trip_and_audit_trail(stack: Api, db_settings: Database
     assert body["status"] == "succeeded"
     conn = await asyncpg.connect(db_settings.url.get_secret_value())
     try:
-        row = await conn.fetchrow("SELECT * FROM commands WHERE id = $1", __import__("uuid").UUID(body["id"]))
+        row = await conn.fetchrow("SELECT * FROM commands WHERE id = $1", uuid.UUID(body["id"]))
     finally:
         await conn.close()
     assert row is not None

@@ -1,0 +1,197 @@
+"""The whole backend under the real supervisord.conf, on free ports, with default intervals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import aiomqtt
+import asyncpg
+import psutil
+import pytest
+
+from common.settings import COMPONENTS, MqttSettings
+from tests.conftest import ROOT, free_port, wait_for_port
+from tests.helpers import client, collect, wait_until
+
+pytestmark = pytest.mark.e2e
+
+VIN = "LSJSIM00000000001"
+API_KEY = "e2e-api-key-0123456789abcdef"
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[bytes]
+    api: str
+    mqtt: MqttSettings
+    database_url: str
+    log: Path
+
+    def program_pid(self, module: str) -> int | None:
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if f"-m {module}" in " ".join(child.cmdline()):
+                    return child.pid
+            except psutil.NoSuchProcess:
+                continue
+        return None
+
+    async def fetchval(self, sql: str) -> object:
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(scope="module")
+def stack_process(tmp_path_factory: pytest.TempPathFactory, postgres: object) -> Iterator[Stack]:
+    from local_stack.postgres import LocalPostgres
+
+    assert isinstance(postgres, LocalPostgres)
+    database = f"e2e_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_create_database(postgres.url(), database))
+    runtime = tmp_path_factory.mktemp("e2e")
+    passwords = {f"MQTT_{c.upper()}_PASSWORD": secrets.token_urlsafe(12) for c in COMPONENTS}
+    mqtt_port, api_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        **passwords,
+        "MQTT_PORT": str(mqtt_port),
+        "PORT": str(api_port),
+        "DATABASE_URL": postgres.url(database),
+        "COMMAND_API_KEY": API_KEY,
+        "RUNTIME_DIR": str(runtime),
+        "BROKER_RUNTIME_DIR": str(runtime / "broker"),
+        "SIMULATED_VEHICLES": "3",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = runtime / "stack.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "supervisord"), "-c", str(ROOT / "supervisord.conf")],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stack = Stack(
+        process,
+        f"http://127.0.0.1:{api_port}",
+        MqttSettings.from_env({**passwords, "MQTT_PORT": str(mqtt_port)}),
+        postgres.url(database),
+        log,
+    )
+    try:
+        wait_for_port(api_port, timeout=30)
+        yield stack
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_telemetry_rows_for_every_vehicle_within_15_s(stack_process: Stack) -> None:
+    async def every_vehicle() -> bool:
+        return await stack_process.fetchval("SELECT count(DISTINCT vin) FROM vehicle_telemetry") == 3
+
+    await wait_until(every_vehicle, timeout=15, interval=0.5, what="telemetry rows for all 3 vehicles")
+
+
+async def _command(http: aiohttp.ClientSession, stack: Stack, command: str) -> dict[str, object]:
+    url = f"{stack.api}/api/vehicles/{VIN}/commands/{command}"
+    async with http.post(url, headers={"X-API-Key": API_KEY}) as response:
+        body: dict[str, object] = await response.json()
+        assert response.status == 200, body
+        return body
+
+
+async def test_lock_goes_http_mqtt_gateway_and_back(stack_process: Stack, http: aiohttp.ClientSession) -> None:
+    await wait_until(lambda: _vehicle_known(stack_process), timeout=15, what="vehicle known")
+    for command, locked in (("unlock", False), ("lock", True)):
+        body = await _command(http, stack_process, command)
+        assert body["status"] == "succeeded"
+
+        async def state_says(expected: bool = locked) -> bool:
+            return await stack_process.fetchval(f"SELECT locked FROM vehicle_state WHERE vin = '{VIN}'") is expected
+
+        await wait_until(state_says, timeout=15, interval=0.5, what=f"state row locked={locked}")
+
+
+async def _vehicle_known(stack: Stack) -> bool:
+    return bool(await stack.fetchval(f"SELECT count(*) FROM vehicle_state WHERE vin = '{VIN}'"))
+
+
+async def test_ingest_killed_with_sigkill_is_restarted_and_rows_keep_coming(stack_process: Stack) -> None:
+    pid = stack_process.program_pid("ingest")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await wait_until(
+        lambda: stack_process.program_pid("ingest") not in (None, pid),
+        timeout=20,
+        what="supervisord restarting the ingest",
+    )
+    before = await stack_process.fetchval("SELECT max(ts) FROM vehicle_state")
+
+    async def newer_rows() -> bool:
+        return bool(await stack_process.fetchval(f"SELECT count(*) FROM vehicle_state WHERE ts > '{before}'"))
+
+    await wait_until(newer_rows, timeout=20, interval=0.5, what="rows after the restart")
+
+
+async def test_anonymous_mqtt_client_is_refused(stack_process: Stack) -> None:
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", stack_process.mqtt.port, identifier="anon-e2e", timeout=5):
+            pass
+
+
+async def test_ingest_credentials_cannot_publish_commands(stack_process: Stack) -> None:
+    topic = f"saic/simulator@example.com/vehicles/{VIN}/cmd/unlock"
+    async with client(stack_process.mqtt, "api") as watcher:
+        await watcher.subscribe(topic, qos=1)
+        async with client(stack_process.mqtt, "ingest") as ingest:
+            await ingest.publish(topic, json.dumps({"id": str(uuid.uuid4())}).encode(), qos=1)
+        received = await collect(watcher, 1, timeout=2)
+    assert received == []
+    assert await stack_process.fetchval(f"SELECT locked FROM vehicle_state WHERE vin = '{VIN}'") is not False
+
+
+def test_sigterm_stops_everything(stack_process: Stack) -> None:
+    children = psutil.Process(stack_process.process.pid).children(recursive=True)
+    assert len(children) >= 4
+    started = time.monotonic()
+    stack_process.process.send_signal(signal.SIGTERM)
+    assert stack_process.process.wait(timeout=30) == 0
+    elapsed = time.monotonic() - started
+    _gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == [], f"still running: {[p.pid for p in alive]}"
+    assert elapsed < 20
+    assert "ingest stopped" in stack_process.log.read_text()
