@@ -15,6 +15,7 @@ SUPPORTED = frozenset(
         "sys_interval",
         "persistence",
         "max_keepalive",
+        "max_queued_messages",
     }
 )
 
@@ -33,6 +34,7 @@ class BrokerConfig:
     sys_interval: int
     max_keepalive: int
     persistence: bool
+    max_queued_messages: int
 
     def with_port(self, port: int) -> BrokerConfig:
         return replace(self, port=port)
@@ -83,6 +85,7 @@ def load_config(path: Path) -> BrokerConfig:
         sys_interval=_int(values.get("sys_interval", "10"), f"{path}: sys_interval"),
         max_keepalive=_int(values.get("max_keepalive", "65535"), f"{path}: max_keepalive"),
         persistence=_flag(values.get("persistence", "false"), f"{path}: persistence"),
+        max_queued_messages=_int(values.get("max_queued_messages", "1000"), f"{path}: max_queued_messages"),
     )
 
 
@@ -95,6 +98,7 @@ def render_mosquitto_conf(config: BrokerConfig, *, run_as: str | None) -> str:
         f"sys_interval {config.sys_interval}",
         f"max_keepalive {config.max_keepalive}",
         f"persistence {str(config.persistence).lower()}",
+        f"max_queued_messages {config.max_queued_messages}",
         "log_dest stdout",
         "log_type error",
         "log_type warning",

@@ -17,6 +17,9 @@ from gateway.source import VehicleSource
 
 log = logging.getLogger(__name__)
 
+POLL_CHUNK = 50
+"""Vehicles polled at once: bounds the publishes in flight for a large fleet."""
+
 
 def build_source(settings: GatewaySettings) -> VehicleSource:
     return SimulatedFleet(settings.simulated_vehicles, settings.simulator_seed, settings.simulator_command_latency)
@@ -59,7 +62,9 @@ class Gateway:
         await self.publisher.publish_changes(self.roots[vin], values)
 
     async def poll_all(self) -> None:
-        await asyncio.gather(*(self.poll_vehicle(vin) for vin in self.roots))
+        vins = list(self.roots)
+        for start in range(0, len(vins), POLL_CHUNK):
+            await asyncio.gather(*(self.poll_vehicle(vin) for vin in vins[start : start + POLL_CHUNK]))
         self.polls += 1
 
     async def _poll_loop(self) -> None:

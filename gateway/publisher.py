@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # The reading's time goes first so that the ingest sees it with (or before) the values it dates.
 _FIRST = topics.REFRESH_LAST_VEHICLE_STATE
+PUBLISH_CHUNK = 500
 
 
 class TelemetryPublisher:
@@ -45,12 +46,14 @@ class TelemetryPublisher:
         log.info("republished %d retained values", len(items))
 
     async def _publish(self, items: list[tuple[str, bytes]]) -> None:
-        if not items:
-            return
-        results = await asyncio.gather(
-            *(self.mqtt.publish(t, p, qos=self.qos, retain=True) for t, p in items), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
+        failures: list[BaseException] = []
+        # In bounded chunks: a fleet's full republish is tens of thousands of messages.
+        for start in range(0, len(items), PUBLISH_CHUNK):
+            chunk = items[start : start + PUBLISH_CHUNK]
+            results = await asyncio.gather(
+                *(self.mqtt.publish(t, p, qos=self.qos, retain=True) for t, p in chunk), return_exceptions=True
+            )
+            failures += [r for r in results if isinstance(r, BaseException)]
         self.published += len(items) - len(failures)
         if failures and not isinstance(failures[0], MqttNotConnected):
             log.warning("%d of %d publishes failed: %s", len(failures), len(items), failures[0])
