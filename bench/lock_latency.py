@@ -16,7 +16,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from bench.servers import broker, free_port, postgres
+from bench.servers import broker, postgres
 from command_api.app import create_app
 from command_api.settings import ApiSettings
 from common.settings import DatabaseSettings
@@ -25,6 +25,7 @@ from gateway.settings import GatewaySettings
 from gateway.simulator import SimulatedFleet, simulated_vin
 from ingest.app import Ingest, connect_database
 from ingest.settings import IngestSettings
+from local_stack.ports import free_port
 
 KEY = "bench-api-key-0123456789"
 

@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from common.settings import COMPONENTS, MqttSettings
+from local_stack.ports import free_port, wait_for_port
 from local_stack.postgres import LocalPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for_port(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"port {port} never opened")
 
 
 @contextlib.contextmanager
@@ -53,7 +35,7 @@ def broker(implementation: str) -> Iterator[MqttSettings]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_for_port(int(env["MQTT_PORT"]))
+            wait_for_port(int(env["MQTT_PORT"]))
             yield MqttSettings.from_env(env)
         finally:
             proc.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
 from common import topics
 from common.mqtt import MqttConnection, MqttOptions
@@ -35,7 +36,9 @@ class Gateway:
             mqtt_settings,
             MqttOptions(
                 component="gateway",
-                client_id=f"gateway-{topics.account_segment(settings.account)}",
+                # Unique per run: amqtt mishandles a clean-session client id that reconnects (stale
+                # session state gets replayed), and the gateway keeps no broker-side session anyway.
+                client_id=f"gateway-{topics.account_segment(settings.account)[:40]}-{uuid.uuid4().hex[:8]}",
                 subscriptions=[(topics.command_filter(self.prefix, settings.account), 1)],
                 status_topic=topics.gateway_status_topic(self.prefix),
             ),

@@ -52,6 +52,9 @@ class TelemetryCache:
     def __len__(self) -> int:
         return len(self._vehicles)
 
+    def __contains__(self, vin: object) -> bool:
+        return vin in self._vehicles
+
     def add(self, topic: str, payload: bytes, received_at: datetime | None = None) -> None:
         """Merge one message; raises MalformedMessage (and counts it) for one that breaks the contract."""
         try:

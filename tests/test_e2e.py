@@ -22,7 +22,8 @@ import psutil
 import pytest
 
 from common.settings import COMPONENTS, MqttSettings
-from tests.conftest import ROOT, free_port, wait_for_port
+from local_stack.ports import free_port, wait_for_port
+from tests.conftest import ROOT
 from tests.helpers import client, collect, wait_until
 
 pytestmark = pytest.mark.e2e

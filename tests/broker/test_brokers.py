@@ -14,7 +14,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from tests.conftest import ROOT, RunningBroker, free_port, start_broker, stop_process
+from local_stack.ports import free_port
+from tests.conftest import ROOT, RunningBroker, start_broker, stop_process
 from tests.helpers import client, collect
 
 HEALTHCHECK = ROOT / "scripts" / "healthcheck"

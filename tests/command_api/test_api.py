@@ -16,7 +16,7 @@ from aiohttp import web
 from command_api.app import create_app
 from command_api.settings import ApiSettings
 from common.settings import DatabaseSettings, MqttSettings
-from tests.conftest import free_port
+from local_stack.ports import free_port
 from tests.gateway.test_gateway import running_gateway, vin
 from tests.helpers import wait_until
 from tests.ingest.test_ingest import running_ingest
