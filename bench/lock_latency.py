@@ -16,31 +16,18 @@ import time
 import aiohttp
 from aiohttp import web
 
-from bench.servers import broker, postgres
+from bench.servers import running_backend
 from command_api.app import create_app
 from command_api.settings import ApiSettings
-from common.settings import DatabaseSettings
-from gateway.app import Gateway
-from gateway.settings import GatewaySettings
-from gateway.simulator import SimulatedFleet, simulated_vin
-from ingest.app import Ingest, connect_database
-from ingest.settings import IngestSettings
+from gateway.simulator import simulated_vin
 from local_stack.ports import free_port
 
 KEY = "bench-api-key-0123456789"
 
 
 async def main(requests: int, implementation: str) -> None:
-    with broker(implementation) as mqtt, postgres() as url:
-        db = DatabaseSettings.from_env({"DATABASE_URL": url})
-        stop = asyncio.Event()
-        pool = await connect_database(db, stop)
-        assert pool is not None
-        ingest = Ingest(IngestSettings.from_env({"INGEST_FLUSH_INTERVAL": "0.5"}), mqtt, pool)
-        gateway = Gateway(
-            GatewaySettings.from_env({"SIMULATED_VEHICLES": "10"}), mqtt, SimulatedFleet(10, seed=1, command_latency=0)
-        )
-        tasks = [asyncio.create_task(ingest.run(stop)), asyncio.create_task(gateway.run(stop))]
+    async with running_backend(implementation, vehicles=10, flush_interval=0.5) as backend:
+        mqtt, db = backend.mqtt, backend.db
         port = free_port()
         runner = web.AppRunner(create_app(ApiSettings.from_env({"PORT": str(port), "COMMAND_API_KEY": KEY}), mqtt, db))
         await runner.setup()
@@ -66,9 +53,6 @@ async def main(requests: int, implementation: str) -> None:
             f"p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms"
         )
         await runner.cleanup()
-        stop.set()
-        await asyncio.gather(*tasks)
-        await pool.close()
 
 
 if __name__ == "__main__":

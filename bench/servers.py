@@ -1,16 +1,24 @@
-"""Real servers for the benchmarks: a broker as `python -m broker` and a throwaway PostgreSQL."""
+"""Real servers for the benchmarks: a broker as `python -m broker`, a throwaway PostgreSQL, and the
+gateway and ingest running against them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from common.settings import COMPONENTS, MqttSettings
+from common.settings import COMPONENTS, DatabaseSettings, MqttSettings
+from gateway.app import Gateway
+from gateway.settings import GatewaySettings
+from gateway.simulator import SimulatedFleet
+from ingest.app import Ingest, connect_database
+from ingest.settings import IngestSettings
 from local_stack.ports import free_port, wait_for_port
 from local_stack.postgres import LocalPostgres
 
@@ -52,3 +60,41 @@ def postgres() -> Iterator[str]:
         yield server.url()
     finally:
         server.remove()
+
+
+@dataclass
+class Backend:
+    """Gateway (simulated fleet) and ingest running in this process against real servers."""
+
+    mqtt: MqttSettings
+    db: DatabaseSettings
+    gateway: Gateway
+    ingest: Ingest
+
+
+@contextlib.asynccontextmanager
+async def running_backend(
+    implementation: str, *, vehicles: int, flush_interval: float, poll_interval: float = 5.0
+) -> AsyncIterator[Backend]:
+    with broker(implementation) as mqtt, postgres() as url:
+        db = DatabaseSettings.from_env({"DATABASE_URL": url})
+        stop = asyncio.Event()
+        pool = await connect_database(db, stop)
+        assert pool is not None
+        ingest = Ingest(IngestSettings.from_env({"INGEST_FLUSH_INTERVAL": str(flush_interval)}), mqtt, pool)
+        gateway = Gateway(
+            GatewaySettings.from_env(
+                {"SIMULATED_VEHICLES": str(vehicles), "GATEWAY_POLL_INTERVAL": str(poll_interval)}
+            ),
+            mqtt,
+            SimulatedFleet(vehicles, seed=1, command_latency=0),
+        )
+        tasks = [asyncio.create_task(ingest.run(stop))]
+        await ingest.mqtt.wait_connected(10)  # subscribed before the fleet's first full publish
+        tasks.append(asyncio.create_task(gateway.run(stop)))
+        try:
+            yield Backend(mqtt, db, gateway, ingest)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+            await pool.close()
