@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class CommandStatus(StrEnum):
@@ -45,11 +45,61 @@ class FindMyCarArgs(_Args):
     mode: Literal["activate", "lights_only", "horn_only", "stop"] = "activate"
 
 
+type ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="local time, HH:MM")]
+
+
+class TargetSocArgs(_Args):
+    percent: Literal[40, 50, 60, 70, 80, 90, 100] = Field(description="charge until this state of charge, %")
+
+
+class ChargeCurrentLimitArgs(_Args):
+    limit: Literal["6A", "8A", "16A", "MAX"] = Field(description="AC charging current limit")
+
+
+class HeatedSeatsArgs(_Args):
+    left: int = Field(ge=0, le=3, description="driver seat level, 0 = off")
+    right: int = Field(ge=0, le=3, description="passenger seat level, 0 = off")
+
+
+class OnOffArgs(_Args):
+    action: Literal["on", "off"]
+
+
+class CableLockArgs(_Args):
+    action: Literal["lock", "unlock"]
+
+
+class ChargingScheduleArgs(_Args):
+    mode: Literal["until_configured_time", "until_configured_soc", "disabled"]
+    start_time: ClockTime
+    end_time: ClockTime
+
+
+class BatteryHeatingScheduleArgs(_Args):
+    mode: Literal["on", "off"]
+    start_time: ClockTime | None = Field(None, description="required when mode is on")
+
+    @model_validator(mode="after")
+    def _start_time_when_on(self) -> BatteryHeatingScheduleArgs:
+        if self.mode == "on" and self.start_time is None:
+            raise ValueError("start_time is required when mode is on")
+        return self
+
+
 COMMAND_ARGS: dict[str, type[_Args]] = {
     "lock": NoArgs,
     "unlock": NoArgs,
+    "tailgate": NoArgs,
     "climate": ClimateArgs,
+    "heated_seats": HeatedSeatsArgs,
+    "rear_window_heat": OnOffArgs,
     "charging": ChargingArgs,
+    "target_soc": TargetSocArgs,
+    "charge_current_limit": ChargeCurrentLimitArgs,
+    "charging_cable_lock": CableLockArgs,
+    "charging_schedule": ChargingScheduleArgs,
+    "battery_heating": OnOffArgs,
+    "battery_heating_schedule": BatteryHeatingScheduleArgs,
     "find_my_car": FindMyCarArgs,
 }
 

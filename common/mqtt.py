@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.client import MQTT_ERR_NO_CONN
@@ -22,7 +23,7 @@ from common.settings import MqttSettings
 log = logging.getLogger(__name__)
 
 type MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
-type ConnectHook = Callable[[], Awaitable[None]]
+type ConnectHook = Callable[[], Coroutine[Any, Any, None]]
 
 PUBLISH_TIMEOUT = 10.0
 
@@ -56,6 +57,7 @@ class MqttConnection:
         self.connect_count = 0
         self._client: aiomqtt.Client | None = None
         self._stop_requested = asyncio.Event()
+        self._hook_tasks: set[asyncio.Task[None]] = set()
 
     def _make_client(self) -> aiomqtt.Client:
         opts = self.options
@@ -114,8 +116,11 @@ class MqttConnection:
             await client.publish(self.options.status_topic, b"online", qos=1, retain=True, timeout=PUBLISH_TIMEOUT)
         log.info("connected to broker %s:%s", self.settings.host, self.settings.port)
         self.connected.set()
+        # In the background: a large republish must not hold up the incoming messages.
         for hook in self.options.on_connect:
-            await hook()
+            task = asyncio.create_task(hook())
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
 
     async def _dispatch(self, message: aiomqtt.Message) -> None:
         if self.on_message is None:

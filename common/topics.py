@@ -32,6 +32,17 @@ DRIVETRAIN_HV_BATTERY_ACTIVE = "drivetrain/hvBatteryActive"
 DRIVETRAIN_SOC_TARGET = "drivetrain/socTarget"
 DRIVETRAIN_REMAINING_CHARGING_TIME = "drivetrain/remainingChargingTime"
 DRIVETRAIN_TOTAL_BATTERY_CAPACITY = "drivetrain/totalBatteryCapacity"
+DRIVETRAIN_CHARGE_CURRENT_LIMIT = "drivetrain/chargeCurrentLimit"
+DRIVETRAIN_CHARGING_CABLE_LOCK = "drivetrain/chargingCableLock"
+DRIVETRAIN_CHARGING_SCHEDULE = "drivetrain/chargingSchedule"
+DRIVETRAIN_BATTERY_HEATING = "drivetrain/batteryHeating"
+DRIVETRAIN_BATTERY_HEATING_SCHEDULE = "drivetrain/batteryHeatingSchedule"
+BMS_CHARGE_STATUS = "bms/chargeStatus"
+DRIVETRAIN_CURRENT_JOURNEY = "drivetrain/currentJourney"
+DRIVETRAIN_CHARGING_TYPE = "drivetrain/chargingType"
+DRIVETRAIN_MILEAGE_OF_DAY = "drivetrain/mileageOfTheDay"
+DRIVETRAIN_MILEAGE_SINCE_LAST_CHARGE = "drivetrain/mileageSinceLastCharge"
+DRIVETRAIN_SOC_KWH = "drivetrain/soc_kwh"
 LOCATION_LATITUDE = "location/latitude"
 LOCATION_LONGITUDE = "location/longitude"
 LOCATION_ELEVATION = "location/elevation"
@@ -43,6 +54,8 @@ CLIMATE_EXTERIOR_TEMPERATURE = "climate/exteriorTemperature"
 CLIMATE_REMOTE_CLIMATE_STATE = "climate/remoteClimateState"
 CLIMATE_REMOTE_TEMPERATURE = "climate/remoteTemperature"
 CLIMATE_BACK_WINDOW_HEAT = "climate/rearWindowDefrosterHeating"
+CLIMATE_HEATED_SEAT_LEFT = "climate/heatedSeatsFrontLeftLevel"
+CLIMATE_HEATED_SEAT_RIGHT = "climate/heatedSeatsFrontRightLevel"
 DOORS_LOCKED = "doors/locked"
 DOORS = tuple(f"doors/{d}" for d in ("driver", "passenger", "rearLeft", "rearRight", "bonnet", "boot"))
 WINDOWS = tuple(f"windows/{w}" for w in ("driver", "passenger", "rearLeft", "rearRight", "sunRoof"))
@@ -51,7 +64,10 @@ LIGHTS = tuple(f"lights/{lt}" for lt in ("mainBeam", "dippedBeam", "side"))
 INFO = tuple(f"info/{i}" for i in ("brand", "model", "year", "series", "color"))
 INFO_MODEL = "info/model"
 INFO_BRAND = "info/brand"
+INFO_CONFIGURATION = "info/configuration"
 REFRESH_MODE = "refresh/mode"
+REFRESH_PERIOD = "refresh/period"
+REFRESH_LAST_ERROR = "refresh/lastError"
 REFRESH_LAST_ACTIVITY = "refresh/lastActivity"
 REFRESH_LAST_VEHICLE_STATE = "refresh/lastVehicleState"
 """The reading's own time (the car's status time): the ingest orders readings by it."""
@@ -67,6 +83,19 @@ def account_segment(account: str) -> str:
 def gateway_status_topic(prefix: str) -> str:
     """The gateway's last will (upstream's name, used by Home Assistant availability)."""
     return f"{prefix}/_internal/lwt"
+
+
+def home_assistant_status_topic(discovery_prefix: str) -> str:
+    """Home Assistant announces `online` here when it (re)starts: the cue to republish discovery."""
+    return f"{discovery_prefix}/status"
+
+
+def set_filters(prefix: str, account: str) -> list[str]:
+    """The upstream gateway's `.../<category>/<key>/set` and `.../refresh/period/<key>/set` topics."""
+    return [
+        vehicles_filter(prefix, f"+/+/{SET_SUFFIX}", account),
+        vehicles_filter(prefix, f"+/+/+/{SET_SUFFIX}", account),
+    ]
 
 
 def component_status_topic(prefix: str, component: str) -> str:

@@ -8,13 +8,15 @@ import os
 from common.lifecycle import run_program
 from common.settings import MqttSettings
 from gateway.app import Gateway, build_source
+from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 
 
 async def main(stop: asyncio.Event) -> None:
     settings = GatewaySettings.from_env()
     mqtt_settings = MqttSettings.from_env()
-    await Gateway(settings, mqtt_settings, build_source(settings)).run(stop)
+    metrics = GatewayMetrics()
+    await Gateway(settings, mqtt_settings, build_source(settings, metrics), metrics).run(stop)
 
 
 if __name__ == "__main__":

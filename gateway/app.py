@@ -1,37 +1,66 @@
-"""Composition root of the gateway: source, MQTT connection, publisher, poller and command dispatcher."""
+"""Composition root of the gateway: source, MQTT connection, publisher, refresh scheduler and commands."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
+
+import aiomqtt
+from saic_ismart_client_ng.exceptions import SaicApiException
 
 from common import topics
 from common.mqtt import MqttConnection, MqttOptions
 from common.settings import MqttSettings
+from common.values import TelemetryValue
+from gateway.discovery import HomeAssistantDiscovery
 from gateway.dispatcher import CommandDispatcher
+from gateway.metrics import GatewayMetrics
 from gateway.publisher import TelemetryPublisher
+from gateway.refresh import PERIOD_NAMES, RefreshMode, VehicleRefresh
+from gateway.saic.convert import InvalidStatus
+from gateway.saic.guards import CircuitOpen
+from gateway.saic.settings import SaicSettings
+from gateway.saic.source import SaicVehicleSource
+from gateway.set_topics import SetTopicHandler
 from gateway.settings import GatewaySettings
 from gateway.simulator import SimulatedFleet
-from gateway.source import VehicleSource
+from gateway.source import VehicleInfo, VehicleSource
 
 log = logging.getLogger(__name__)
 
-POLL_CHUNK = 50
-"""Vehicles polled at once: bounds the publishes in flight for a large fleet."""
+MAX_TICK = 1.0
+LAG_WARNING_EVERY = 60.0
 
 
-def build_source(settings: GatewaySettings) -> VehicleSource:
+def build_source(settings: GatewaySettings, metrics: GatewayMetrics) -> VehicleSource:
+    if settings.uses_saic:
+        return SaicVehicleSource.from_settings(SaicSettings.from_env(), metrics)
     return SimulatedFleet(settings.simulated_vehicles, settings.simulator_seed, settings.simulator_command_latency)
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings, mqtt_settings: MqttSettings, source: VehicleSource) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        mqtt_settings: MqttSettings,
+        source: VehicleSource,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self.prefix = mqtt_settings.topic_prefix
         self.source = source
+        self.metrics = metrics or GatewayMetrics()
         self.roots: dict[str, str] = {}
+        self.refresh: dict[str, VehicleRefresh] = {}
+        self._latest: dict[str, dict[str, TelemetryValue]] = {}
+        subscriptions = [(topics.command_filter(self.prefix, settings.account), 1)]
+        subscriptions += [(f, 1) for f in topics.set_filters(self.prefix, settings.account)]
+        if settings.ha_discovery:
+            subscriptions.append((topics.home_assistant_status_topic(settings.ha_discovery_prefix), 1))
         self.mqtt = MqttConnection(
             mqtt_settings,
             MqttOptions(
@@ -39,7 +68,7 @@ class Gateway:
                 # Unique per run: amqtt mishandles a clean-session client id that reconnects (stale
                 # session state gets replayed), and the gateway keeps no broker-side session anyway.
                 client_id=f"gateway-{topics.account_segment(settings.account)[:40]}-{uuid.uuid4().hex[:8]}",
-                subscriptions=[(topics.command_filter(self.prefix, settings.account), 1)],
+                subscriptions=subscriptions,
                 status_topic=topics.gateway_status_topic(self.prefix),
             ),
         )
@@ -50,54 +79,191 @@ class Gateway:
             set(),
             prefix=self.prefix,
             timeout=settings.command_timeout,
-            after_success=self.poll_vehicle,
+            after_success=self.force_refresh,
+            metrics=self.metrics,
         )
-        self.mqtt.on_message = self.dispatcher.on_message
+        self.set_topics = SetTopicHandler(self.mqtt, self.dispatcher, self, self.prefix)
+        self.discovery = HomeAssistantDiscovery(
+            self.mqtt,
+            discovery_prefix=settings.ha_discovery_prefix,
+            availability_topic=topics.gateway_status_topic(self.prefix),
+        )
+        self.mqtt.on_message = self._on_message
         self.mqtt.options.on_connect.append(self.publisher.republish_all)
+        if settings.ha_discovery:
+            self.mqtt.options.on_connect.append(self.discovery.publish_all)
         self.polls = 0
+        self._wake = asyncio.Event()
+        self._poll_slots = asyncio.Semaphore(settings.poll_concurrency)
+        self._poll_tasks: set[asyncio.Task[None]] = set()
 
-    async def poll_vehicle(self, vin: str) -> None:
-        try:
-            values = await self.source.poll(vin)
-        except Exception:
-            log.exception("polling %s failed", vin)
+    # -- MQTT input -------------------------------------------------------------------------
+
+    async def _on_message(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        if self.settings.ha_discovery and topic == self.discovery.status_topic:
+            if isinstance(message.payload, bytes):
+                self.dispatcher.spawn(self.discovery.on_status(message.payload))
             return
+        if topic.endswith(f"/{topics.SET_SUFFIX}"):
+            await self.set_topics.on_message(message)
+        else:
+            await self.dispatcher.on_message(message)
+
+    # -- settings the upstream /set topics change (set_topics.VehicleSettings) -------------
+
+    def latest(self, vin: str, key: str) -> TelemetryValue | None:
+        return self._latest.get(vin, {}).get(key)
+
+    def set_refresh_mode(self, vin: str, mode: RefreshMode) -> None:
+        self.refresh[vin].set_mode(mode)
+        self._publish_refresh_settings(vin)
+        self._wake.set()
+
+    def set_refresh_period(self, vin: str, name: str, seconds: int) -> None:
+        setattr(self.refresh[vin].periods, PERIOD_NAMES[name], float(seconds))
+        self._publish_refresh_settings(vin)
+        self._wake.set()
+
+    def set_remote_temperature(self, vin: str, celsius: int) -> None:
+        self._latest.setdefault(vin, {})[topics.CLIMATE_REMOTE_TEMPERATURE] = celsius
+        self._publish(vin, {topics.CLIMATE_REMOTE_TEMPERATURE: celsius})
+
+    def mark_active(self, vin: str) -> None:
+        self.refresh[vin].active = True
+        self.refresh[vin].set_mode(RefreshMode.FORCE)
+        self._wake.set()
+
+    async def force_refresh(self, vin: str) -> None:
+        """Poll the vehicle as soon as possible (after a successful command)."""
+        self.refresh[vin].set_mode(RefreshMode.FORCE)
+        self._wake.set()
+
+    def _publish_refresh_settings(self, vin: str) -> None:
+        state = self.refresh[vin]
+        values: dict[str, TelemetryValue] = {topics.REFRESH_MODE: state.mode.value}
+        for name, attribute in PERIOD_NAMES.items():
+            values[f"{topics.REFRESH_PERIOD}/{name}"] = round(getattr(state.periods, attribute))
+        self._publish(vin, values)
+
+    def _publish(self, vin: str, values: dict[str, TelemetryValue]) -> None:
+        self.dispatcher.spawn(self._publish_now(vin, values))
+
+    async def _publish_now(self, vin: str, values: dict[str, TelemetryValue]) -> None:
         await self.publisher.publish_changes(self.roots[vin], values)
 
-    async def poll_all(self) -> None:
-        vins = list(self.roots)
-        for start in range(0, len(vins), POLL_CHUNK):
-            await asyncio.gather(*(self.poll_vehicle(vin) for vin in vins[start : start + POLL_CHUNK]))
-        self.polls += 1
+    # -- polling ----------------------------------------------------------------------------
 
-    async def _poll_loop(self) -> None:
-        interval = self.settings.poll_interval
+    async def poll_vehicle(self, vin: str) -> None:
+        state = self.refresh[vin]
+        state.started(time.monotonic())
+        try:
+            values = dict(await self.source.poll(vin))
+        except Exception as exc:
+            state.failed()
+            self.metrics.polls.labels("failed").inc()
+            log.warning(
+                "polling %s failed (%s); next attempt in %.0fs",
+                vin,
+                exc,
+                state.interval(time.monotonic()),
+                exc_info=not _expected(exc),
+            )
+            await self.publisher.publish_changes(
+                self.roots[vin],
+                {topics.AVAILABLE: "offline", topics.REFRESH_LAST_ERROR: datetime.now(UTC).replace(microsecond=0)},
+            )
+        else:
+            state.succeeded(time.monotonic(), values)
+            self.metrics.polls.labels("ok").inc()
+            self._latest.setdefault(vin, {}).update(values)
+            values[topics.AVAILABLE] = "online"
+            values[topics.REFRESH_MODE] = state.mode.value
+            await self.publisher.publish_changes(self.roots[vin], values)
+        finally:
+            self.polls += 1
+            self._wake.set()  # the scheduler recomputes when this vehicle is due next
+
+    async def _poll_when_free(self, vin: str) -> None:
+        async with self._poll_slots:
+            await self.poll_vehicle(vin)
+
+    async def _refresh_loop(self) -> None:
         last_heartbeat = time.monotonic()
-        next_run = time.monotonic()
+        last_lag_warning = 0.0
         while True:
             await self.mqtt.connected.wait()
-            started = time.monotonic()
-            await self.poll_all()
-            elapsed = time.monotonic() - started
-            if elapsed > interval:
-                log.warning("a polling cycle took %.2fs, longer than the %.2fs interval", elapsed, interval)
-            if started - last_heartbeat >= self.settings.heartbeat_interval:
-                last_heartbeat = started
-                await self.publisher.republish_all()
-            next_run = max(next_run + interval, time.monotonic())
-            await asyncio.sleep(next_run - time.monotonic())
+            now = time.monotonic()
+            next_wake = now + MAX_TICK
+            worst_lag = 0.0
+            for vin, state in self.refresh.items():
+                if state.in_flight:
+                    continue
+                due = state.next_due(now)
+                if due is None:
+                    continue
+                if due <= now:
+                    worst_lag = max(worst_lag, now - due)
+                    state.in_flight = True
+                    task = asyncio.create_task(self._poll_when_free(vin))
+                    self._poll_tasks.add(task)
+                    task.add_done_callback(self._poll_tasks.discard)
+                else:
+                    next_wake = min(next_wake, due)
+            interval = self.settings.refresh_periods().active
+            if worst_lag > interval and now - last_lag_warning > LAG_WARNING_EVERY:
+                last_lag_warning = now
+                log.warning("polls start up to %.1fs late: more vehicles than the API and interval allow", worst_lag)
+            if now - last_heartbeat >= self.settings.heartbeat_interval:
+                last_heartbeat = now
+                self.dispatcher.spawn(self.publisher.republish_all())
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(next_wake - time.monotonic(), 0.01))
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def _load_vehicles(self, stop: asyncio.Event) -> list[VehicleInfo]:
+        """The account's vehicles; retried with backoff, since the API may be down when we start."""
+        delay = 5.0
+        while True:
+            try:
+                return await self.source.vehicles()
+            except Exception as exc:
+                log.error("could not list the account's vehicles (%s); retrying in %.0fs", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return []
+            delay = min(delay * 2, 300.0)
 
     async def run(self, stop: asyncio.Event) -> None:
-        for info in await self.source.vehicles():
-            self.roots[info.vin] = topics.VehicleTopics(self.prefix, self.settings.account, info.vin).root
-        self.dispatcher.known_vins.update(self.roots)
-        log.info("gateway serving %d vehicles of %s", len(self.roots), self.settings.account)
         async with asyncio.TaskGroup() as group:
             connection = group.create_task(self.mqtt.run())
-            poller = group.create_task(self._poll_loop())
+            vehicles = await self._load_vehicles(stop)
+            for info in vehicles:
+                root = topics.VehicleTopics(self.prefix, self.settings.account, info.vin).root
+                self.roots[info.vin] = root
+                self.refresh[info.vin] = VehicleRefresh(self.settings.refresh_periods())
+                self.discovery.add_vehicle(info, root)
+                self._publish(info.vin, info.topic_values())
+                self._publish_refresh_settings(info.vin)
+            self.dispatcher.known_vins.update(self.roots)
+            log.info("gateway serving %d vehicles of %s", len(self.roots), self.settings.account)
+            if self.settings.ha_discovery and self.mqtt.connected.is_set():
+                self.dispatcher.spawn(self.discovery.publish_all())
+            poller = group.create_task(self._refresh_loop())
             await stop.wait()
             log.info("stopping: finishing running commands")
             poller.cancel()
+            for task in list(self._poll_tasks):
+                task.cancel()
             await self.dispatcher.drain()
             await self.mqtt.close()
             connection.cancel()
+        await self.source.close()
+
+
+def _expected(exc: Exception) -> bool:
+    """Errors worth one log line, not a traceback: the API's own failures and refusals."""
+    return isinstance(exc, SaicApiException | InvalidStatus | CircuitOpen)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +23,7 @@ from common.commands import (
 )
 from common.mqtt import MqttConnection
 from gateway.commands import ALL_COMMAND_HANDLERS, CommandHandler
+from gateway.metrics import GatewayMetrics
 from gateway.source import CommandFailed, VehicleSource
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,10 @@ class CommandDispatcher:
         prefix: str,
         timeout: float,
         after_success: AfterCommand,
+        metrics: GatewayMetrics,
         handlers: dict[str, CommandHandler[Any]] | None = None,
     ) -> None:
+        self.metrics = metrics
         self.mqtt = mqtt
         self.source = source
         self.known_vins = known_vins
@@ -65,7 +68,11 @@ class CommandDispatcher:
             log.warning("ignoring retained command on %s and clearing it", topic)
             await self.mqtt.publish(topic, b"", qos=1, retain=True)
             return
-        task = asyncio.create_task(self._handle(topic, parsed.vin, command, message.payload))
+        self.spawn(self._handle(topic, parsed.vin, command, message.payload))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a command in the background; `drain` waits for it at shutdown."""
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -79,28 +86,46 @@ class CommandDispatcher:
             reason = f"bad request: {describe_validation_error(exc)}"
             await self._answer(topic, request_id, CommandStatus.REJECTED, reason)
             return
-        status, error = await self._execute(vin, command, request)
+        status, error = await self.execute(
+            vin, command, request.args, label=f"id {request.id}, by {request.requested_by}", expired=request.is_expired
+        )
         await self._answer(topic, request_id, status, error)
+
+    async def execute(
+        self,
+        vin: str,
+        command: str,
+        raw_args: dict[str, Any],
+        *,
+        label: str,
+        expired: Callable[[], bool] = lambda: False,
+    ) -> tuple[CommandStatus, str | None]:
+        """Validate and run one command on one vehicle; a success forces a poll of it."""
+        status, error = await self._execute(vin, command, raw_args, label, expired)
+        self.metrics.commands.labels(command if command in self.handlers else "unknown", status.value).inc()
         if status is CommandStatus.SUCCEEDED:
             await self.after_success(vin)
+        return status, error
 
-    async def _execute(self, vin: str, command: str, request: CommandRequest) -> tuple[CommandStatus, str | None]:
+    async def _execute(
+        self, vin: str, command: str, raw_args: dict[str, Any], label: str, expired: Callable[[], bool]
+    ) -> tuple[CommandStatus, str | None]:
         handler = self.handlers.get(command)
         if handler is None:
             return CommandStatus.REJECTED, f"unknown command {command!r}; known: {', '.join(self.handlers)}"
         if vin not in self.known_vins:
             return CommandStatus.REJECTED, f"unknown vehicle {vin}"
-        if request.is_expired():
+        if expired():
             return CommandStatus.EXPIRED, "the command expired before it could be sent"
         try:
-            args = validate_args(command, request.args)
+            args = validate_args(command, raw_args)
         except InvalidArguments as exc:
             return CommandStatus.REJECTED, f"bad arguments: {exc}"
         lock = self._vehicle_locks.setdefault(vin, asyncio.Lock())
         async with lock:  # one command at a time per car, as the vehicle itself accepts them
-            if request.is_expired():
+            if expired():
                 return CommandStatus.EXPIRED, "the command expired while waiting for the previous one"
-            log.info("executing %s on %s (id %s, by %s)", command, vin, request.id, request.requested_by)
+            log.info("executing %s on %s (%s)", command, vin, label)
             try:
                 await asyncio.wait_for(handler.execute(self.source.control(vin), args), self.timeout)
             except CommandFailed as exc:

@@ -2,15 +2,27 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from common.settings import EnvSettings
+from gateway.refresh import RefreshPeriods
 
 
 class GatewaySettings(EnvSettings):
-    source: Literal["simulated"] = Field("simulated", alias="GATEWAY_SOURCE")
+    source: Literal["auto", "simulated", "saic"] = Field(
+        "auto", alias="GATEWAY_SOURCE", description="auto: the SAIC API when SAIC_USERNAME and SAIC_PWD are set"
+    )
     account: str = Field("simulator@example.com", alias="SAIC_USERNAME", min_length=1)
-    poll_interval: float = Field(5.0, alias="GATEWAY_POLL_INTERVAL", gt=0, le=86400)
+    saic_password: SecretStr | None = Field(None, alias="SAIC_PWD")
+    poll_interval: float = Field(5.0, alias="GATEWAY_POLL_INTERVAL", gt=0, le=86400, description="default period")
+    poll_interval_active: float | None = Field(None, alias="GATEWAY_POLL_INTERVAL_ACTIVE", gt=0, le=86400)
+    poll_interval_sleep: float | None = Field(None, alias="GATEWAY_POLL_INTERVAL_SLEEP", gt=0, le=86400)
+    poll_interval_inactive: float | None = Field(None, alias="GATEWAY_POLL_INTERVAL_INACTIVE", gt=0, le=864000)
+    sleep_grace: float = Field(
+        600.0, alias="GATEWAY_SLEEP_GRACE", ge=0, description="how long after activity a car counts as asleep"
+    )
+    error_backoff_max: float = Field(900.0, alias="GATEWAY_ERROR_BACKOFF_MAX", gt=0)
+    poll_concurrency: int = Field(50, alias="GATEWAY_POLL_CONCURRENCY", ge=1, le=10_000)
     heartbeat_interval: float = Field(
         600.0,
         alias="GATEWAY_HEARTBEAT_INTERVAL",
@@ -18,7 +30,24 @@ class GatewaySettings(EnvSettings):
         description="every value is republished this often even when unchanged",
     )
     command_timeout: float = Field(60.0, alias="GATEWAY_COMMAND_TIMEOUT", gt=0)
+    ha_discovery: bool = Field(True, alias="HA_DISCOVERY_ENABLED")
+    ha_discovery_prefix: str = Field("homeassistant", alias="HA_DISCOVERY_PREFIX", pattern=r"^[^#+/$][^#+]*$")
     simulated_vehicles: int = Field(3, alias="SIMULATED_VEHICLES", ge=1, le=100_000)
     simulator_seed: int = Field(1, alias="SIMULATOR_SEED")
     simulator_command_latency: float = Field(0.5, alias="SIMULATOR_COMMAND_LATENCY", ge=0, le=60)
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @property
+    def uses_saic(self) -> bool:
+        if self.source == "auto":
+            return self.saic_password is not None
+        return self.source == "saic"
+
+    def refresh_periods(self) -> RefreshPeriods:
+        return RefreshPeriods(
+            active=self.poll_interval_active or self.poll_interval,
+            after_shutdown=self.poll_interval_sleep or self.poll_interval,
+            inactive=self.poll_interval_inactive or self.poll_interval,
+            inactive_grace=self.sleep_grace,
+            error_max=self.error_backoff_max,
+        )

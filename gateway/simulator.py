@@ -7,6 +7,7 @@ a minute. Every vehicle is seeded from its index, so a fleet replays the same wa
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 import random
 import time
@@ -17,7 +18,15 @@ from enum import Enum
 
 from common import topics
 from common.values import TelemetryValue
-from gateway.source import ClimateMode, CommandFailed, FindMyCarMode, VehicleControl, VehicleInfo
+from gateway.source import (
+    ChargeCurrentLimit,
+    ChargingScheduleMode,
+    ClimateMode,
+    CommandFailed,
+    FindMyCarMode,
+    VehicleControl,
+    VehicleInfo,
+)
 
 EARTH_RADIUS_M = 6_371_000.0
 KWH_PER_KM = 0.165
@@ -68,6 +77,14 @@ class SimulatedVehicle:
     climate_mode: str = "off"
     climate_since: float = 0.0
     remote_temperature: int = 22
+    boot_open: bool = False
+    heated_seats: tuple[int, int] = (0, 0)
+    rear_window_heat: bool = False
+    charge_current_limit: str = "Max"
+    cable_locked: bool = False
+    charging_schedule: tuple[str, str, str] = ("00:00", "00:00", "DISABLED")
+    battery_heating: bool = False
+    battery_heating_start: str | None = None
     interior_c: float = 18.0
     lights_until: float = 0.0
     updated_at: float = 0.0
@@ -134,6 +151,7 @@ class SimulatedVehicle:
             return
         self.phase = Phase.DRIVING
         self.locked = True  # the car locks itself when it moves off
+        self.boot_open = False
         self.target_speed_kmh = self.rng.choice((30.0, 50.0, 80.0))
         self.phase_ends_at = now + self.rng.uniform(60, 600)
 
@@ -190,23 +208,29 @@ class SimulatedVehicle:
             topics.CLIMATE_EXTERIOR_TEMPERATURE: round(self.exterior_c),
             topics.CLIMATE_REMOTE_CLIMATE_STATE: self.climate_mode,
             topics.CLIMATE_REMOTE_TEMPERATURE: self.remote_temperature,
-            topics.CLIMATE_BACK_WINDOW_HEAT: "off",
+            topics.CLIMATE_BACK_WINDOW_HEAT: "on" if self.rear_window_heat else "off",
+            topics.CLIMATE_HEATED_SEAT_LEFT: self.heated_seats[0],
+            topics.CLIMATE_HEATED_SEAT_RIGHT: self.heated_seats[1],
+            topics.DRIVETRAIN_CHARGE_CURRENT_LIMIT: self.charge_current_limit,
+            topics.DRIVETRAIN_CHARGING_CABLE_LOCK: self.cable_locked,
+            topics.DRIVETRAIN_BATTERY_HEATING: self.battery_heating,
+            topics.DRIVETRAIN_CHARGING_SCHEDULE: dict(
+                zip(("startTime", "endTime", "mode"), self.charging_schedule, strict=True)
+            ),
+            topics.DRIVETRAIN_BATTERY_HEATING_SCHEDULE: {
+                "mode": "on" if self.battery_heating_start else "off",
+                "startTime": self.battery_heating_start or "00:00",
+            },
             topics.DOORS_LOCKED: self.locked,
             **dict.fromkeys(topics.DOORS, False),
+            "doors/boot": self.boot_open,
             **dict.fromkeys(topics.WINDOWS, False),
             **dict(zip(topics.TYRES, (2.62, 2.6, 2.58, 2.6), strict=True)),
             "lights/mainBeam": flashing,
             "lights/dippedBeam": driving,
             "lights/side": driving or flashing,
-            topics.REFRESH_MODE: "periodic",
-            topics.AVAILABLE: "online",
         }
-        values.update(zip(topics.INFO, _info_values(self.info), strict=True))
         return values
-
-
-def _info_values(info: VehicleInfo) -> tuple[str, str, str, str, str]:
-    return info.brand, info.model, str(info.year), info.series, info.color
 
 
 def _destination(lat: float, lon: float, heading_deg: float, distance_m: float) -> tuple[float, float]:
@@ -227,7 +251,15 @@ def make_vehicle(index: int, seed: int, clock: Callable[[], float] = time.time) 
     vin = simulated_vin(index + 1)
     vehicle = SimulatedVehicle(
         vin=vin,
-        info=VehicleInfo(vin, brand, model, rng.choice((2022, 2023, 2024, 2025)), series, rng.choice(COLORS)),
+        info=VehicleInfo(
+            vin,
+            brand,
+            model,
+            rng.choice((2022, 2023, 2024, 2025)),
+            series,
+            rng.choice(COLORS),
+            configuration={"HeatedSeat": "1", "Battery": "1", "Sunroof": "0"},
+        ),
         capacity_kwh=capacity,
         rng=rng,
         clock=clock,
@@ -266,6 +298,10 @@ class SimulatedControl(VehicleControl):
         await self._respond()
         self.vehicle.locked = False
 
+    async def open_tailgate(self) -> None:
+        await self._respond()
+        self.vehicle.boot_open = True
+
     async def start_climate(self, mode: ClimateMode, temperature: int | None) -> None:
         await self._respond()
         if temperature is not None:
@@ -276,6 +312,14 @@ class SimulatedControl(VehicleControl):
     async def stop_climate(self) -> None:
         await self._respond()
         self.vehicle.climate_mode = "off"
+
+    async def set_heated_seats(self, left: int, right: int) -> None:
+        await self._respond()
+        self.vehicle.heated_seats = (left, right)
+
+    async def set_rear_window_heat(self, on: bool) -> None:
+        await self._respond()
+        self.vehicle.rear_window_heat = on
 
     async def start_charging(self) -> None:
         await self._respond()
@@ -293,6 +337,32 @@ class SimulatedControl(VehicleControl):
         if self.vehicle.phase is not Phase.CHARGING:
             raise CommandFailed("the vehicle is not charging")
         self.vehicle._stop_charging()
+
+    async def set_target_soc(self, percent: int) -> None:
+        await self._respond()
+        self.vehicle.soc_target = percent
+
+    async def set_charge_current_limit(self, limit: ChargeCurrentLimit) -> None:
+        await self._respond()
+        self.vehicle.charge_current_limit = "Max" if limit == "MAX" else limit
+
+    async def set_charging_cable_lock(self, locked: bool) -> None:
+        await self._respond()
+        if locked and not self.vehicle.charger_connected:
+            raise CommandFailed("no charging cable is connected")
+        self.vehicle.cable_locked = locked
+
+    async def set_charging_schedule(self, mode: ChargingScheduleMode, start: dt.time, end: dt.time) -> None:
+        await self._respond()
+        self.vehicle.charging_schedule = (start.strftime("%H:%M"), end.strftime("%H:%M"), mode.upper())
+
+    async def set_battery_heating(self, on: bool) -> None:
+        await self._respond()
+        self.vehicle.battery_heating = on
+
+    async def set_battery_heating_schedule(self, start: dt.time | None) -> None:
+        await self._respond()
+        self.vehicle.battery_heating_start = start.strftime("%H:%M") if start else None
 
     async def find_my_car(self, mode: FindMyCarMode) -> None:
         await self._respond()
@@ -317,3 +387,6 @@ class SimulatedFleet:
 
     def vehicle(self, vin: str) -> SimulatedVehicle:
         return self._vehicles[vin]
+
+    async def close(self) -> None:
+        pass

@@ -1,11 +1,13 @@
-"""What the gateway needs from a vehicle source (the simulated fleet now, the SAIC API later)."""
+"""What the gateway needs from a vehicle source: the simulated fleet or the SAIC API."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import time
 from typing import Literal, Protocol
 
+from common import topics
 from common.values import TelemetryValue
 
 type ClimateMode = Literal["on", "front", "blowingonly"]
@@ -24,20 +26,51 @@ class VehicleInfo:
     year: int
     series: str
     color: str
+    configuration: Mapping[str, str] = field(default_factory=dict)
+    """Model options by name (`HeatedSeat`, `Sunroof`, `Battery`, ...), as the SAIC API lists them."""
+
+    def topic_values(self) -> dict[str, TelemetryValue]:
+        """The `info/...` topics, published once at start."""
+        values: dict[str, TelemetryValue] = dict(
+            zip(topics.INFO, (self.brand, self.model, str(self.year), self.series, self.color), strict=True)
+        )
+        for name, value in self.configuration.items():
+            values[f"{topics.INFO_CONFIGURATION}/{name}"] = value
+        return values
+
+
+type ChargeCurrentLimit = Literal["6A", "8A", "16A", "MAX"]
+type ChargingScheduleMode = Literal["until_configured_time", "until_configured_soc", "disabled"]
 
 
 class VehicleControl(Protocol):
+    """Remote actions on one vehicle; each raises CommandFailed with a user-facing reason."""
+
     async def lock(self) -> None: ...
     async def unlock(self) -> None: ...
+    async def open_tailgate(self) -> None: ...
     async def start_climate(self, mode: ClimateMode, temperature: int | None) -> None: ...
     async def stop_climate(self) -> None: ...
+    async def set_heated_seats(self, left: int, right: int) -> None: ...
+    async def set_rear_window_heat(self, on: bool) -> None: ...
     async def start_charging(self) -> None: ...
     async def stop_charging(self) -> None: ...
+    async def set_target_soc(self, percent: int) -> None: ...
+    async def set_charge_current_limit(self, limit: ChargeCurrentLimit) -> None: ...
+    async def set_charging_cable_lock(self, locked: bool) -> None: ...
+    async def set_charging_schedule(self, mode: ChargingScheduleMode, start: time, end: time) -> None: ...
+    async def set_battery_heating(self, on: bool) -> None: ...
+    async def set_battery_heating_schedule(self, start: time | None) -> None:
+        """Heat the battery daily at `start` (local time); None turns the schedule off."""
+        ...
+
     async def find_my_car(self, mode: FindMyCarMode) -> None: ...
 
 
 class VehicleSource(Protocol):
     async def vehicles(self) -> list[VehicleInfo]: ...
+
+    async def close(self) -> None: ...
 
     async def poll(self, vin: str) -> Mapping[str, TelemetryValue]:
         """The vehicle's current readings as topic keys (`drivetrain/soc`, ...) and values."""

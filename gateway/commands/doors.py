@@ -17,3 +17,10 @@ class UnlockCommand(CommandHandler[NoArgs]):
 
     async def execute(self, control: VehicleControl, args: NoArgs) -> None:
         await control.unlock()
+
+
+class TailgateCommand(CommandHandler[NoArgs]):
+    name = "tailgate"
+
+    async def execute(self, control: VehicleControl, args: NoArgs) -> None:
+        await control.open_tailgate()

@@ -9,7 +9,23 @@ from common.commands import COMMAND_ARGS, CommandRequest, InvalidArguments, vali
 
 
 def test_every_command_has_an_argument_schema() -> None:
-    assert set(COMMAND_ARGS) == {"lock", "unlock", "climate", "charging", "find_my_car"}
+    assert {"lock", "unlock", "climate", "charging", "find_my_car"} <= set(COMMAND_ARGS)
+    assert {"tailgate", "target_soc", "charge_current_limit", "heated_seats", "battery_heating"} <= set(COMMAND_ARGS)
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "problem"),
+    [
+        ("target_soc", {"percent": 45}, "percent"),
+        ("heated_seats", {"left": 4, "right": 0}, "left"),
+        ("charging_schedule", {"mode": "disabled", "start_time": "25:00", "end_time": "06:00"}, "start_time"),
+        ("battery_heating_schedule", {"mode": "on"}, "start_time is required"),
+        ("charge_current_limit", {"limit": "32A"}, "limit"),
+    ],
+)
+def test_new_commands_reject_bad_arguments(command: str, args: dict[str, object], problem: str) -> None:
+    with pytest.raises(InvalidArguments, match=problem):
+        validate_args(command, args)
 
 
 def test_valid_arguments() -> None:

@@ -186,7 +186,7 @@ async def test_retained_commands_never_fire(
             received = await collect(api, 1, timeout=1.5)
         assert fleet.vehicle(vin(1)).locked is True
     # No result was published (the command never ran) and no retained command is left behind.
-    assert [m for m in received if m.topic.value.endswith("/result") or m.payload] == []
+    assert [(m.topic.value, m.payload) for m in received if m.topic.value.endswith("/result") or m.payload] == []
 
 
 async def test_everything_is_republished_after_the_broker_restarts(broker: RunningBroker, tmp_path: Path) -> None:

@@ -136,4 +136,5 @@ async def test_fleet_serves_every_vehicle() -> None:
     infos = await fleet.vehicles()
     assert len({i.vin for i in infos}) == 5
     for info in infos:
-        assert (await fleet.poll(info.vin))[topics.INFO_MODEL] == info.model
+        assert info.topic_values()[topics.INFO_MODEL] == info.model
+        assert topics.DRIVETRAIN_SOC in await fleet.poll(info.vin)

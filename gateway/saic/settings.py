@@ -1,0 +1,65 @@
+"""How the gateway reaches the SAIC API: account, region preset, timeouts and protective limits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from saic_ismart_client_ng.model import SaicApiConfiguration
+
+from common.settings import EnvSettings, SettingsError
+
+type Region = Literal["eu", "au", "tr", "maxus-eu"]
+
+_PRESETS = {
+    "eu": SaicApiConfiguration.mg_eu,
+    "au": SaicApiConfiguration.mg_au,
+    "tr": SaicApiConfiguration.mg_tr,
+    "maxus-eu": SaicApiConfiguration.maxus_eu,
+}
+
+
+class SaicSettings(EnvSettings):
+    username: str = Field(alias="SAIC_USERNAME", min_length=1)
+    password: SecretStr = Field(alias="SAIC_PWD", min_length=1)
+    region: Region = Field("eu", alias="SAIC_REGION", description="the app the account belongs to")
+    base_uri: str | None = Field(
+        None, alias="SAIC_BASE_URI", pattern=r"^https?://.+/$", description="overrides the region's API address"
+    )
+    tenant_id: str | None = Field(None, alias="SAIC_TENANT_ID", pattern=r"^\d+$")
+    phone_country_code: str | None = Field(
+        None, alias="SAIC_PHONE_COUNTRY_CODE", pattern=r"^\+?\d{1,4}$", description="for a phone-number login"
+    )
+    relogin_delay: float = Field(
+        5.0, alias="SAIC_RELOGIN_DELAY", ge=0, description="wait before background polling logs in again"
+    )
+    read_timeout: float = Field(10.0, alias="SAIC_READ_TIMEOUT", gt=0)
+    sms_delivery_delay: float = Field(
+        3.0, alias="SAIC_SMS_DELIVERY_DELAY", gt=0, description="pause between event-id retries while a car wakes"
+    )
+    rate_limit: float = Field(5.0, alias="SAIC_RATE_LIMIT", ge=0, description="API calls per second; 0 = no limit")
+    rate_burst: int = Field(10, alias="SAIC_RATE_BURST", ge=1)
+    breaker_threshold: int = Field(5, alias="SAIC_BREAKER_THRESHOLD", ge=1)
+    breaker_cooldown: float = Field(30.0, alias="SAIC_BREAKER_COOLDOWN", gt=0)
+    breaker_max_cooldown: float = Field(900.0, alias="SAIC_BREAKER_MAX_COOLDOWN", gt=0)
+    max_status_drift: float = Field(
+        900.0, alias="SAIC_MAX_STATUS_DRIFT", gt=0, description="reject a status whose time is further off than this"
+    )
+
+    def api_configuration(self) -> SaicApiConfiguration:
+        is_email = "@" in self.username
+        if not is_email and self.phone_country_code is None:
+            raise SettingsError(
+                "SAIC_USERNAME is not an e-mail address, so SAIC_PHONE_COUNTRY_CODE must be set for a phone login"
+            )
+        overrides: dict[str, object] = {
+            "username_is_email": is_email,
+            "phone_country_code": self.phone_country_code,
+            "read_timeout": self.read_timeout,
+            "sms_delivery_delay": self.sms_delivery_delay,
+        }
+        if self.base_uri:
+            overrides["base_uri"] = self.base_uri
+        if self.tenant_id:
+            overrides["tenant_id"] = self.tenant_id
+        return _PRESETS[self.region](self.username, self.password.get_secret_value(), **overrides)

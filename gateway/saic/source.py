@@ -1,0 +1,66 @@
+"""The SAIC iSMART API as a vehicle source: the account's vehicles, their status and charging data."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from saic_ismart_client_ng import SaicApi
+from saic_ismart_client_ng.exceptions import SaicApiException
+
+from common import topics
+from gateway.metrics import GatewayMetrics
+from gateway.saic import convert
+from gateway.saic.control import SaicControl
+from gateway.saic.session import SaicSession
+from gateway.saic.settings import SaicSettings
+from gateway.source import VehicleControl, VehicleInfo
+
+log = logging.getLogger(__name__)
+
+
+class SaicVehicleSource:
+    def __init__(self, session: SaicSession, max_status_drift: float, clock: Callable[[], float] = time.time) -> None:
+        self.session = session
+        self.max_status_drift = max_status_drift
+        self._clock = clock
+        self._vehicles: dict[str, VehicleInfo] = {}
+        self._soc_targets: dict[str, int] = {}
+
+    @classmethod
+    def from_settings(cls, settings: SaicSettings, metrics: GatewayMetrics) -> SaicVehicleSource:
+        api = SaicApi(settings.api_configuration())
+        return cls(SaicSession(api, settings, metrics), settings.max_status_drift)
+
+    async def vehicles(self) -> list[VehicleInfo]:
+        reply = await self.session.call("vehicle_list", lambda api: api.vehicle_list(), urgent=True)
+        infos = [convert.vehicle_info(v) for v in reply.vinList if v.vin]
+        self._vehicles = {info.vin: info for info in infos}
+        return infos
+
+    async def poll(self, vin: str) -> convert.Values:
+        info = self._vehicles[vin]
+        status = await self.session.call("vehicle_status", lambda api: api.get_vehicle_status(vin))
+        values = convert.status_values(status, now=self._clock(), max_drift=self.max_status_drift)
+        if convert.is_electric(info):
+            try:
+                charging = await self.session.call(
+                    "charging_data", lambda api: api.get_vehicle_charging_management_data(vin)
+                )
+            except SaicApiException as exc:
+                # The status alone is still worth publishing; the charging data comes with the next poll.
+                log.warning("charging data of %s unavailable: %s", vin, exc)
+            else:
+                values.update(convert.charging_values(charging))
+        convert.fuse(values)
+        target = values.get(topics.DRIVETRAIN_SOC_TARGET)
+        if isinstance(target, int):
+            self._soc_targets[vin] = target
+        return values
+
+    def control(self, vin: str) -> VehicleControl:
+        return SaicControl(self.session, self._vehicles[vin], lambda: self._soc_targets.get(vin))
+
+    async def close(self) -> None:
+        await self.session.close()
