@@ -160,7 +160,7 @@ class Gateway:
         try:
             values = dict(await self.source.poll(vin))
         except Exception as exc:
-            state.failed()
+            state.failed(time.monotonic())
             self.metrics.polls.labels("failed").inc()
             log.warning(
                 "polling %s failed (%s); next attempt in %.0fs",

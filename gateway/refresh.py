@@ -93,6 +93,7 @@ class VehicleRefresh:
         if was_active and not self.active:
             self.shutdown_at = now
 
-    def failed(self) -> None:
+    def failed(self, now: float) -> None:
         self.in_flight = False
         self.failures += 1
+        self.last_attempt = now  # the backoff counts from the failure, however long the call took

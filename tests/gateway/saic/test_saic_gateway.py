@@ -1,0 +1,283 @@
+"""The gateway drives the real saic-ismart-client-ng over HTTP against the SAIC wire-protocol test server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+import uuid
+from typing import Any
+
+import aiomqtt
+import pytest
+from prometheus_client import generate_latest
+from saic_ismart_client_ng.crypto_utils import sha256_hex_digest
+
+from common import topics
+from common.settings import MqttSettings
+from gateway.simulator import Phase, SimulatedFleet
+from tests.gateway.saic.conftest import running_saic_gateway
+from tests.helpers import client, collect, wait_until
+from tests.saic_server import Fault, SaicTestServer
+
+VIN = "LSJSIM00000000001"
+
+
+def root(server: SaicTestServer, vin: str = VIN) -> str:
+    return topics.VehicleTopics("saic", server.username, vin).root
+
+
+async def retained_values(api: aiomqtt.Client, prefix: str, count: int) -> dict[str, bytes]:
+    await api.subscribe(f"{prefix}/#", qos=1)
+    return {m.topic.value.removeprefix(prefix + "/"): bytes(m.payload) for m in await collect(api, count, timeout=3)}
+
+
+async def command(api: aiomqtt.Client, server: SaicTestServer, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    command_id = str(uuid.uuid4())
+    topic = f"{root(server)}/cmd/{name}"
+    await api.subscribe(f"{topic}/result", qos=1)
+    await api.publish(topic, json.dumps({"id": command_id, "args": args}), qos=1)
+    [message] = await collect(api, 1, timeout=15)
+    result: dict[str, Any] = json.loads(message.payload)
+    assert result["id"] == command_id
+    return result
+
+
+async def test_status_becomes_the_upstream_topic_tree(mqtt_settings: MqttSettings, saic_server: SaicTestServer) -> None:
+    vehicle = saic_server.fleet.vehicle(VIN)
+    async with running_saic_gateway(mqtt_settings, saic_server), client(mqtt_settings, "api") as api:
+        values = await retained_values(api, root(saic_server), 70)
+    assert saic_server.paths()[:3] == ["/oauth/token", "/vehicle/list", "/vehicle/status"]
+    assert "/vehicle/charging/mgmtData" in saic_server.paths()
+    assert saic_server.signature_failures == 0
+    # Raw units scaled as upstream does: SoC /10, mileage /10, position /1e6, tyres x0.04, booleans True/False.
+    assert abs(float(values["drivetrain/soc"]) - vehicle.soc) < 0.2
+    assert abs(float(values["drivetrain/mileage"]) - vehicle.mileage_km) < 1
+    assert abs(float(values["location/latitude"]) - vehicle.latitude) < 0.01
+    assert values["tyres/frontLeftPressure"] == b"2.64"
+    assert values["doors/locked"] == (b"True" if vehicle.locked else b"False")
+    assert values["climate/remoteClimateState"] == b"off"
+    assert values["drivetrain/socTarget"] == str(vehicle.soc_target).encode()
+    assert values["drivetrain/totalBatteryCapacity"] == str(vehicle.capacity_kwh).encode()
+    assert values["bms/chargeStatus"] in (b"UNPLUGGED", b"CONNECTED_NOT_CHARGING", b"CHARGING_1")
+    assert values["available"] == b"online"
+    assert values["refresh/mode"] == b"periodic"
+    assert "refresh/period/inActiveGrace" in values
+    assert values["info/model"] == vehicle.info.model.encode()
+    assert values["info/configuration/HeatedSeat"] == b"1"
+    assert abs(json.loads(values["location/position"])["latitude"] - vehicle.latitude) < 0.01
+
+
+async def test_the_event_id_dance_is_followed(mqtt_settings: MqttSettings, saic_server: SaicTestServer) -> None:
+    saic_server.event_id_rounds = 2
+    async with running_saic_gateway(mqtt_settings, saic_server) as gateway:
+        assert gateway.polls >= 2
+    vin_hash = sha256_hex_digest(VIN)
+    status_calls = [r for r in saic_server.requests if r.path.startswith(f"/vehicle/status?vin={vin_hash}")]
+    ids = [r.event_id for r in status_calls[:3]]
+    assert ids[0] == "0"
+    assert ids[1] == ids[2] != "0"  # the server's event id, repeated until the car answers
+
+
+CONTROL_CASES = [
+    ("lock", {}, "/vehicle/control", {"rvcReqType": "1"}),
+    ("unlock", {}, "/vehicle/control", {"rvcReqType": "2", 7: b"\x03"}),
+    ("tailgate", {}, "/vehicle/control", {"rvcReqType": "2", 7: b"\x02"}),
+    ("climate", {"action": "on", "temperature": 21}, "/vehicle/control", {"rvcReqType": "6", 19: b"\x02", 20: b"\x07"}),
+    ("climate", {"action": "off"}, "/vehicle/control", {"rvcReqType": "6", 19: b"\x00"}),
+    ("climate", {"action": "front"}, "/vehicle/control", {"rvcReqType": "6", 19: b"\x05"}),
+    ("heated_seats", {"left": 2, "right": 1}, "/vehicle/control", {"rvcReqType": "5", 17: b"\x02", 18: b"\x01"}),
+    ("rear_window_heat", {"action": "on"}, "/vehicle/control", {"rvcReqType": "32", 23: b"\x01"}),
+    ("find_my_car", {"mode": "stop"}, "/vehicle/control", {"rvcReqType": "0", 1: b"\x00"}),
+    ("find_my_car", {"mode": "lights_only"}, "/vehicle/control", {"rvcReqType": "0", 2: b"\x00", 3: b"\x01"}),
+    ("target_soc", {"percent": 90}, "/vehicle/charging/setting", {"onBdChrgTrgtSOCReq": 6, "altngChrgCrntReq": 0}),
+    ("charge_current_limit", {"limit": "16A"}, "/vehicle/charging/setting", {"altngChrgCrntReq": 3}),
+    ("charging_cable_lock", {"action": "unlock"}, "/vehicle/charging/control", {"tboxEleccLckCtrlReq": 2}),
+    (
+        "charging_schedule",
+        {"mode": "until_configured_time", "start_time": "01:30", "end_time": "06:00"},
+        "/vehicle/charging/reservation",
+        {"tboxReserCtrlReq": 1, "rsvanStHour": 1, "rsvanStMintue": 30, "rsvanSpHour": 6, "rsvanSpMintue": 0},
+    ),
+    ("battery_heating", {"action": "on"}, "/vehicle/charging/ptcHeat", {"ptcHeatReq": 1}),
+    ("battery_heating_schedule", {"mode": "off"}, "/charging/batteryHeating", {"status": 0}),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "path", "expected"), CONTROL_CASES, ids=lambda v: str(v)[:30])
+async def test_each_command_sends_the_right_request(
+    mqtt_settings: MqttSettings,
+    saic_server: SaicTestServer,
+    name: str,
+    args: dict[str, Any],
+    path: str,
+    expected: dict[str | int, object],
+) -> None:
+    async with running_saic_gateway(mqtt_settings, saic_server), client(mqtt_settings, "api") as api:
+        result = await command(api, saic_server, name, args)
+        polls_before = len(saic_server.paths())
+        await wait_until(lambda: len(saic_server.paths()) > polls_before, what="the forced poll after the command")
+    assert result["status"] == "succeeded", result
+    [request] = [r for r in saic_server.requests if r.method == "POST" and r.path.startswith(path)][-1:]
+    assert request.body is not None
+    params = {p["paramId"]: base64.b64decode(p["paramValue"]) for p in request.body.get("rvcParams") or []}
+    for key, value in expected.items():
+        assert (params[key] if isinstance(key, int) else request.body[key]) == value, (key, request.body)
+    assert len(request.body["vin"]) == 64  # the VIN travels as its SHA-256
+
+
+async def test_a_refused_command_fails_with_the_cars_reason(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    vehicle = saic_server.fleet.vehicle(VIN)
+    vehicle.phase, vehicle.phase_ends_at, vehicle.charger_connected = Phase.PARKED, math.inf, False
+    async with running_saic_gateway(mqtt_settings, saic_server), client(mqtt_settings, "api") as api:
+        result = await command(api, saic_server, "charging", {"action": "start"})
+    assert result["status"] == "failed"
+    assert "no charging cable is connected" in result["error"]
+
+
+async def test_bad_arguments_are_rejected_without_an_api_call(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    async with running_saic_gateway(mqtt_settings, saic_server), client(mqtt_settings, "api") as api:
+        result = await command(api, saic_server, "target_soc", {"percent": 45})
+    assert result["status"] == "rejected"
+    assert "percent" in result["error"]
+    assert saic_server.paths("POST") == ["/oauth/token"]
+
+
+@pytest.mark.parametrize("code", [4, 8])
+async def test_remote_control_failure_codes_fail_the_command(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer, code: int
+) -> None:
+    saic_server.faults.append(Fault("code", path="/vehicle/control", code=code))
+    async with running_saic_gateway(mqtt_settings, saic_server) as gateway, client(mqtt_settings, "api") as api:
+        result = await command(api, saic_server, "lock", {})
+        assert gateway.metrics.api_calls.labels("lock", "refused")._value.get() == 1
+    assert result["status"] == "failed"
+    assert f"return code: {code}" in result["error"]
+    assert "remote control instruction failed" in result["error"]
+
+
+async def test_background_polling_logs_in_again_after_the_delay(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    async with running_saic_gateway(mqtt_settings, saic_server, SAIC_RELOGIN_DELAY="1") as gateway:
+        logged_out_at = time.monotonic()
+        saic_server.faults.append(Fault("logout", path="/vehicle/status"))
+        await wait_until(lambda: saic_server.logins >= 2, what="a second login")
+        relogin_after = time.monotonic() - logged_out_at
+        polls = gateway.polls
+        await wait_until(lambda: gateway.polls > polls + 2, what="polling resumed")
+    assert relogin_after >= 1.0  # the delay that keeps the gateway from kicking out the app user
+    assert gateway.metrics.logins.labels("ok")._value.get() == 2
+
+
+async def test_a_command_logs_in_again_at_once(mqtt_settings: MqttSettings, saic_server: SaicTestServer) -> None:
+    async with (
+        running_saic_gateway(
+            mqtt_settings, saic_server, SAIC_RELOGIN_DELAY="60", GATEWAY_POLL_INTERVAL="60"
+        ) as gateway,
+        client(mqtt_settings, "api") as api,
+    ):
+        saic_server.log_everyone_out()  # the owner opened the official app
+        started = time.monotonic()
+        result = await command(api, saic_server, "lock", {})
+        took = time.monotonic() - started
+    assert result["status"] == "succeeded"
+    assert took < 10  # far below the 60 s background delay
+    assert saic_server.logins == 2
+    assert gateway.metrics.logins.labels("ok")._value.get() == 2
+
+
+async def test_a_logout_in_the_middle_of_a_command_is_retried_once(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    saic_server.faults.append(Fault("logout", path="/vehicle/control"))
+    async with running_saic_gateway(mqtt_settings, saic_server), client(mqtt_settings, "api") as api:
+        result = await command(api, saic_server, "unlock", {})
+    assert result["status"] == "succeeded"
+    assert len([p for p in saic_server.paths("POST") if p == "/vehicle/control"]) == 2
+    assert saic_server.fleet.vehicle(VIN).locked is False
+
+
+async def test_server_errors_back_off_and_recover(mqtt_settings: MqttSettings, saic_server: SaicTestServer) -> None:
+    async with (
+        running_saic_gateway(mqtt_settings, saic_server, SAIC_BREAKER_THRESHOLD="100") as gateway,
+        client(mqtt_settings, "api") as api,
+    ):
+        saic_server.faults.append(Fault("http", path="/vehicle/status", code=502, times=4))
+        await wait_until(lambda: gateway.refresh[VIN].failures >= 2, what="two failed polls")
+        assert gateway.refresh[VIN].interval(time.monotonic()) > 0.3  # backing off
+        values = await retained_values(api, root(saic_server), 70)
+        assert values["available"] == b"offline"
+        assert "refresh/lastError" in values
+        await wait_until(lambda: gateway.refresh[VIN].failures == 0, timeout=15, what="recovery")
+    assert gateway.metrics.api_calls.labels("vehicle_status", "api_failure")._value.get() >= 2
+
+
+async def test_a_slow_api_times_out_and_polling_goes_on(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    async with running_saic_gateway(mqtt_settings, saic_server, SAIC_READ_TIMEOUT="0.5") as gateway:
+        saic_server.faults.append(Fault("slow", path="/vehicle/status", delay=1.0, times=2))
+        await wait_until(lambda: gateway.metrics.polls.labels("failed")._value.get() >= 1, what="a timed-out poll")
+        await wait_until(lambda: gateway.refresh[VIN].failures == 0, timeout=15, what="recovery")
+        # A slow answer within the timeout is only slow.
+        failed = gateway.metrics.polls.labels("failed")._value.get()
+        saic_server.faults.append(Fault("slow", path="/vehicle/status", delay=0.2, times=2))
+        polls = gateway.polls
+        await wait_until(lambda: gateway.polls >= polls + 4, what="more polls")
+    assert gateway.metrics.polls.labels("failed")._value.get() == failed
+
+
+async def test_the_circuit_breaker_stops_calls_to_a_sick_api(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    async with (
+        running_saic_gateway(
+            mqtt_settings, saic_server, SAIC_BREAKER_THRESHOLD="3", SAIC_BREAKER_COOLDOWN="30"
+        ) as gateway,
+        client(mqtt_settings, "api") as api,
+    ):
+        saic_server.faults.append(Fault("http", path="/", code=503, times=1000))
+        await wait_until(lambda: gateway.metrics.circuit_open._value.get() == 1, what="the breaker to open")
+        calls = len(saic_server.requests)
+        result = await command(api, saic_server, "lock", {})
+        assert len(saic_server.requests) == calls  # nothing reached the API while it is open
+    assert result["status"] == "failed"
+    assert "suspended" in result["error"]
+    text = generate_latest(gateway.metrics.registry).decode()
+    assert 'saic_api_calls_total{operation="lock",outcome="circuit_open"} 1.0' in text
+    assert "saic_circuit_open 1.0" in text
+
+
+async def test_a_wrong_password_is_retried_with_backoff_not_hammered(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    async with running_saic_gateway(
+        mqtt_settings, saic_server, wait_for_polls=False, SAIC_PWD="an old password"
+    ) as gateway:
+        await wait_until(lambda: gateway.metrics.logins.labels("failed")._value.get() >= 1, what="a failed login")
+        await wait_until(gateway.mqtt.connected.is_set, what="the gateway stays up")
+    assert saic_server.logins == 0
+    assert len(saic_server.paths()) <= 2  # the vehicle list is retried after 5 s, then 10 s
+
+
+async def test_a_polling_cycle_over_the_whole_fleet(mqtt_settings: MqttSettings) -> None:
+    server = SaicTestServer(SimulatedFleet(40, seed=3, command_latency=0))
+    await server.start()
+    try:
+        async with (
+            running_saic_gateway(mqtt_settings, server, GATEWAY_POLL_INTERVAL="2") as gateway,
+            client(mqtt_settings, "api") as api,
+        ):
+            await api.subscribe(topics.vehicles_filter("saic", topics.DRIVETRAIN_SOC, server.username), qos=1)
+            received = await collect(api, 40, timeout=5)
+            assert gateway.metrics.polls.labels("failed")._value.get() == 0
+    finally:
+        await server.stop()
+    assert len({m.topic.value for m in received}) == 40
+    assert server.signature_failures == 0
