@@ -16,7 +16,7 @@ from broker.config import BrokerConfigError, load_config
 from broker.mosquitto import exec_mosquitto, find_mosquitto
 from broker.passwords import write_password_file
 from common.logging import setup_logging
-from common.settings import COMPONENTS, EnvSettings, MqttSettings, SettingsError
+from common.settings import EnvSettings, MqttSettings, SettingsError
 
 log = logging.getLogger("broker")
 
@@ -36,7 +36,7 @@ def main() -> int:
         settings = BrokerSettings.from_env()
         mqtt = MqttSettings.from_env()
         setup_logging("broker", settings.log_level)
-        credentials = {c: mqtt.password_for(c) for c in COMPONENTS}
+        credentials = mqtt.broker_credentials()
         config = load_config(settings.config_dir / "mosquitto.conf").with_port(mqtt.port)
     except (SettingsError, BrokerConfigError, OSError) as exc:
         log.critical("cannot start the broker: %s", exc)

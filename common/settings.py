@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 COMPONENTS = ("gateway", "ingest", "api", "monitor")
 """Every program that talks to the broker has its own broker user, named after it."""
+INTEGRATIONS_USER = "integrations"
+"""An optional broker user for Home Assistant, evcc and other clients of the upstream topic tree."""
 
 
 class SettingsError(Exception):
@@ -50,6 +52,14 @@ class MqttSettings(EnvSettings):
     ingest_password: SecretStr | None = Field(None, alias="MQTT_INGEST_PASSWORD")
     api_password: SecretStr | None = Field(None, alias="MQTT_API_PASSWORD")
     monitor_password: SecretStr | None = Field(None, alias="MQTT_MONITOR_PASSWORD")
+    integrations_password: SecretStr | None = Field(None, alias="MQTT_INTEGRATIONS_PASSWORD")
+
+    def broker_credentials(self) -> dict[str, str]:
+        """Every broker user and password: one per program, plus the integrations user when configured."""
+        credentials = {c: self.password_for(c) for c in COMPONENTS}
+        if self.integrations_password is not None:
+            credentials[INTEGRATIONS_USER] = self.integrations_password.get_secret_value()
+        return credentials
 
     def password_for(self, component: str) -> str:
         secret: SecretStr | None = getattr(self, f"{component}_password")

@@ -94,12 +94,16 @@ class Gateway:
             self.mqtt.options.on_connect.append(self.discovery.publish_all)
         self.polls = 0
         self._wake = asyncio.Event()
+        self._vehicles_loaded = asyncio.Event()
         self._poll_slots = asyncio.Semaphore(settings.poll_concurrency)
         self._poll_tasks: set[asyncio.Task[None]] = set()
 
     # -- MQTT input -------------------------------------------------------------------------
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
+        # Retained settings and early commands arrive as soon as we subscribe: hold them until the
+        # vehicle list is known, so that none is answered "unknown vehicle" or left uncleared.
+        await self._vehicles_loaded.wait()
         topic = message.topic.value
         if self.settings.ha_discovery and topic == self.discovery.status_topic:
             if isinstance(message.payload, bytes):
@@ -249,6 +253,7 @@ class Gateway:
                 self._publish(info.vin, info.topic_values())
                 self._publish_refresh_settings(info.vin)
             self.dispatcher.known_vins.update(self.roots)
+            self._vehicles_loaded.set()
             log.info("gateway serving %d vehicles of %s", len(self.roots), self.settings.account)
             if self.settings.ha_discovery and self.mqtt.connected.is_set():
                 self.dispatcher.spawn(self.discovery.publish_all())

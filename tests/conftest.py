@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from broker.mosquitto import find_mosquitto
-from common.settings import COMPONENTS, DatabaseSettings, MqttSettings
+from common.settings import COMPONENTS, INTEGRATIONS_USER, DatabaseSettings, MqttSettings
 from local_stack.ports import free_port, wait_for_port
 from local_stack.postgres import LocalPostgres
 
@@ -88,7 +88,7 @@ class RunningBroker:
 def start_broker(
     implementation: str, runtime_dir: Path, *, port: int | None = None, passwords: dict[str, str] | None = None
 ) -> RunningBroker:
-    passwords = passwords or {c: secrets.token_urlsafe(12) for c in COMPONENTS}
+    passwords = passwords or {c: secrets.token_urlsafe(12) for c in (*COMPONENTS, INTEGRATIONS_USER)}
     port = port or free_port()
     env = {
         **os.environ,

@@ -27,6 +27,7 @@ MAX_LOGIN_BACKOFF = 900.0
 
 _RETURN_CODE = re.compile(r"^return code: (-?\d+)")
 SERVICE_UNAVAILABLE = 6
+HTTP_SERVER_ERRORS = range(500, 600)
 
 
 def return_code(exc: SaicApiException) -> int | None:
@@ -44,7 +45,7 @@ def is_api_failure(exc: SaicApiException) -> bool:
     if isinstance(exc, SaicApiRetryException):
         return False
     code = return_code(exc)
-    return code is None or code >= 500 or code == SERVICE_UNAVAILABLE
+    return code is None or code in HTTP_SERVER_ERRORS or code == SERVICE_UNAVAILABLE
 
 
 class SaicSession:

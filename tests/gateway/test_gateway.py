@@ -78,7 +78,7 @@ AMQTT_RETAINED_REPLAY = (
 )
 
 
-def _expect_amqtt_defect(request: pytest.FixtureRequest, broker: RunningBroker) -> None:
+def expect_amqtt_defect(request: pytest.FixtureRequest, broker: RunningBroker) -> None:
     if broker.implementation == "amqtt":
         request.applymarker(pytest.mark.xfail(reason=AMQTT_RETAINED_REPLAY, strict=False))
 
@@ -86,7 +86,7 @@ def _expect_amqtt_defect(request: pytest.FixtureRequest, broker: RunningBroker) 
 async def test_unchanged_values_are_not_republished(
     mqtt_settings: MqttSettings, broker: RunningBroker, request: pytest.FixtureRequest
 ) -> None:
-    _expect_amqtt_defect(request, broker)
+    expect_amqtt_defect(request, broker)
     async with running_gateway(mqtt_settings, vehicles=1, poll=0.1) as gateway, client(mqtt_settings, "api") as api:
         await api.subscribe(f"{root(1)}/info/brand", qos=1)
         polls = gateway.polls
@@ -175,7 +175,7 @@ async def test_command_for_an_unknown_vehicle_is_rejected(mqtt_settings: MqttSet
 async def test_retained_commands_never_fire(
     mqtt_settings: MqttSettings, broker: RunningBroker, request: pytest.FixtureRequest
 ) -> None:
-    _expect_amqtt_defect(request, broker)
+    expect_amqtt_defect(request, broker)
     async with client(mqtt_settings, "api") as api:
         await api.publish(f"{root(1)}/cmd/unlock", json.dumps({"id": str(uuid.uuid4())}).encode(), qos=1, retain=True)
     async with running_gateway(mqtt_settings) as gateway:

@@ -1,0 +1,49 @@
+"""Home Assistant MQTT discovery, republished when Home Assistant comes back online."""
+
+from __future__ import annotations
+
+import json
+
+from common.settings import MqttSettings
+from gateway.discovery import HomeAssistantDiscovery
+from gateway.simulator import make_vehicle
+from tests.gateway.test_gateway import root, running_gateway, vin
+from tests.helpers import client, collect, wait_until
+
+
+def test_entities_follow_the_upstream_layout() -> None:
+    info = make_vehicle(0, seed=1).info
+    configs = HomeAssistantDiscovery(
+        None, discovery_prefix="homeassistant", availability_topic="saic/_internal/lwt"
+    ).configs(  # type: ignore[arg-type]
+        info, "saic/me/vehicles/" + info.vin
+    )
+    lock = configs[f"homeassistant/lock/{info.vin}_mg/{info.vin}_doors_lock/config"]
+    assert lock["command_topic"] == f"saic/me/vehicles/{info.vin}/doors/locked/set"
+    assert lock["state_locked"] == "True"
+    assert lock["availability_mode"] == "all"
+    assert [a["topic"] for a in lock["availability"]] == [
+        "saic/_internal/lwt",
+        f"saic/me/vehicles/{info.vin}/available",
+    ]
+    assert lock["device"]["identifiers"] == [info.vin]
+    soc = configs[f"homeassistant/sensor/{info.vin}_mg/{info.vin}_soc/config"]
+    assert (soc["unit_of_measurement"], soc["device_class"]) == ("%", "battery")
+    climate = next(c for t, c in configs.items() if "/climate/" in t)
+    assert climate["current_temperature_topic"].endswith("/climate/interiorTemperature")
+    assert len({c["unique_id"] for c in configs.values()}) == len(configs)
+    # Options follow the model's configuration: this simulated model has no sunroof.
+    assert not any("sunroof" in t for t in configs)
+    assert any("heated_seat_left" in t for t in configs)
+
+
+async def test_discovery_is_published_and_republished_when_home_assistant_restarts(mqtt_settings: MqttSettings) -> None:
+    async with running_gateway(mqtt_settings) as gateway, client(mqtt_settings, "integrations") as home_assistant:
+        await wait_until(lambda: gateway.discovery.published > 0, what="discovery published")
+        await home_assistant.subscribe(f"homeassistant/lock/{vin(1)}_mg/+/config", qos=1)
+        configs = await collect(home_assistant, 3, timeout=3)
+        assert all(m.retain for m in configs)
+        assert json.loads(configs[0].payload)["availability"][1]["topic"] == f"{root(1)}/available"  # type: ignore[arg-type]
+        published = gateway.discovery.published
+        await home_assistant.publish("homeassistant/status", b"online", qos=1)  # HA's birth message
+        await wait_until(lambda: gateway.discovery.published > published, what="republished")

@@ -1,0 +1,110 @@
+"""The upstream gateway's `.../set` topics: plain payloads in, `Success` / `Failed: ...` out."""
+
+from __future__ import annotations
+
+import aiomqtt
+import pytest
+
+from common.settings import MqttSettings
+from gateway.refresh import RefreshMode
+from gateway.simulator import SimulatedFleet
+from tests.conftest import RunningBroker
+from tests.gateway.test_gateway import expect_amqtt_defect, root, running_gateway, vin
+from tests.helpers import client, collect, wait_until
+
+
+async def set_topic(api: aiomqtt.Client, key: str, payload: str, *, retain: bool = False) -> str:
+    await api.subscribe(f"{root(1)}/{key}/result", qos=1)
+    await api.publish(f"{root(1)}/{key}/set", payload, qos=1, retain=retain)
+    [reply] = await collect(api, 1, timeout=5)
+    return bytes(reply.payload).decode()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("key", "payload", "check"),
+    [
+        ("doors/locked", "False", lambda v: v.locked is False),
+        ("doors/boot", "false", lambda v: v.boot_open is True),
+        ("drivetrain/socTarget", "90", lambda v: v.soc_target == 90),
+        ("drivetrain/chargeCurrentLimit", "16A", lambda v: v.charge_current_limit == "16A"),
+        ("climate/remoteClimateState", "ON", lambda v: v.climate_mode == "on"),
+        ("climate/rearWindowDefrosterHeating", "on", lambda v: v.rear_window_heat is True),
+        ("climate/heatedSeatsFrontLeftLevel", "2", lambda v: v.heated_seats == (2, 0)),
+        ("drivetrain/batteryHeating", "true", lambda v: v.battery_heating is True),
+        (
+            "drivetrain/chargingSchedule",
+            '{"startTime": "01:30", "endTime": "06:00", "mode": "UNTIL_CONFIGURED_TIME"}',
+            lambda v: v.charging_schedule == ("01:30", "06:00", "UNTIL_CONFIGURED_TIME"),
+        ),
+        (
+            "drivetrain/batteryHeatingSchedule",
+            '{"startTime": "05:45", "mode": "on"}',
+            lambda v: v.battery_heating_start == "05:45",
+        ),
+        ("location/findMyCar", "activate", lambda v: v.lights_until > 0),
+    ],
+)
+async def test_set_topics_drive_the_car(mqtt_settings: MqttSettings, key: str, payload: str, check: object) -> None:
+    async with running_gateway(mqtt_settings) as gateway, client(mqtt_settings, "integrations") as api:
+        reply = await set_topic(api, key, payload)
+        assert isinstance(gateway.source, SimulatedFleet)
+        vehicle = gateway.source.vehicle(vin(1))
+    assert reply == "Success"
+    assert callable(check)
+    assert check(vehicle)
+
+
+@pytest.mark.parametrize(
+    ("key", "payload", "reason"),
+    [
+        ("doors/locked", "maybe", "expected true or false"),
+        ("drivetrain/socTarget", "45", "percent"),
+        ("climate/remoteClimateState", "arctic", "expected one of"),
+        ("drivetrain/chargingSchedule", "not json", "expected a JSON object"),
+        ("refresh/period/active", "-5", "positive"),
+        ("windows/driver", "true", "unsupported topic windows/driver/set"),
+        ("doors/boot", "true", "only be opened"),
+    ],
+)
+async def test_bad_set_payloads_fail_with_a_reason(
+    mqtt_settings: MqttSettings, key: str, payload: str, reason: str
+) -> None:
+    async with running_gateway(mqtt_settings) as gateway, client(mqtt_settings, "integrations") as api:
+        reply = await set_topic(api, key, payload)
+        assert gateway.dispatcher.metrics.commands.labels("lock", "succeeded")._value.get() == 0
+    assert reply.startswith("Failed: ")
+    assert reason in reply
+
+
+async def test_refresh_mode_and_periods(mqtt_settings: MqttSettings) -> None:
+    async with running_gateway(mqtt_settings, poll=0.2) as gateway, client(mqtt_settings, "integrations") as api:
+        assert await set_topic(api, "refresh/mode", "off") == "Success"
+        assert gateway.refresh[vin(1)].mode is RefreshMode.OFF
+        polls = gateway.polls
+        assert await set_topic(api, "refresh/mode", "force") == "Success"  # evcc's wake-up
+        await wait_until(lambda: gateway.polls > polls, what="the forced poll")
+        assert gateway.refresh[vin(1)].mode is RefreshMode.OFF  # back to the mode before the force
+        assert await set_topic(api, "refresh/period/inActive", "3600") == "Success"
+        assert gateway.refresh[vin(1)].periods.inactive == 3600
+        await api.subscribe(f"{root(1)}/refresh/period/inActive", qos=1)
+        [echo] = await collect(api, 1, timeout=3)
+    assert echo.payload == b"3600"
+
+
+async def test_a_retained_action_is_cleared_and_never_run(
+    mqtt_settings: MqttSettings, broker: RunningBroker, request: pytest.FixtureRequest
+) -> None:
+    expect_amqtt_defect(request, broker)
+    async with client(mqtt_settings, "integrations") as api:
+        await api.publish(f"{root(1)}/doors/locked/set", "false", qos=1, retain=True)
+        await api.publish(f"{root(1)}/refresh/mode/set", "off", qos=1, retain=True)
+    async with running_gateway(mqtt_settings) as gateway:
+        assert isinstance(gateway.source, SimulatedFleet)
+        await wait_until(lambda: gateway.refresh[vin(1)].mode is RefreshMode.OFF, what="the retained setting applied")
+        async with client(mqtt_settings, "integrations") as api:
+            await api.subscribe(f"{root(1)}/doors/locked/set", qos=1)
+            leftovers = [(m.payload, m.retain) for m in await collect(api, 1, timeout=1) if m.payload]
+        assert gateway.source.vehicle(vin(1)).locked is True
+    assert leftovers == []
+    async with client(mqtt_settings, "integrations") as api:  # leave no retained setting for the next test
+        await api.publish(f"{root(1)}/refresh/mode/set", b"", qos=1, retain=True)
