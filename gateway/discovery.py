@@ -229,6 +229,46 @@ def snake(name: str) -> str:
     return _SNAKE.sub("_", name.lower()).strip("_")
 
 
+def discovery_configs(
+    info: VehicleInfo, root: str, *, discovery_prefix: str, availability_topic: str
+) -> dict[str, dict[str, Any]]:
+    """Discovery topic -> config payload for every entity the vehicle supports."""
+    device = {
+        "name": f"{info.brand} {info.model} {info.vin}".strip(),
+        "manufacturer": info.brand or "SAIC",
+        "model": " ".join(str(p) for p in (info.model, info.year or "", info.color) if p),
+        "hw_version": info.series,
+        "identifiers": [info.vin],
+    }
+    availability = [{"topic": availability_topic}, {"topic": f"{root}/{topics.AVAILABLE}"}]
+    configs: dict[str, dict[str, Any]] = {}
+    for entity in ENTITIES:
+        if entity.requires is not None and not entity.requires(info):
+            continue
+        options = dict(entity.options)
+        suffix = options.pop("object_suffix", None)
+        object_id = f"{info.vin}_{snake(entity.name if suffix is None else f'{entity.key} {suffix}')}"
+        config: dict[str, Any] = {
+            "name": entity.name,
+            "unique_id": object_id,
+            "object_id": object_id,
+            "state_topic": f"{root}/{entity.key}",
+            "availability": availability,
+            "availability_mode": "all",
+            "device": device,
+        }
+        if entity.component == "climate":
+            config["mode_state_topic"] = config.pop("state_topic")
+            config["mode_command_topic"] = f"{root}/{entity.key}/set"
+        if entity.settable:
+            config["command_topic"] = f"{root}/{entity.key}/set"
+        for name, value in options.items():
+            is_topic = name.endswith("_topic") and isinstance(value, str)
+            config[name] = f"{root}/{value}" if is_topic else value
+        configs[f"{discovery_prefix}/{entity.component}/{info.vin}_mg/{object_id}/config"] = config
+    return configs
+
+
 class HomeAssistantDiscovery:
     def __init__(self, mqtt: MqttConnection, *, discovery_prefix: str, availability_topic: str) -> None:
         self.mqtt = mqtt
@@ -244,46 +284,11 @@ class HomeAssistantDiscovery:
     def add_vehicle(self, info: VehicleInfo, root: str) -> None:
         self.vehicles[info.vin] = (info, root)
 
-    def configs(self, info: VehicleInfo, root: str) -> dict[str, dict[str, Any]]:
-        """Discovery topic -> config payload for every entity the vehicle supports."""
-        device = {
-            "name": f"{info.brand} {info.model} {info.vin}".strip(),
-            "manufacturer": info.brand or "SAIC",
-            "model": " ".join(str(p) for p in (info.model, info.year or "", info.color) if p),
-            "hw_version": info.series,
-            "identifiers": [info.vin],
-        }
-        availability = [{"topic": self.availability_topic}, {"topic": f"{root}/{topics.AVAILABLE}"}]
-        configs: dict[str, dict[str, Any]] = {}
-        for entity in ENTITIES:
-            if entity.requires is not None and not entity.requires(info):
-                continue
-            options = dict(entity.options)
-            suffix = options.pop("object_suffix", None)
-            object_id = f"{info.vin}_{snake(entity.name if suffix is None else f'{entity.key} {suffix}')}"
-            config: dict[str, Any] = {
-                "name": entity.name,
-                "unique_id": object_id,
-                "object_id": object_id,
-                "state_topic": f"{root}/{entity.key}",
-                "availability": availability,
-                "availability_mode": "all",
-                "device": device,
-            }
-            if entity.component == "climate":
-                config["mode_state_topic"] = config.pop("state_topic")
-                config["mode_command_topic"] = f"{root}/{entity.key}/set"
-            if entity.settable:
-                config["command_topic"] = f"{root}/{entity.key}/set"
-            for name, value in options.items():
-                is_topic = name.endswith("_topic") and isinstance(value, str)
-                config[name] = f"{root}/{value}" if is_topic else value
-            configs[f"{self.discovery_prefix}/{entity.component}/{info.vin}_mg/{object_id}/config"] = config
-        return configs
-
     async def publish_all(self) -> None:
         for info, root in list(self.vehicles.values()):
-            configs = self.configs(info, root)
+            configs = discovery_configs(
+                info, root, discovery_prefix=self.discovery_prefix, availability_topic=self.availability_topic
+            )
             await asyncio.gather(
                 *(self.mqtt.publish(t, json.dumps(c), qos=1, retain=True) for t, c in configs.items()),
                 return_exceptions=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from common.settings import MqttSettings
-from gateway.discovery import HomeAssistantDiscovery
+from gateway.discovery import discovery_configs
 from gateway.simulator import make_vehicle
 from tests.gateway.test_gateway import root, running_gateway, vin
 from tests.helpers import client, collect, wait_until
@@ -13,10 +13,8 @@ from tests.helpers import client, collect, wait_until
 
 def test_entities_follow_the_upstream_layout() -> None:
     info = make_vehicle(0, seed=1).info
-    configs = HomeAssistantDiscovery(
-        None, discovery_prefix="homeassistant", availability_topic="saic/_internal/lwt"
-    ).configs(  # type: ignore[arg-type]
-        info, "saic/me/vehicles/" + info.vin
+    configs = discovery_configs(
+        info, "saic/me/vehicles/" + info.vin, discovery_prefix="homeassistant", availability_topic="saic/_internal/lwt"
     )
     lock = configs[f"homeassistant/lock/{info.vin}_mg/{info.vin}_doors_lock/config"]
     assert lock["command_topic"] == f"saic/me/vehicles/{info.vin}/doors/locked/set"
@@ -43,7 +41,7 @@ async def test_discovery_is_published_and_republished_when_home_assistant_restar
         await home_assistant.subscribe(f"homeassistant/lock/{vin(1)}_mg/+/config", qos=1)
         configs = await collect(home_assistant, 3, timeout=3)
         assert all(m.retain for m in configs)
-        assert json.loads(configs[0].payload)["availability"][1]["topic"] == f"{root(1)}/available"  # type: ignore[arg-type]
+        assert json.loads(configs[0].payload)["availability"][1]["topic"] == f"{root(1)}/available"
         published = gateway.discovery.published
         await home_assistant.publish("homeassistant/status", b"online", qos=1)  # HA's birth message
         await wait_until(lambda: gateway.discovery.published > published, what="republished")

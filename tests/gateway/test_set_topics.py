@@ -17,7 +17,7 @@ async def set_topic(api: aiomqtt.Client, key: str, payload: str, *, retain: bool
     await api.subscribe(f"{root(1)}/{key}/result", qos=1)
     await api.publish(f"{root(1)}/{key}/set", payload, qos=1, retain=retain)
     [reply] = await collect(api, 1, timeout=5)
-    return bytes(reply.payload).decode()  # type: ignore[arg-type]
+    return bytes(reply.payload).decode()
 
 
 @pytest.mark.parametrize(

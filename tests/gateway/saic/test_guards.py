@@ -56,7 +56,7 @@ def test_the_breaker_opens_after_the_threshold_and_lets_one_trial_through() -> N
     clock.now += 1
     breaker.before_call()
     breaker.record_success()
-    assert not breaker.is_open
+    assert (breaker.failures, breaker.is_open) == (0, False)
     breaker.before_call()
 
 
