@@ -56,6 +56,7 @@ class Recorded:
     path: str
     body: dict[str, Any] | None
     event_id: str | None
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
