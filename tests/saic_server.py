@@ -9,14 +9,17 @@ HTTP 5xx, slow answers and timeouts). The benchmarks use it too, with a fixed la
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import itertools
 import json
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import time as clock_time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -432,3 +435,26 @@ def charging_data(v: SimulatedVehicle) -> dict[str, Any]:
             "fuelRangeElec": round(float(r["drivetrain/range"]) * 10),  # type: ignore[arg-type]
         },
     }
+
+
+async def serve(port: int, vehicles: int, latency: float) -> SaicTestServer:
+    """Serve until SIGTERM; the server's request log is then read by the caller."""
+    server = SaicTestServer(SimulatedFleet(vehicles, seed=1, command_latency=0), latency=latency, port=port)
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop()
+    return server
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="the SAIC wire-protocol test server, stand-alone (for benchmarks)")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--vehicles", type=int, default=10)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--log", type=Path, required=True, help="where to write each status request's car and time")
+    args = parser.parse_args()
+    served = asyncio.run(serve(args.port, args.vehicles, args.latency))
+    polls = [(r.path.split("vin=")[1][:64], r.at) for r in served.requests if r.path.startswith("/vehicle/status")]
+    args.log.write_text(json.dumps({"polls": polls, "signature_failures": served.signature_failures}))
