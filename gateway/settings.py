@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 
 from common.settings import EnvSettings
 from gateway.refresh import RefreshPeriods
@@ -12,8 +12,10 @@ class GatewaySettings(EnvSettings):
     source: Literal["auto", "simulated", "saic"] = Field(
         "auto", alias="GATEWAY_SOURCE", description="auto: the SAIC API when SAIC_USERNAME and SAIC_PWD are set"
     )
-    account: str = Field("simulator@example.com", alias="SAIC_USERNAME", min_length=1)
-    saic_password: SecretStr | None = Field(None, alias="SAIC_PWD")
+    account: str = Field(
+        "simulator@example.com", validation_alias=AliasChoices("SAIC_USERNAME", "SAIC_USER"), min_length=1
+    )
+    saic_password: SecretStr | None = Field(None, validation_alias=AliasChoices("SAIC_PWD", "SAIC_PASSWORD"))
     poll_interval: float = Field(5.0, alias="GATEWAY_POLL_INTERVAL", gt=0, le=86400, description="default period")
     poll_interval_active: float | None = Field(None, alias="GATEWAY_POLL_INTERVAL_ACTIVE", gt=0, le=86400)
     poll_interval_sleep: float | None = Field(None, alias="GATEWAY_POLL_INTERVAL_SLEEP", gt=0, le=86400)

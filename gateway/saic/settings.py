@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from saic_ismart_client_ng.model import SaicApiConfiguration
 
 from common.settings import EnvSettings, SettingsError
@@ -20,11 +20,15 @@ _PRESETS = {
 
 
 class SaicSettings(EnvSettings):
-    username: str = Field(alias="SAIC_USERNAME", min_length=1)
-    password: SecretStr = Field(alias="SAIC_PWD", min_length=1)
+    # The upstream gateway's names (SAIC_USER, SAIC_PASSWORD, SAIC_REST_URI) work too: a drop-in.
+    username: str = Field(validation_alias=AliasChoices("SAIC_USERNAME", "SAIC_USER"), min_length=1)
+    password: SecretStr = Field(validation_alias=AliasChoices("SAIC_PWD", "SAIC_PASSWORD"), min_length=1)
     region: Region = Field("eu", alias="SAIC_REGION", description="the app the account belongs to")
     base_uri: str | None = Field(
-        None, alias="SAIC_BASE_URI", pattern=r"^https?://.+/$", description="overrides the region's API address"
+        None,
+        validation_alias=AliasChoices("SAIC_BASE_URI", "SAIC_REST_URI"),
+        pattern=r"^https?://.+/$",
+        description="overrides the region's API address",
     )
     tenant_id: str | None = Field(None, alias="SAIC_TENANT_ID", pattern=r"^\d+$")
     phone_country_code: str | None = Field(
