@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import aiomqtt
@@ -132,6 +133,11 @@ class Gateway:
     def set_remote_temperature(self, vin: str, celsius: int) -> None:
         self._latest.setdefault(vin, {})[topics.CLIMATE_REMOTE_TEMPERATURE] = celsius
         self._publish(vin, {topics.CLIMATE_REMOTE_TEMPERATURE: celsius})
+        if self.latest(vin, topics.CLIMATE_REMOTE_CLIMATE_STATE) == "on":
+            # As upstream: a running A/C is sent the new temperature at once.
+            args = {"action": "on", "temperature": celsius}
+            label = "climate/remoteTemperature/set"
+            self.dispatcher.spawn(self._discard_result(self.dispatcher.execute(vin, "climate", args, label=label)))
 
     def mark_active(self, vin: str) -> None:
         self.refresh[vin].active = True
@@ -151,10 +157,11 @@ class Gateway:
         self._publish(vin, values)
 
     def _publish(self, vin: str, values: dict[str, TelemetryValue]) -> None:
-        self.dispatcher.spawn(self._publish_now(vin, values))
+        self.dispatcher.spawn(self._discard_result(self.publisher.publish_changes(self.roots[vin], values)))
 
-    async def _publish_now(self, vin: str, values: dict[str, TelemetryValue]) -> None:
-        await self.publisher.publish_changes(self.roots[vin], values)
+    @staticmethod
+    async def _discard_result(work: Awaitable[object]) -> None:
+        await work
 
     # -- polling ----------------------------------------------------------------------------
 

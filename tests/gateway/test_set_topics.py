@@ -108,3 +108,15 @@ async def test_a_retained_action_is_cleared_and_never_run(
     assert leftovers == []
     async with client(mqtt_settings, "integrations") as api:  # leave no retained setting for the next test
         await api.publish(f"{root(1)}/refresh/mode/set", b"", qos=1, retain=True)
+
+
+async def test_a_new_temperature_is_sent_to_a_running_air_conditioning(mqtt_settings: MqttSettings) -> None:
+    async with running_gateway(mqtt_settings) as gateway, client(mqtt_settings, "integrations") as api:
+        assert isinstance(gateway.source, SimulatedFleet)
+        vehicle = gateway.source.vehicle(vin(1))
+        assert await set_topic(api, "climate/remoteClimateState", "on") == "Success"
+        await wait_until(lambda: gateway.latest(vin(1), "climate/remoteClimateState") == "on", what="A/C on")
+        assert await set_topic(api, "climate/remoteTemperature", "25") == "Success"
+        await wait_until(lambda: vehicle.remote_temperature == 25, what="the new temperature reaching the car")
+        assert await set_topic(api, "climate/remoteTemperature", "40") == "Success"  # clamped to 28
+        await wait_until(lambda: vehicle.remote_temperature == 28, what="the clamped temperature")
