@@ -58,6 +58,7 @@ class MqttConnection:
         self._client: aiomqtt.Client | None = None
         self._stop_requested = asyncio.Event()
         self._hook_tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = asyncio.Semaphore(options.max_inflight)
 
     def _make_client(self) -> aiomqtt.Client:
         opts = self.options
@@ -136,7 +137,10 @@ class MqttConnection:
         if client is None:
             raise MqttNotConnected(f"not connected to the broker; cannot publish {topic}")
         try:
-            await client.publish(topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT)
+            # Bounded: aiomqtt scans every pending call on each publish, so thousands in flight
+            # cost quadratic CPU while a few hundred already keep the connection busy.
+            async with self._in_flight:
+                await client.publish(topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT)
         except aiomqtt.MqttCodeError as exc:
             if exc.rc == MQTT_ERR_NO_CONN:
                 raise MqttNotConnected(str(exc)) from exc
