@@ -23,6 +23,8 @@ class VehicleEntry:
     values: dict[str, TelemetryValue] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     reading_ts: datetime | None = None
+    telemetry_at: datetime | None = None
+    """When telemetry last arrived: the reading time for a publisher that sends no lastVehicleState."""
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -32,14 +34,16 @@ class VehicleSnapshot:
 
     vin: str
     account: str
-    ts: datetime
+    ts: datetime | None
+    """The car's reading time (`refresh/lastVehicleState`, else when its telemetry arrived); None
+    while only info or availability topics have arrived, so that they never outdate a real reading."""
     received_at: datetime
     values: dict[str, TelemetryValue]
     changed: frozenset[str]
 
     @property
     def goes_to_history(self) -> bool:
-        return bool(self.changed & HISTORY_KEYS)
+        return self.ts is not None and bool(self.changed & HISTORY_KEYS)
 
 
 class TelemetryCache:
@@ -78,6 +82,8 @@ class TelemetryCache:
         entry.received_at = now
         if parsed.path == topics.REFRESH_LAST_VEHICLE_STATE and isinstance(value, datetime):
             entry.reading_ts = value
+        elif parsed.category in topics.INGESTED_CATEGORIES:
+            entry.telemetry_at = now
         entry.values[parsed.path] = value
         entry.dirty.add(parsed.path)
         self.accepted += 1
@@ -92,7 +98,7 @@ class TelemetryCache:
                 VehicleSnapshot(
                     vin=vin,
                     account=entry.account,
-                    ts=entry.reading_ts or entry.received_at,
+                    ts=entry.reading_ts or entry.telemetry_at,
                     received_at=entry.received_at,
                     values=dict(entry.values),
                     changed=frozenset(entry.dirty),

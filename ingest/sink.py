@@ -85,23 +85,30 @@ async def write_snapshots(conn: Connection, snapshots: list[VehicleSnapshot]) ->
     """Write in one transaction. Snapshots may repeat a vehicle (a retried batch beside a new one)."""
     if not snapshots:
         return FlushResult(0, 0, 0)
-    newest: dict[str, VehicleSnapshot] = {}
+    # The state row follows the car's reading time; arrival time never stands in for it, or info
+    # topics that arrive before the first reading would block that reading as "older".
+    seen: dict[str, VehicleSnapshot] = {}
+    newest: dict[str, tuple[datetime, VehicleSnapshot]] = {}
     history: dict[tuple[str, datetime], VehicleSnapshot] = {}
     for snap in snapshots:
+        if snap.vin not in seen or snap.received_at >= seen[snap.vin].received_at:
+            seen[snap.vin] = snap
+        if snap.ts is None:
+            continue
         current = newest.get(snap.vin)
-        if current is None or snap.ts >= current.ts:
-            newest[snap.vin] = snap
+        if current is None or snap.ts >= current[0]:
+            newest[snap.vin] = (snap.ts, snap)
         if snap.goes_to_history:
             history[(snap.vin, snap.ts)] = snap
 
     vehicle_rows = [
         (s.vin, s.account, _text(s.values, topics.INFO_BRAND), _text(s.values, topics.INFO_MODEL), s.received_at)
-        for s in newest.values()
+        for s in seen.values()
     ]
     state_rows = [
         (
             s.vin,
-            s.ts,
+            ts,
             s.received_at,
             _number(s.values, topics.DRIVETRAIN_SOC),
             _number(s.values, topics.DRIVETRAIN_RANGE),
@@ -113,7 +120,7 @@ async def write_snapshots(conn: Connection, snapshots: list[VehicleSnapshot]) ->
             None if topics.AVAILABLE not in s.values else s.values[topics.AVAILABLE] == "online",
             _payload(s.values),
         )
-        for s in newest.values()
+        for ts, s in newest.values()
     ]
     telemetry_rows = [
         (
@@ -131,11 +138,11 @@ async def write_snapshots(conn: Connection, snapshots: list[VehicleSnapshot]) ->
     ]
     async with conn.transaction():
         await conn.execute(UPSERT_VEHICLES, *_columns(vehicle_rows))
-        state_status = await conn.execute(UPSERT_STATE, *_columns(state_rows))
+        state_status = await conn.execute(UPSERT_STATE, *_columns(state_rows)) if state_rows else "INSERT 0 0"
         telemetry_status = "INSERT 0 0"
         if telemetry_rows:
             telemetry_status = await conn.execute(INSERT_TELEMETRY, *_columns(telemetry_rows))
-    return FlushResult(len(newest), _row_count(state_status), _row_count(telemetry_status))
+    return FlushResult(len(seen), _row_count(state_status), _row_count(telemetry_status))
 
 
 def _row_count(status: str) -> int:

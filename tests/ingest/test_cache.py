@@ -73,3 +73,19 @@ def test_empty_payload_clears_nothing_and_is_not_malformed() -> None:
     cache.add(f"{ROOT}/drivetrain/soc", b"")
     assert cache.malformed == 0
     assert cache.take_changes() == []
+
+
+def test_info_and_availability_alone_never_date_a_reading() -> None:
+    # The gateway publishes info/... and `available` before its first poll; their arrival time
+    # must not become the state's time, or the first real (older) reading would be refused.
+    cache = TelemetryCache("saic")
+    cache.add(f"{ROOT}/info/model", b"MG4 Electric", received_at=T1)
+    cache.add(f"{ROOT}/available", b"online", received_at=T1)
+    [early] = cache.take_changes()
+    assert early.ts is None
+    assert not early.goes_to_history
+    cache.add(f"{ROOT}/refresh/lastVehicleState", T0.isoformat().encode(), received_at=T1)
+    cache.add(f"{ROOT}/drivetrain/soc", b"80", received_at=T1)
+    [reading] = cache.take_changes()
+    assert reading.ts == T0
+    assert reading.values[topics.INFO_MODEL] == "MG4 Electric"

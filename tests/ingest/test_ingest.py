@@ -53,10 +53,13 @@ async def test_fleet_telemetry_reaches_the_database(mqtt_settings: MqttSettings,
             return await count(db_settings, "SELECT count(DISTINCT vin) FROM vehicle_telemetry") == 3
 
         await wait_until(every_vehicle_has_history, timeout=10, what="history for 3 vehicles")
-    assert (
-        await count(db_settings, "SELECT count(*) FROM vehicle_state WHERE soc IS NOT NULL AND latitude IS NOT NULL")
-        == 3
-    )
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        states = [tuple(r) for r in await conn.fetch("SELECT vin, ts, soc, latitude FROM vehicle_state ORDER BY vin")]
+    finally:
+        await conn.close()
+    assert [s for s in states if s[2] is not None and s[3] is not None] == states
+    assert len(states) == 3
     assert await count(db_settings, "SELECT count(*) FROM vehicles WHERE model IS NOT NULL") == 3
 
 
