@@ -38,6 +38,8 @@ class VehicleSnapshot:
     """The car's reading time (`refresh/lastVehicleState`, else when its telemetry arrived); None
     while only info or availability topics have arrived, so that they never outdate a real reading."""
     received_at: datetime
+    ts_from_arrival: bool
+    """True when `ts` is the arrival time, not the car's own reading time."""
     values: dict[str, TelemetryValue]
     changed: frozenset[str]
 
@@ -99,6 +101,7 @@ class TelemetryCache:
                     vin=vin,
                     account=entry.account,
                     ts=entry.reading_ts or entry.telemetry_at,
+                    ts_from_arrival=entry.reading_ts is None,
                     received_at=entry.received_at,
                     values=dict(entry.values),
                     changed=frozenset(entry.dirty),

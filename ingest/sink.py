@@ -25,11 +25,14 @@ ON CONFLICT (vin) DO UPDATE SET
 
 UPSERT_STATE = """
 INSERT INTO vehicle_state AS s
-    (vin, ts, received_at, soc, range_km, latitude, longitude, speed_kmh, locked, charging, available, state)
+    (vin, ts, received_at, soc, range_km, latitude, longitude, speed_kmh, locked, charging, available, state,
+     ts_from_arrival)
 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[], $5::float8[],
-                     $6::float8[], $7::float8[], $8::float8[], $9::bool[], $10::bool[], $11::bool[], $12::jsonb[])
+                     $6::float8[], $7::float8[], $8::float8[], $9::bool[], $10::bool[], $11::bool[], $12::jsonb[],
+                     $13::bool[])
 ON CONFLICT (vin) DO UPDATE SET
     ts = EXCLUDED.ts,
+    ts_from_arrival = EXCLUDED.ts_from_arrival,
     received_at = EXCLUDED.received_at,
     soc = COALESCE(EXCLUDED.soc, s.soc),
     range_km = COALESCE(EXCLUDED.range_km, s.range_km),
@@ -40,7 +43,7 @@ ON CONFLICT (vin) DO UPDATE SET
     charging = COALESCE(EXCLUDED.charging, s.charging),
     available = COALESCE(EXCLUDED.available, s.available),
     state = s.state || EXCLUDED.state
-WHERE s.ts <= EXCLUDED.ts
+WHERE s.ts <= EXCLUDED.ts OR (s.ts_from_arrival AND NOT EXCLUDED.ts_from_arrival)
 """
 
 INSERT_TELEMETRY = """
@@ -96,7 +99,7 @@ async def write_snapshots(conn: Connection, snapshots: list[VehicleSnapshot]) ->
         if snap.ts is None:
             continue
         current = newest.get(snap.vin)
-        if current is None or snap.ts >= current[0]:
+        if current is None or snap.ts >= current[0] or (current[1].ts_from_arrival and not snap.ts_from_arrival):
             newest[snap.vin] = (snap.ts, snap)
         if snap.goes_to_history:
             history[(snap.vin, snap.ts)] = snap
@@ -119,6 +122,7 @@ async def write_snapshots(conn: Connection, snapshots: list[VehicleSnapshot]) ->
             _flag(s.values, topics.DRIVETRAIN_CHARGING),
             None if topics.AVAILABLE not in s.values else s.values[topics.AVAILABLE] == "online",
             _payload(s.values),
+            s.ts_from_arrival,
         )
         for ts, s in newest.values()
     ]

@@ -18,9 +18,12 @@ from ingest.sink import write_snapshots
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def snapshot(ts: datetime, changed: set[str] | None = None, vin: str = "VIN1", **values: object) -> VehicleSnapshot:
+def snapshot(
+    ts: datetime, changed: set[str] | None = None, vin: str = "VIN1", arrival: bool = False, **values: object
+) -> VehicleSnapshot:
     vals = {k.replace("__", "/"): v for k, v in values.items()}
-    return VehicleSnapshot(vin, "acct", ts, ts, vals, frozenset(changed if changed is not None else vals))  # type: ignore[arg-type]
+    changes = frozenset(changed if changed is not None else vals)
+    return VehicleSnapshot(vin, "acct", ts, ts, arrival, vals, changes)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -103,3 +106,15 @@ async def test_a_batch_may_repeat_a_vehicle(pool: asyncpg.Pool) -> None:
         )
         soc = await conn.fetchval("SELECT soc FROM vehicle_state")
     assert (result.state_rows, result.telemetry_rows, soc) == (1, 2, 60.0)
+
+
+async def test_a_car_dated_reading_replaces_an_arrival_dated_state(pool: asyncpg.Pool) -> None:
+    # Telemetry without refresh/lastVehicleState was dated by its arrival; the car's own reading,
+    # a little older than that arrival, must still move the state.
+    async with pool.acquire() as conn:
+        await write_snapshots(conn, [snapshot(T0 + timedelta(seconds=2), arrival=True, drivetrain__soc=50.0)])
+        await write_snapshots(conn, [snapshot(T0, drivetrain__soc=51.0, location__latitude=52.0)])
+        await write_snapshots(conn, [snapshot(T0 - timedelta(seconds=5), drivetrain__soc=49.0)])
+        row = await conn.fetchrow("SELECT ts, soc, latitude, ts_from_arrival FROM vehicle_state WHERE vin = 'VIN1'")
+    assert row is not None
+    assert (row["ts"], row["soc"], row["latitude"], row["ts_from_arrival"]) == (T0, 51.0, 52.0, False)
