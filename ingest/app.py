@@ -112,6 +112,7 @@ class Ingest:
             await asyncio.gather(connection, return_exceptions=True)
             try:
                 await asyncio.wait_for(self.flusher.flush(), FINAL_FLUSH_TIMEOUT)
+                log.info("final flush done: the cache is written")
             except TimeoutError:
                 log.error("final flush did not finish within %.0fs", FINAL_FLUSH_TIMEOUT)
             self._log_summary()

@@ -20,6 +20,8 @@ from common.settings import COMPONENTS, INTEGRATIONS_USER, DatabaseSettings, Mqt
 from local_stack.ports import free_port, wait_for_port
 from local_stack.postgres import LocalPostgres
 
+pytest_plugins = ["tests.alert_receiver"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

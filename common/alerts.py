@@ -1,0 +1,96 @@
+"""Alerts: an ERROR log line always, a Telegram message and a webhook call when configured.
+
+Each incident is announced once when it starts and once when it clears, however often the
+condition is checked in between. Delivery failures are logged and never raised: an alert must not
+take down the program that raises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+from pydantic import Field, SecretStr
+
+from common.settings import EnvSettings
+
+log = logging.getLogger(__name__)
+
+DELIVERY_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+class AlertSettings(EnvSettings):
+    telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_chat_id: str | None = Field(None, alias="TELEGRAM_CHAT_ID")
+    telegram_api_base: str = Field(
+        "https://api.telegram.org", alias="TELEGRAM_API_BASE", pattern=r"^https?://", description="for tests"
+    )
+    webhook_url: str | None = Field(None, alias="ALERT_WEBHOOK_URL", pattern=r"^https?://")
+
+
+@dataclass
+class Alerts:
+    component: str
+    settings: AlertSettings
+    active: dict[str, datetime] = field(default_factory=dict)
+    """Open incidents by key, with the time each started."""
+    sent: int = 0
+
+    async def fire(self, key: str, message: str) -> None:
+        """Open incident `key` (a vehicle, a program); only the first call per incident notifies."""
+        if key in self.active:
+            return
+        self.active[key] = datetime.now(UTC)
+        log.error("ALERT %s", message, extra={"alert": key, "alert_state": "firing"})
+        await self._deliver(key, "firing", message)
+
+    async def clear(self, key: str, message: str) -> None:
+        started = self.active.pop(key, None)
+        if started is None:
+            return
+        lasted = (datetime.now(UTC) - started).total_seconds()
+        text = f"{message} (after {lasted:.0f}s)"
+        log.warning("RESOLVED %s", text, extra={"alert": key, "alert_state": "resolved"})
+        await self._deliver(key, "resolved", text)
+
+    async def _deliver(self, key: str, state: str, message: str) -> None:
+        prefix = "🔴" if state == "firing" else "✅"
+        posts: list[tuple[str, dict[str, object]]] = []
+        s = self.settings
+        if s.telegram_bot_token is not None and s.telegram_chat_id:
+            url = f"{s.telegram_api_base}/bot{s.telegram_bot_token.get_secret_value()}/sendMessage"
+            posts.append((url, {"chat_id": s.telegram_chat_id, "text": f"{prefix} [{self.component}] {message}"}))
+        if s.webhook_url:
+            posts.append(
+                (
+                    s.webhook_url,
+                    {
+                        "alert": key,
+                        "state": state,
+                        "component": self.component,
+                        "message": message,
+                        "at": datetime.now(UTC).isoformat(),
+                    },
+                )
+            )
+        if not posts:
+            return
+        async with aiohttp.ClientSession(timeout=DELIVERY_TIMEOUT) as http:
+            results = await asyncio.gather(*(self._post(http, url, body) for url, body in posts))
+        self.sent += sum(results)
+
+    @staticmethod
+    async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, object]) -> bool:
+        where = url.split("/bot", maxsplit=1)[0]  # never log the bot token
+        try:
+            async with http.post(url, json=body) as response:
+                if not response.ok:
+                    log.warning("alert delivery to %s answered %d", where, response.status)
+                    return False
+                return True
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("alert delivery to %s failed: %s", where, exc)
+            return False
