@@ -15,11 +15,13 @@ from typing import Any
 import aiomqtt
 import asyncpg
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from command_api import audit, vehicles
 from command_api.auth import require_api_key
 from command_api.commands import CommandRelay, CommandTimeout
 from command_api.errors import ApiError, error_middleware
+from command_api.metrics import ApiMetrics, ProgramMetrics
 from command_api.settings import ApiSettings
 from command_api.status import StatusBoard
 from common.backoff import Backoff
@@ -37,6 +39,8 @@ SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 MQTT = web.AppKey("mqtt", MqttConnection)
 RELAY = web.AppKey("relay", CommandRelay)
 STATUS = web.AppKey("status", StatusBoard)
+METRICS = web.AppKey("metrics", ApiMetrics)
+PROGRAM_METRICS = web.AppKey("program_metrics", ProgramMetrics)
 
 VIN_PATTERN = "{vin:[A-Za-z0-9_-]{1,64}}"
 HEALTH_DB_TIMEOUT = 2.0
@@ -158,6 +162,13 @@ async def send_command(request: web.Request) -> web.Response:
     )
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text for every program; needs the API key like the command routes."""
+    require_api_key(request, request.app[API_KEY])
+    body = request.app[PROGRAM_METRICS].render(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+
+
 # -- background resources -------------------------------------------------------------------------
 
 
@@ -199,10 +210,11 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
             MqttOptions(component="api", client_id=f"api-{uuid.uuid4().hex[:12]}"),
         )
         relay = app[RELAY] = CommandRelay(mqtt, prefix)
-        mqtt.options.subscriptions = [relay.result_subscription(), *status.subscriptions()]
+        programs = app[PROGRAM_METRICS] = ProgramMetrics(prefix)
+        mqtt.options.subscriptions = [relay.result_subscription(), *status.subscriptions(), *programs.subscriptions()]
 
         async def on_message(message: aiomqtt.Message) -> None:
-            if not status.on_message(message):
+            if not status.on_message(message) and not programs.on_message(message):
                 await relay.on_result(message)
 
         mqtt.on_message = on_message
@@ -218,7 +230,9 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
 
 
 def create_app(settings: ApiSettings, mqtt_settings: MqttSettings, db: DatabaseSettings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    api_metrics = ApiMetrics()
+    app = web.Application(middlewares=[api_metrics.middleware(), error_middleware], client_max_size=64 * 1024)
+    app[METRICS] = api_metrics
     app[SETTINGS] = settings
     if settings.api_key is not None:
         app[API_KEY] = settings.api_key.get_secret_value()
@@ -228,6 +242,7 @@ def create_app(settings: ApiSettings, mqtt_settings: MqttSettings, db: DatabaseS
     app.cleanup_ctx.append(database_context(db))
     app.cleanup_ctx.append(mqtt_context(mqtt_settings))
     app.router.add_get("/api/health", health)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/vehicles", list_vehicles)
     app.router.add_get(f"/api/vehicles/{VIN_PATTERN}", get_vehicle)
     app.router.add_post(f"/api/vehicles/{VIN_PATTERN}/commands/{{command}}", send_command)

@@ -98,6 +98,11 @@ def set_filters(prefix: str, account: str) -> list[str]:
     ]
 
 
+def metrics_topic(prefix: str, component: str) -> str:
+    """A program's Prometheus metrics (text format, retained), which the API serves at /metrics."""
+    return f"{prefix}/_internal/{component}/metrics"
+
+
 def component_status_topic(prefix: str, component: str) -> str:
     return f"{prefix}/_internal/{component}/status"
 

@@ -14,6 +14,7 @@ import aiomqtt
 from saic_ismart_client_ng.exceptions import SaicApiException
 
 from common import topics
+from common.metrics import MetricsPublisher
 from common.mqtt import MqttConnection, MqttOptions
 from common.settings import MqttSettings
 from common.values import TelemetryValue
@@ -93,6 +94,9 @@ class Gateway:
         self.mqtt.options.on_connect.append(self.publisher.republish_all)
         if settings.ha_discovery:
             self.mqtt.options.on_connect.append(self.discovery.publish_all)
+        self.metrics_publisher = MetricsPublisher(
+            self.mqtt, self.metrics.registry, topics.metrics_topic(self.prefix, "gateway")
+        )
         self.polls = 0
         self._wake = asyncio.Event()
         self._vehicles_loaded = asyncio.Event()
@@ -265,9 +269,11 @@ class Gateway:
             if self.settings.ha_discovery and self.mqtt.connected.is_set():
                 self.dispatcher.spawn(self.discovery.publish_all())
             poller = group.create_task(self._refresh_loop())
+            metrics = group.create_task(self.metrics_publisher.run())
             await stop.wait()
             log.info("stopping: finishing running commands")
             poller.cancel()
+            metrics.cancel()
             for task in list(self._poll_tasks):
                 task.cancel()
             await self.dispatcher.drain()

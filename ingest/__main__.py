@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from common.alerts import AlertSettings
 from common.lifecycle import run_program
 from common.settings import DatabaseSettings, MqttSettings
 from ingest.app import Ingest, connect_database
@@ -18,7 +19,7 @@ async def main(stop: asyncio.Event) -> None:
     if pool is None:
         return
     try:
-        await Ingest(settings, mqtt_settings, pool).run(stop)
+        await Ingest(settings, mqtt_settings, pool, AlertSettings.from_env()).run(stop)
     finally:
         await pool.close()
 

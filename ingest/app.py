@@ -12,18 +12,22 @@ import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from common import topics
+from common.alerts import Alerts, AlertSettings
 from common.backoff import Backoff
 from common.database import apply_migrations, create_pool
+from common.metrics import MetricsPublisher
 from common.mqtt import MqttConnection, MqttOptions
 from common.settings import DatabaseSettings, MqttSettings
 from ingest.cache import MalformedMessage, TelemetryCache
 from ingest.flusher import DATABASE_ERRORS, Flusher
+from ingest.metrics import ingest_registry
 from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
 FINAL_FLUSH_TIMEOUT = 5.0
 SUMMARY_EVERY = 60.0
+GAP_CHECK_EVERY = 30.0
 
 
 def subscriptions(prefix: str) -> list[tuple[str, int]]:
@@ -50,10 +54,17 @@ async def connect_database(settings: DatabaseSettings, stop: asyncio.Event) -> a
 
 
 class Ingest:
-    def __init__(self, settings: IngestSettings, mqtt_settings: MqttSettings, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        mqtt_settings: MqttSettings,
+        pool: asyncpg.Pool,
+        alert_settings: AlertSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.cache = TelemetryCache(mqtt_settings.topic_prefix)
         self.flusher = Flusher(self.cache, pool)
+        self.alerts = Alerts("ingest", alert_settings or AlertSettings.from_env({}))
         self.mqtt = MqttConnection(
             mqtt_settings,
             MqttOptions(
@@ -64,6 +75,11 @@ class Ingest:
                 clean_session=False,  # the broker keeps QoS 1 messages for us while we restart
             ),
             self.on_message,
+        )
+        self.metrics = MetricsPublisher(
+            self.mqtt,
+            ingest_registry(self.cache, self.flusher),
+            topics.metrics_topic(mqtt_settings.topic_prefix, "ingest"),
         )
 
     async def on_message(self, message: aiomqtt.Message) -> None:
@@ -90,6 +106,15 @@ class Ingest:
             f.last_duration * 1000,
         )
 
+    async def check_telemetry_gaps(self) -> None:
+        """Alert once per vehicle that has sent nothing for `telemetry_gap_alert` s; clear when it resumes."""
+        limit = self.settings.telemetry_gap_alert
+        for vin, age in self.cache.reading_ages(datetime.now(UTC)).items():
+            if age > limit:
+                await self.alerts.fire(f"telemetry-gap:{vin}", f"no telemetry from {vin} for {age:.0f}s")
+            else:
+                await self.alerts.clear(f"telemetry-gap:{vin}", f"telemetry from {vin} resumed")
+
     async def run(self, stop: asyncio.Event) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
@@ -101,12 +126,21 @@ class Ingest:
             id="flush",
         )
         scheduler.add_job(self._log_summary, "interval", seconds=SUMMARY_EVERY, id="summary")
+        scheduler.add_job(
+            self.check_telemetry_gaps,
+            "interval",
+            seconds=min(GAP_CHECK_EVERY, self.settings.telemetry_gap_alert / 2),
+            max_instances=1,
+            id="telemetry-gaps",
+        )
         scheduler.start()
         connection = asyncio.create_task(self.mqtt.run())
+        metrics = asyncio.create_task(self.metrics.run())
         try:
             await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
+            metrics.cancel()
             await self.mqtt.close()
             connection.cancel()
             await asyncio.gather(connection, return_exceptions=True)

@@ -25,6 +25,8 @@ class VehicleEntry:
     reading_ts: datetime | None = None
     telemetry_at: datetime | None = None
     """When telemetry last arrived: the reading time for a publisher that sends no lastVehicleState."""
+    last_reading_at: datetime | None = None
+    """When a reading (telemetry or its time) last arrived: how the telemetry-gap alert sees silence."""
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -84,8 +86,9 @@ class TelemetryCache:
         entry.received_at = now
         if parsed.path == topics.REFRESH_LAST_VEHICLE_STATE and isinstance(value, datetime):
             entry.reading_ts = value
+            entry.last_reading_at = now
         elif parsed.category in topics.INGESTED_CATEGORIES:
-            entry.telemetry_at = now
+            entry.telemetry_at = entry.last_reading_at = now
         entry.values[parsed.path] = value
         entry.dirty.add(parsed.path)
         self.accepted += 1
@@ -109,6 +112,14 @@ class TelemetryCache:
             )
             entry.dirty = set()
         return snapshots
+
+    def reading_ages(self, now: datetime) -> dict[str, float]:
+        """Seconds since each vehicle's last reading arrived (vehicles seen since the start)."""
+        return {
+            vin: (now - entry.last_reading_at).total_seconds()
+            for vin, entry in self._vehicles.items()
+            if entry.last_reading_at is not None
+        }
 
     @property
     def pending(self) -> int:

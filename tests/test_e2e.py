@@ -186,6 +186,31 @@ async def test_ingest_credentials_cannot_publish_commands(stack_process: Stack) 
     assert await stack_process.fetchval(f"SELECT locked FROM vehicle_state WHERE vin = '{VIN}'") is not False
 
 
+async def test_metrics_of_every_program_through_the_api(stack_process: Stack, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{stack_process.api}/metrics") as anonymous:
+        assert anonymous.status == 401
+
+    async def scraped() -> str:
+        async with http.get(f"{stack_process.api}/metrics", headers={"X-API-Key": API_KEY}) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            return await response.text()
+
+    wanted = (
+        "api_http_requests_total",
+        "gateway_polls_total",
+        "ingest_messages_total",
+        "vehicle_telemetry_age_seconds",
+        "mqtt_broker_clients_connected",
+    )
+
+    async def complete() -> bool:
+        text = await scraped()
+        return all(name in text for name in wanted)
+
+    await wait_until(complete, timeout=30, interval=1, what="metrics from the API, gateway, ingest and broker")
+
+
 def test_sigterm_stops_everything_within_cloud_runs_10_seconds(stack_process: Stack) -> None:
     children = psutil.Process(stack_process.process.pid).children(recursive=True)
     assert len(children) >= 6  # supervisord, the process monitor and the four programs

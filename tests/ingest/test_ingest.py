@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
+from common.alerts import AlertSettings
 from common.database import create_pool
 from common.settings import DatabaseSettings, MqttSettings
 from ingest.app import Ingest, connect_database
@@ -19,15 +20,19 @@ from tests.helpers import client, wait_until
 
 @contextlib.asynccontextmanager
 async def running_ingest(
-    mqtt_settings: MqttSettings, db_settings: DatabaseSettings, flush_interval: float = 0.3
+    mqtt_settings: MqttSettings,
+    db_settings: DatabaseSettings,
+    flush_interval: float = 0.3,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Ingest]:
+    env = env or {}
     stop = asyncio.Event()
     pool = await connect_database(db_settings, stop)
     assert pool is not None
     settings = IngestSettings.from_env(
-        {"INGEST_FLUSH_INTERVAL": str(flush_interval), "INGEST_CLIENT_ID": f"ingest-{uuid.uuid4().hex[:8]}"}
+        {"INGEST_FLUSH_INTERVAL": str(flush_interval), "INGEST_CLIENT_ID": f"ingest-{uuid.uuid4().hex[:8]}", **env}
     )
-    ingest = Ingest(settings, mqtt_settings, pool)
+    ingest = Ingest(settings, mqtt_settings, pool, AlertSettings.from_env(env))
     task = asyncio.create_task(ingest.run(stop))
     await ingest.mqtt.wait_connected(10)
     try:

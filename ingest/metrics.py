@@ -1,0 +1,53 @@
+"""The ingest's Prometheus metrics, read from the cache and the flusher when they are collected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ingest.cache import TelemetryCache
+from ingest.flusher import Flusher
+
+
+class IngestCollector(Collector):
+    def __init__(self, cache: TelemetryCache, flusher: Flusher) -> None:
+        self.cache = cache
+        self.flusher = flusher
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        messages = CounterMetricFamily("ingest_messages", "MQTT messages by outcome", labels=["outcome"])
+        messages.add_metric(["accepted"], self.cache.accepted)
+        messages.add_metric(["malformed"], self.cache.malformed)
+        yield messages
+        f = self.flusher
+        flushes = CounterMetricFamily("ingest_flushes", "database flushes by outcome", labels=["outcome"])
+        flushes.add_metric(["ok"], f.flushes)
+        flushes.add_metric(["failed"], f.failures)
+        yield flushes
+        rows = CounterMetricFamily("ingest_rows_written", "rows written by table", labels=["table"])
+        rows.add_metric(["vehicle_state"], f.state_rows)
+        rows.add_metric(["vehicle_telemetry"], f.telemetry_rows)
+        yield rows
+        yield GaugeMetricFamily("ingest_last_flush_seconds", "duration of the last flush", value=f.last_duration)
+        yield GaugeMetricFamily(
+            "ingest_held_snapshots", "vehicle snapshots waiting for the database (spool depth)", value=f.held
+        )
+        yield GaugeMetricFamily(
+            "ingest_pending_vehicles", "vehicles with changes not yet flushed", value=self.cache.pending
+        )
+        ages = GaugeMetricFamily(
+            "vehicle_telemetry_age_seconds", "seconds since the vehicle's last reading arrived", labels=["vin"]
+        )
+        for vin, age in sorted(self.cache.reading_ages(datetime.now(UTC)).items()):
+            ages.add_metric([vin], age)
+        yield ages
+
+
+def ingest_registry(cache: TelemetryCache, flusher: Flusher) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(IngestCollector(cache, flusher))
+    return registry

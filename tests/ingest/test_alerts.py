@@ -1,0 +1,34 @@
+"""The telemetry-gap alert: fires once when a vehicle goes quiet, says when it clears; the ingest's
+metrics carry each vehicle's telemetry age."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from common.settings import DatabaseSettings, MqttSettings
+from ingest.metrics import ingest_registry
+from tests.alert_receiver import AlertReceiver
+from tests.gateway.test_gateway import root, vin
+from tests.helpers import client, wait_until
+from tests.ingest.test_ingest import running_ingest
+
+
+async def test_a_quiet_vehicle_alerts_once_and_clears(
+    mqtt_settings: MqttSettings, db_settings: DatabaseSettings, alert_receiver: AlertReceiver
+) -> None:
+    env = {**alert_receiver.env(), "TELEMETRY_GAP_ALERT": "1"}
+    async with running_ingest(mqtt_settings, db_settings, env=env) as ingest, client(mqtt_settings, "gateway") as gw:
+        await gw.publish(f"{root(5)}/drivetrain/soc", b"61.5", qos=1)
+        await wait_until(lambda: len(alert_receiver.webhook) == 1, what="the gap alert")
+        for _ in range(3):  # still quiet: checked again, no second alert
+            await ingest.check_telemetry_gaps()
+        text = generate_latest(ingest_registry(ingest.cache, ingest.flusher)).decode()
+        await gw.publish(f"{root(5)}/drivetrain/soc", b"61.0", qos=1)
+        await wait_until(lambda: len(alert_receiver.webhook) == 2, what="the all-clear")
+    firing, resolved = alert_receiver.webhook
+    assert (firing["alert"], firing["state"]) == (f"telemetry-gap:{vin(5)}", "firing")
+    assert f"no telemetry from {vin(5)}" in firing["message"]
+    assert (resolved["alert"], resolved["state"]) == (f"telemetry-gap:{vin(5)}", "resolved")
+    assert len(alert_receiver.telegram) == 2
+    assert f'vehicle_telemetry_age_seconds{{vin="{vin(5)}"}}' in text
+    assert 'ingest_messages_total{outcome="accepted"} 1.0' in text
