@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/run and scripts/test: finds Python >= 3.12, creates .venv and installs the
 # pinned dependencies (requirements.lock) and the project, only when they changed.
 set -euo pipefail
@@ -19,8 +20,10 @@ find_python() {
         fi
     done
     local pyenv_root="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
-    for candidate in $(ls -d "$pyenv_root"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do
-        if python_ok "$candidate"; then
+    local newest_first
+    newest_first=$(printf '%s\n' "$pyenv_root"/versions/3.1[2-9]*/bin/python3 | sort -rV)
+    for candidate in $newest_first; do
+        if [[ -x "$candidate" ]] && python_ok "$candidate"; then
             echo "$candidate"
             return 0
         fi
