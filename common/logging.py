@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO, override
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+request_trace: ContextVar[str | None] = ContextVar("request_trace", default=None)
+"""The Cloud Trace id of the HTTP request being handled, set by the API from X-Cloud-Trace-Context."""
+TRACE_FIELD = "logging.googleapis.com/trace"
+
+
+def trace_field(trace_id: str) -> dict[str, str]:
+    """Cloud Logging groups a request's lines by `projects/<project>/traces/<id>`; without a known
+    project the bare id is still logged."""
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCP_PROJECT")
+    if project:
+        return {TRACE_FIELD: f"projects/{project}/traces/{trace_id}"}
+    return {"trace_id": trace_id}
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +41,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if (trace_id := request_trace.get()) is not None:
+            entry.update(trace_field(trace_id))
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             entry["exception"] = "".join(traceback.format_exception(*record.exc_info))
