@@ -13,8 +13,13 @@ from common.logging import TRACE_FIELD, request_trace, setup_logging
 
 def log_line(message: str) -> dict[str, object]:
     stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
     setup_logging("command_api", "INFO", stream=stream)
-    logging.getLogger("test").warning(message, extra={"vin": "LSJSIM00000000001"})
+    try:
+        logging.getLogger("test").warning(message, extra={"vin": "LSJSIM00000000001"})
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
     parsed: dict[str, object] = json.loads(stream.getvalue())
     return parsed
 
