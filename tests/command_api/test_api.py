@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from command_api.app import create_app
+from command_api.app import MQTT, create_app
 from command_api.settings import ApiSettings
 from common.settings import DatabaseSettings, MqttSettings
 from local_stack.ports import free_port
@@ -40,9 +40,11 @@ class Api:
 async def running_api(mqtt: MqttSettings, db: DatabaseSettings, timeout: float = 5) -> AsyncIterator[Api]:
     port = free_port()
     settings = ApiSettings.from_env({"PORT": str(port), "COMMAND_API_KEY": API_KEY, "COMMAND_TIMEOUT": str(timeout)})
-    runner = web.AppRunner(create_app(settings, mqtt, db))
+    app = create_app(settings, mqtt, db)
+    runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    await app[MQTT].wait_connected(10)  # before that, commands get 503 broker_unavailable
     try:
         async with aiohttp.ClientSession() as http:
             yield Api(f"http://127.0.0.1:{port}", http)
@@ -83,8 +85,15 @@ async def test_vehicles_and_their_state(stack: Api) -> None:
     status, body = await stack.call("GET", "/api/vehicles", key=None)
     assert status == 200
     assert [v["vin"] for v in body["vehicles"]] == [vin(1), vin(2)]
-    status, one = await stack.call("GET", f"/api/vehicles/{vin(1)}", key=None)
-    assert status == 200
+    one: dict[str, Any] = {}
+
+    async def with_info() -> bool:
+        # info/... is published once at start, beside the first reading: the state has it a flush later.
+        nonlocal one
+        status, one = await stack.call("GET", f"/api/vehicles/{vin(1)}", key=None)
+        return status == 200 and "info" in one["state"]["values"]
+
+    await wait_until(with_info, what="the vehicle's info in its state")
     assert 0 <= one["state"]["soc"] <= 100
     assert one["state"]["values"]["drivetrain"]["soc"] == one["state"]["soc"]
     assert one["state"]["values"]["info"]["brand"] == "MG"

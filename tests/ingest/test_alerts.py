@@ -17,18 +17,24 @@ async def test_a_quiet_vehicle_alerts_once_and_clears(
     mqtt_settings: MqttSettings, db_settings: DatabaseSettings, alert_receiver: AlertReceiver
 ) -> None:
     env = {**alert_receiver.env(), "TELEMETRY_GAP_ALERT": "1"}
+    key = f"telemetry-gap:{vin(5)}"
+
+    def ours() -> list[dict[str, object]]:
+        # Retained telemetry of other tests' cars reaches this ingest too, and goes quiet as well.
+        return [m for m in alert_receiver.webhook if m["alert"] == key]
+
     async with running_ingest(mqtt_settings, db_settings, env=env) as ingest, client(mqtt_settings, "gateway") as gw:
         await gw.publish(f"{root(5)}/drivetrain/soc", b"61.5", qos=1)
-        await wait_until(lambda: len(alert_receiver.webhook) == 1, what="the gap alert")
+        await wait_until(lambda: len(ours()) == 1, what="the gap alert")
         for _ in range(3):  # still quiet: checked again, no second alert
             await ingest.check_telemetry_gaps()
         text = generate_latest(ingest_registry(ingest.cache, ingest.flusher)).decode()
         await gw.publish(f"{root(5)}/drivetrain/soc", b"61.0", qos=1)
-        await wait_until(lambda: len(alert_receiver.webhook) == 2, what="the all-clear")
-    firing, resolved = alert_receiver.webhook
-    assert (firing["alert"], firing["state"]) == (f"telemetry-gap:{vin(5)}", "firing")
-    assert f"no telemetry from {vin(5)}" in firing["message"]
-    assert (resolved["alert"], resolved["state"]) == (f"telemetry-gap:{vin(5)}", "resolved")
-    assert len(alert_receiver.telegram) == 2
+        await wait_until(lambda: len(ours()) == 2, what="the all-clear")
+    firing, resolved = ours()
+    assert firing["state"] == "firing"
+    assert f"no telemetry from {vin(5)}" in str(firing["message"])
+    assert resolved["state"] == "resolved"
+    assert len([m for m in alert_receiver.telegram if vin(5) in m["text"]]) == 2
     assert f'vehicle_telemetry_age_seconds{{vin="{vin(5)}"}}' in text
-    assert 'ingest_messages_total{outcome="accepted"} 1.0' in text
+    assert 'ingest_messages_total{outcome="accepted"}' in text
