@@ -22,6 +22,7 @@ from ingest.cache import MalformedMessage, TelemetryCache
 from ingest.flusher import DATABASE_ERRORS, Flusher
 from ingest.metrics import ingest_registry
 from ingest.settings import IngestSettings
+from ingest.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Ingest:
     ) -> None:
         self.settings = settings
         self.cache = TelemetryCache(mqtt_settings.topic_prefix)
-        self.flusher = Flusher(self.cache, pool)
+        self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         self.alerts = Alerts("ingest", alert_settings or AlertSettings.from_env({}))
         self.mqtt = MqttConnection(
             mqtt_settings,
@@ -76,6 +77,7 @@ class Ingest:
             ),
             self.on_message,
         )
+        self.flusher = Flusher(self.cache, pool, self.spool)
         self.metrics = MetricsPublisher(
             self.mqtt,
             ingest_registry(self.cache, self.flusher),

@@ -13,6 +13,10 @@ HISTORY_KEYS = frozenset({topics.DRIVETRAIN_SOC, topics.LOCATION_LATITUDE, topic
 """A reading that carries one of these is written to the history (the seed's rule)."""
 
 
+MAX_READINGS_PER_FLUSH = 100
+"""Completed readings kept per vehicle between flushes: memory stays bounded whatever the input rate."""
+
+
 class MalformedMessage(ValueError):
     """A message the contract does not allow; the reason says why."""
 
@@ -26,6 +30,8 @@ class VehicleEntry:
     telemetry_at: datetime | None = None
     """When telemetry last arrived: the reading time for a publisher that sends no lastVehicleState."""
     last_reading_at: datetime | None = None
+    completed: list[VehicleSnapshot] = field(default_factory=list)
+    """Readings finished (a newer one began) but not flushed yet."""
     """When a reading (telemetry or its time) last arrived: how the telemetry-gap alert sees silence."""
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -56,6 +62,7 @@ class TelemetryCache:
         self._vehicles: dict[str, VehicleEntry] = {}
         self.accepted = 0
         self.malformed = 0
+        self.merged_readings = 0
 
     def __len__(self) -> int:
         return len(self._vehicles)
@@ -85,6 +92,10 @@ class TelemetryCache:
         entry.account = parsed.account
         entry.received_at = now
         if parsed.path == topics.REFRESH_LAST_VEHICLE_STATE and isinstance(value, datetime):
+            if entry.reading_ts is not None and value != entry.reading_ts and entry.dirty:
+                # A new reading begins before the last one was flushed: keep the last one whole,
+                # so that every reading the car sent becomes its own history row.
+                self._complete(parsed.vin, entry)
             entry.reading_ts = value
             entry.last_reading_at = now
         elif parsed.category in topics.INGESTED_CATEGORIES:
@@ -93,24 +104,34 @@ class TelemetryCache:
         entry.dirty.add(parsed.path)
         self.accepted += 1
 
+    def _complete(self, vin: str, entry: VehicleEntry) -> None:
+        if len(entry.completed) >= MAX_READINGS_PER_FLUSH:
+            self.merged_readings += 1  # a flood of readings: the oldest unflushed one is merged away
+            entry.completed.pop(0)
+        entry.completed.append(self._snapshot(vin, entry))
+        entry.dirty = set()
+
+    @staticmethod
+    def _snapshot(vin: str, entry: VehicleEntry) -> VehicleSnapshot:
+        return VehicleSnapshot(
+            vin=vin,
+            account=entry.account,
+            ts=entry.reading_ts or entry.telemetry_at,
+            ts_from_arrival=entry.reading_ts is None,
+            received_at=entry.received_at,
+            values=dict(entry.values),
+            changed=frozenset(entry.dirty),
+        )
+
     def take_changes(self) -> list[VehicleSnapshot]:
-        """Snapshots of every vehicle changed since the last call; their change marks are cleared."""
-        snapshots = []
+        """Every completed reading and every vehicle changed since the last call, oldest first."""
+        snapshots: list[VehicleSnapshot] = []
         for vin, entry in self._vehicles.items():
-            if not entry.dirty:
-                continue
-            snapshots.append(
-                VehicleSnapshot(
-                    vin=vin,
-                    account=entry.account,
-                    ts=entry.reading_ts or entry.telemetry_at,
-                    ts_from_arrival=entry.reading_ts is None,
-                    received_at=entry.received_at,
-                    values=dict(entry.values),
-                    changed=frozenset(entry.dirty),
-                )
-            )
-            entry.dirty = set()
+            snapshots += entry.completed
+            entry.completed = []
+            if entry.dirty:
+                snapshots.append(self._snapshot(vin, entry))
+                entry.dirty = set()
         return snapshots
 
     def reading_ages(self, now: datetime) -> dict[str, float]:

@@ -1,4 +1,8 @@
-"""The periodic flush: cache changes to the database, keeping a failed batch for the next try."""
+"""The periodic flush: cache changes to the database; while it is down, to the disk spool.
+
+Spooled batches are written back, oldest first, before anything newer once the database returns;
+the writes are idempotent, so a batch written twice (a crash between write and delete) does no harm.
+"""
 
 from __future__ import annotations
 
@@ -7,48 +11,50 @@ import time
 
 import asyncpg
 
+from common.database import Connection
 from ingest.cache import TelemetryCache, VehicleSnapshot
 from ingest.sink import FlushResult, write_snapshots
+from ingest.spool import Spool
 
 log = logging.getLogger(__name__)
 
 MAX_HELD_SNAPSHOTS = 200_000
-"""Bound on snapshots held across failed flushes, so that memory stays bounded while the database is down."""
+"""Bound on snapshots held in memory when neither the database nor the spool takes them."""
 
 DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 class Flusher:
-    def __init__(self, cache: TelemetryCache, pool: asyncpg.Pool) -> None:
+    def __init__(self, cache: TelemetryCache, pool: asyncpg.Pool, spool: Spool) -> None:
         self.cache = cache
         self.pool = pool
+        self.spool = spool
         self._held: list[VehicleSnapshot] = []
         self.flushes = 0
         self.failures = 0
         self.state_rows = 0
         self.telemetry_rows = 0
+        self.spooled_batches = 0
+        self.replayed_batches = 0
         self.last_duration = 0.0
         self.last_result: FlushResult | None = None
 
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
     async def flush(self) -> FlushResult | None:
         batch = self._held + self.cache.take_changes()
-        if not batch:
+        if not batch and not self.spool.files():
             return None
         started = time.perf_counter()
         try:
             async with self.pool.acquire() as conn:
+                await self._replay_spool(conn)
                 result = await write_snapshots(conn, batch)
         except DATABASE_ERRORS as exc:
             self.failures += 1
-            if len(batch) > MAX_HELD_SNAPSHOTS:
-                log.error(
-                    "dropping %d oldest held snapshots: the database has been down too long",
-                    len(batch) - MAX_HELD_SNAPSHOTS,
-                )
-            self._held = batch[-MAX_HELD_SNAPSHOTS:]
-            log.error(
-                "flush of %d snapshots failed (%s: %s); retrying at the next flush", len(batch), type(exc).__name__, exc
-            )
+            self._keep(batch, f"{type(exc).__name__}: {exc}")
             return None
         self._held = []
         self.last_duration = time.perf_counter() - started
@@ -65,6 +71,25 @@ class Flusher:
         )
         return result
 
-    @property
-    def held(self) -> int:
-        return len(self._held)
+    async def _replay_spool(self, conn: Connection) -> None:
+        for path, spooled in self.spool.batches():
+            result = await write_snapshots(conn, spooled)
+            self.spool.remove(path)
+            self.replayed_batches += 1
+            self.state_rows += result.state_rows
+            self.telemetry_rows += result.telemetry_rows
+            log.info("wrote back a spooled batch of %d snapshots (%d left)", len(spooled), len(self.spool.files()))
+
+    def _keep(self, batch: list[VehicleSnapshot], error: str) -> None:
+        if batch and self.spool.append(batch):
+            self.spooled_batches += 1
+            self._held = []
+            log.error("flush failed (%s); %d snapshots spooled to disk", error, len(batch))
+            return
+        if len(batch) > MAX_HELD_SNAPSHOTS:
+            log.error(
+                "dropping %d oldest held snapshots: neither the database nor the spool takes them",
+                len(batch) - MAX_HELD_SNAPSHOTS,
+            )
+        self._held = batch[-MAX_HELD_SNAPSHOTS:]
+        log.error("flush of %d snapshots failed (%s); kept in memory, retrying at the next flush", len(batch), error)

@@ -34,8 +34,19 @@ class IngestCollector(Collector):
         yield rows
         yield GaugeMetricFamily("ingest_last_flush_seconds", "duration of the last flush", value=f.last_duration)
         yield GaugeMetricFamily(
-            "ingest_held_snapshots", "vehicle snapshots waiting for the database (spool depth)", value=f.held
+            "ingest_held_snapshots", "vehicle snapshots held in memory for the database", value=f.held
         )
+        yield GaugeMetricFamily(
+            "ingest_spool_bytes", "bytes of batches spooled to disk (spool depth)", value=f.spool.bytes
+        )
+        yield GaugeMetricFamily("ingest_spool_batches", "batches spooled to disk", value=len(f.spool.files()))
+        spool = CounterMetricFamily(
+            "ingest_spool_events", "spool writes, write-backs and full events", labels=["event"]
+        )
+        spool.add_metric(["spooled"], f.spooled_batches)
+        spool.add_metric(["replayed"], f.replayed_batches)
+        spool.add_metric(["full"], f.spool.full_events)
+        yield spool
         yield GaugeMetricFamily(
             "ingest_pending_vehicles", "vehicles with changes not yet flushed", value=self.cache.pending
         )

@@ -1,13 +1,23 @@
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from pydantic import Field
 
 from common.settings import EnvSettings
 
 
+def _default_spool_dir() -> Path:
+    return Path(os.environ.get("RUNTIME_DIR") or tempfile.gettempdir()) / "ingest-spool"
+
+
 class IngestSettings(EnvSettings):
     flush_interval: float = Field(5.0, alias="INGEST_FLUSH_INTERVAL", gt=0, le=3600)
     client_id: str = Field("ingest", alias="INGEST_CLIENT_ID", min_length=1)
+    spool_dir: Path = Field(default_factory=_default_spool_dir, alias="INGEST_SPOOL_DIR")
+    spool_max_bytes: int = Field(256 * 2**20, alias="INGEST_SPOOL_MAX_BYTES", ge=0)
     telemetry_gap_alert: float = Field(
         300.0, alias="TELEMETRY_GAP_ALERT", gt=0, description="alert when a vehicle sends nothing for this long (s)"
     )

@@ -89,3 +89,19 @@ def test_info_and_availability_alone_never_date_a_reading() -> None:
     [reading] = cache.take_changes()
     assert reading.ts == T0
     assert reading.values[topics.INFO_MODEL] == "MG4 Electric"
+
+
+def test_every_reading_between_two_flushes_is_kept() -> None:
+    cache = TelemetryCache("saic")
+    for n, soc in enumerate((80, 79, 78)):
+        ts = datetime(2026, 1, 1, 12, 0, n, tzinfo=UTC)
+        cache.add(f"{ROOT}/refresh/lastVehicleState", ts.isoformat().encode())
+        cache.add(f"{ROOT}/drivetrain/soc", str(soc).encode())
+    snaps = cache.take_changes()
+    assert [(s.ts.second if s.ts else None, s.values[topics.DRIVETRAIN_SOC]) for s in snaps] == [
+        (0, 80),
+        (1, 79),
+        (2, 78),
+    ]
+    assert all(s.goes_to_history for s in snaps)
+    assert cache.take_changes() == []

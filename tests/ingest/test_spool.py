@@ -1,0 +1,124 @@
+"""The disk spool on its own, and the ingest riding out a PostgreSQL outage under steady load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from broker.mosquitto import find_mosquitto
+from common import topics
+from common.settings import DatabaseSettings, MqttSettings
+from common.values import TelemetryValue
+from ingest.cache import VehicleSnapshot
+from ingest.spool import Spool
+from local_stack.ports import free_port
+from local_stack.postgres import LocalPostgres
+from tests.conftest import start_broker, stop_process
+from tests.gateway.test_gateway import root, vin
+from tests.helpers import client, wait_until
+from tests.ingest.test_ingest import running_ingest
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+OUTAGE = 60.0
+"""How long PostgreSQL stays down under load (the issue's figure)."""
+
+
+def snapshot(n: int) -> VehicleSnapshot:
+    values: dict[str, TelemetryValue] = {
+        topics.DRIVETRAIN_SOC: 50.5 + n,
+        topics.LOCATION_POSITION: {"latitude": 52.1, "longitude": 4.3, "altitude": 2},
+        topics.DOORS_LOCKED: True,
+        topics.REFRESH_LAST_VEHICLE_STATE: T0 + timedelta(seconds=n),
+    }
+    return VehicleSnapshot("VIN1", "acct", T0 + timedelta(seconds=n), T0, False, values, frozenset(values))
+
+
+def test_batches_come_back_whole_and_oldest_first(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1_000_000)
+    assert spool.append([snapshot(1), snapshot(2)])
+    assert spool.append([snapshot(3)])
+    (tmp_path / ".half-written.batch.json.tmp").write_text("[{")  # a crash mid-write leaves only this
+    batches = [batch for _path, batch in spool.batches()]
+    assert batches == [[snapshot(1), snapshot(2)], [snapshot(3)]]
+    for path, _batch in list(spool.batches()):
+        spool.remove(path)
+    assert spool.files() == []
+
+
+def test_the_bound_is_kept_and_said_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1500)
+    accepted = [spool.append([snapshot(n)]) for n in range(10)]
+    assert accepted[0] is True
+    assert accepted[-1] is False
+    assert spool.bytes <= 1500
+    assert spool.full_events == 1  # one episode, one loud line
+
+
+@pytest.fixture
+def outage_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    base = Path(os.environ.get("TEST_DATA_DIR", "/tmp")) / f"vehicle-backend-outage-{uuid.uuid4().hex[:8]}"
+    server = LocalPostgres(base / "data", free_port(), secrets.token_urlsafe(16))
+    server.start(base / "postgres.log")
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def one_broker(tmp_path: Path) -> Iterator[MqttSettings]:
+    """A broker of its own: a minute-long test runs once, on Mosquitto where it is installed."""
+    running = start_broker("mosquitto" if find_mosquitto() else "amqtt", tmp_path)
+    yield running.mqtt_settings()
+    stop_process(running.process)
+
+
+async def test_postgres_down_under_load_loses_nothing_and_duplicates_nothing(
+    one_broker: MqttSettings, outage_postgres: LocalPostgres
+) -> None:
+    mqtt_settings = one_broker
+    db = DatabaseSettings.from_env({"DATABASE_URL": outage_postgres.url()})
+    published: list[tuple[str, datetime]] = []
+    async with (
+        running_ingest(mqtt_settings, db, flush_interval=1.0) as ingest,
+        client(mqtt_settings, "gateway") as gateway,
+    ):
+
+        async def publish_for(seconds: float) -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
+            while loop.time() < deadline:
+                for n in (11, 12, 13):
+                    ts = datetime.now(UTC).replace(microsecond=len(published) % 1_000_000)
+                    await gateway.publish(f"{root(n)}/{topics.REFRESH_LAST_VEHICLE_STATE}", ts.isoformat(), qos=1)
+                    await gateway.publish(f"{root(n)}/drivetrain/soc", str(40 + len(published) % 50), qos=1)
+                    published.append((vin(n), ts))
+                await asyncio.sleep(0.25)
+
+        await publish_for(3)
+        await asyncio.to_thread(outage_postgres.stop)
+        await publish_for(OUTAGE)
+        assert ingest.spool.files(), "the outage should have sent batches to the spool"
+        await asyncio.to_thread(outage_postgres.start, outage_postgres.data_dir.parent / "postgres-after.log")
+        await publish_for(3)
+
+        async def spool_drained() -> bool:
+            return not ingest.spool.files() and ingest.flusher.held == 0
+
+        await wait_until(spool_drained, timeout=30, what="the spool written back")
+    conn = await asyncpg.connect(outage_postgres.url())
+    try:
+        rows = await conn.fetch(
+            "SELECT vin, ts FROM vehicle_telemetry WHERE vin = ANY($1::text[])", [vin(n) for n in (11, 12, 13)]
+        )
+    finally:
+        await conn.close()
+    stored = [(r["vin"], r["ts"]) for r in rows]
+    assert len(stored) == len(set(stored))  # none twice
+    assert set(stored) == set(published)  # none lost
