@@ -19,6 +19,7 @@ from common.metrics import MetricsPublisher
 from common.mqtt import MqttConnection, MqttOptions
 from common.settings import DatabaseSettings, MqttSettings
 from ingest.cache import MalformedMessage, TelemetryCache
+from ingest.dead_letters import DeadLetters
 from ingest.flusher import DATABASE_ERRORS, Flusher
 from ingest.metrics import ingest_registry
 from ingest.settings import IngestSettings
@@ -77,7 +78,8 @@ class Ingest:
             ),
             self.on_message,
         )
-        self.flusher = Flusher(self.cache, pool, self.spool)
+        self.dead_letters = DeadLetters()
+        self.flusher = Flusher(self.cache, pool, self.spool, self.dead_letters)
         self.metrics = MetricsPublisher(
             self.mqtt,
             ingest_registry(self.cache, self.flusher),
@@ -86,9 +88,11 @@ class Ingest:
 
     async def on_message(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        now = datetime.now(UTC)
         try:
-            self.cache.add(message.topic.value, payload, datetime.now(UTC))
+            self.cache.add(message.topic.value, payload, now)
         except MalformedMessage as exc:
+            self.dead_letters.add(now, message.topic.value, payload, str(exc))
             count = self.cache.malformed
             if count <= 10 or count % 1000 == 0:
                 log.warning("malformed message #%d on %s: %s", count, message.topic.value[:200], exc)

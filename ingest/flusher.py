@@ -13,6 +13,7 @@ import asyncpg
 
 from common.database import Connection
 from ingest.cache import TelemetryCache, VehicleSnapshot
+from ingest.dead_letters import DeadLetters
 from ingest.sink import FlushResult, write_snapshots
 from ingest.spool import Spool
 
@@ -25,10 +26,13 @@ DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, Timeo
 
 
 class Flusher:
-    def __init__(self, cache: TelemetryCache, pool: asyncpg.Pool, spool: Spool) -> None:
+    def __init__(
+        self, cache: TelemetryCache, pool: asyncpg.Pool, spool: Spool, dead_letters: DeadLetters | None = None
+    ) -> None:
         self.cache = cache
         self.pool = pool
         self.spool = spool
+        self.dead_letters = dead_letters if dead_letters is not None else DeadLetters()
         self._held: list[VehicleSnapshot] = []
         self.flushes = 0
         self.failures = 0
@@ -45,15 +49,18 @@ class Flusher:
 
     async def flush(self) -> FlushResult | None:
         batch = self._held + self.cache.take_changes()
-        if not batch and not self.spool.files():
+        rejected = self.dead_letters.take()
+        if not batch and not rejected and not self.spool.files():
             return None
         started = time.perf_counter()
         try:
             async with self.pool.acquire() as conn:
                 await self._replay_spool(conn)
                 result = await write_snapshots(conn, batch)
+                await self.dead_letters.write(conn, rejected)
         except DATABASE_ERRORS as exc:
             self.failures += 1
+            self.dead_letters.put_back(rejected)
             self._keep(batch, f"{type(exc).__name__}: {exc}")
             return None
         self._held = []

@@ -23,6 +23,10 @@ class IngestCollector(Collector):
         messages.add_metric(["accepted"], self.cache.accepted)
         messages.add_metric(["malformed"], self.cache.malformed)
         yield messages
+        dead = CounterMetricFamily("ingest_dead_letters", "malformed messages set aside", labels=["outcome"])
+        dead.add_metric(["written"], self.flusher.dead_letters.recorded)
+        dead.add_metric(["dropped"], self.flusher.dead_letters.dropped)
+        yield dead
         f = self.flusher
         flushes = CounterMetricFamily("ingest_flushes", "database flushes by outcome", labels=["outcome"])
         flushes.add_metric(["ok"], f.flushes)

@@ -89,6 +89,17 @@ async def test_malformed_messages_are_counted_and_ingest_keeps_going(
 
         await wait_until(stored, what="the good reading stored")
 
+        async def set_aside() -> bool:
+            return await count(db_settings, f"SELECT count(*) FROM dead_letters WHERE topic LIKE '%{vin(7)}%'") == 4
+
+        await wait_until(set_aside, what="the 4 malformed messages in dead_letters")
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        reasons = await conn.fetch("SELECT payload, reason FROM dead_letters ORDER BY id")
+    finally:
+        await conn.close()
+    assert (b"eighty", "drivetrain/soc: expected a number, got 'eighty'") in [(bytes(r[0]), r[1]) for r in reasons]
+
 
 async def test_stopping_writes_the_cache_first(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> None:
     async with running_ingest(mqtt_settings, db_settings, flush_interval=3600) as ingest:

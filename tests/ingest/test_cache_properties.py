@@ -1,0 +1,41 @@
+"""Whatever arrives, the cache either takes it or rejects it with a reason: never another error."""
+
+from __future__ import annotations
+
+import contextlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common.values import KEY_KINDS
+from ingest.cache import MalformedMessage, TelemetryCache
+
+KEYS = st.sampled_from(sorted(KEY_KINDS)) | st.text(min_size=1, max_size=40)
+PAYLOADS = st.binary(max_size=200) | st.text(max_size=60).map(str.encode) | st.floats().map(lambda f: repr(f).encode())
+
+
+@settings(max_examples=2000, deadline=None)
+@given(key=KEYS, payload=PAYLOADS)
+def test_any_message_is_taken_or_rejected_with_a_reason(key: str, payload: bytes) -> None:
+    cache = TelemetryCache("saic")
+    reason = ""
+    try:
+        cache.add(f"saic/acct/vehicles/VIN1/{key}", payload)
+    except MalformedMessage as exc:
+        reason = str(exc)
+    if cache.malformed:
+        assert reason  # rejected, with a reason
+    else:
+        assert cache.accepted + (0 if payload else 1) == 1  # an empty payload clears; it is not counted
+    cache.take_changes()  # and a snapshot can always be taken
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages=st.lists(st.tuples(KEYS, PAYLOADS), max_size=50))
+def test_memory_stays_bounded_by_vehicles_not_messages(messages: list[tuple[str, bytes]]) -> None:
+    cache = TelemetryCache("saic")
+    for key, payload in messages:
+        with contextlib.suppress(MalformedMessage):
+            cache.add(f"saic/acct/vehicles/VIN1/{key}", payload)
+    assert len(cache) <= 1
+    assert cache.accepted + cache.malformed <= len(messages)
