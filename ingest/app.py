@@ -32,11 +32,15 @@ SUMMARY_EVERY = 60.0
 GAP_CHECK_EVERY = 30.0
 
 
-def subscriptions(prefix: str) -> list[tuple[str, int]]:
-    """The seed's seven categories (for every account), plus what dates and names a reading."""
+def subscriptions(prefix: str, shared_group: str | None = None) -> list[tuple[str, int]]:
+    """The seed's seven categories (for every account), plus what dates and names a reading.
+
+    With a shared group, replicas subscribed as `$share/<group>/...` split the messages between them.
+    """
     suffixes = [f"{c}/#" for c in topics.INGESTED_CATEGORIES]
     suffixes += ["info/#", topics.REFRESH_LAST_VEHICLE_STATE, topics.AVAILABLE]
-    return [(topics.vehicles_filter(prefix, s), 1) for s in suffixes]
+    share = f"$share/{shared_group}/" if shared_group else ""
+    return [(share + topics.vehicles_filter(prefix, s), 1) for s in suffixes]
 
 
 async def connect_database(settings: DatabaseSettings, stop: asyncio.Event) -> asyncpg.Pool | None:
@@ -72,7 +76,7 @@ class Ingest:
             MqttOptions(
                 component="ingest",
                 client_id=settings.client_id,
-                subscriptions=subscriptions(mqtt_settings.topic_prefix),
+                subscriptions=subscriptions(mqtt_settings.topic_prefix, settings.shared_group),
                 status_topic=topics.component_status_topic(mqtt_settings.topic_prefix, "ingest"),
                 clean_session=False,  # the broker keeps QoS 1 messages for us while we restart
             ),

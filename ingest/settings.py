@@ -16,6 +16,12 @@ def _default_spool_dir() -> Path:
 class IngestSettings(EnvSettings):
     flush_interval: float = Field(5.0, alias="INGEST_FLUSH_INTERVAL", gt=0, le=3600)
     client_id: str = Field("ingest", alias="INGEST_CLIENT_ID", min_length=1)
+    shared_group: str | None = Field(
+        None,
+        alias="INGEST_SHARED_SUBSCRIPTION",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="subscribe as $share/<group>/... so that replicas split the stream (Mosquitto)",
+    )
     spool_dir: Path = Field(default_factory=_default_spool_dir, alias="INGEST_SPOOL_DIR")
     spool_max_bytes: int = Field(256 * 2**20, alias="INGEST_SPOOL_MAX_BYTES", ge=0)
     telemetry_gap_alert: float = Field(

@@ -1,4 +1,5 @@
-"""The disk spool on its own, and the ingest riding out a PostgreSQL outage under steady load."""
+"""The disk spool on its own, the ingest riding out a PostgreSQL outage under load, and replicas on a
+shared subscription."""
 
 from __future__ import annotations
 
@@ -122,3 +123,34 @@ async def test_postgres_down_under_load_loses_nothing_and_duplicates_nothing(
     stored = [(r["vin"], r["ts"]) for r in rows]
     assert len(stored) == len(set(stored))  # none twice
     assert set(stored) == set(published)  # none lost
+
+
+async def test_two_replicas_on_a_shared_subscription_split_the_stream(
+    one_broker: MqttSettings, db_settings: DatabaseSettings
+) -> None:
+    if not find_mosquitto():
+        pytest.skip("shared subscriptions ($share/...) need Mosquitto; amqtt has none")
+    shared = {"INGEST_SHARED_SUBSCRIPTION": "ingest"}
+    published: set[tuple[str, datetime]] = set()
+    async with (
+        running_ingest(one_broker, db_settings, env=shared) as first,
+        running_ingest(one_broker, db_settings, env=shared) as second,
+        client(one_broker, "gateway") as gateway,
+    ):
+        for i in range(200):
+            n = 21 + i % 4
+            ts = datetime(2026, 2, 1, 12, 0, tzinfo=UTC) + timedelta(seconds=i)
+            await gateway.publish(f"{root(n)}/{topics.REFRESH_LAST_VEHICLE_STATE}", ts.isoformat(), qos=1)
+            await gateway.publish(f"{root(n)}/drivetrain/soc", str(30 + i % 60), qos=1)
+            published.add((vin(n), ts))
+        await wait_until(lambda: first.cache.accepted + second.cache.accepted >= 400, what="every message taken")
+        await asyncio.sleep(0.5)  # anything delivered twice would arrive by now
+        taken = (first.cache.accepted, second.cache.accepted)
+    assert sum(taken) == 400  # each message went to exactly one replica
+    assert min(taken) > 0  # and both did work
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        rows = await conn.fetch("SELECT vin, ts FROM vehicle_telemetry WHERE ts >= '2026-02-01'")
+    finally:
+        await conn.close()
+    assert {(r["vin"], r["ts"]) for r in rows} == published
