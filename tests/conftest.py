@@ -3,8 +3,10 @@ broker implementation started as `python -m broker`, exactly as supervisord star
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import uuid
@@ -38,16 +40,23 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 # -- PostgreSQL -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
-    base = Path(os.environ.get("TEST_DATA_DIR", "/tmp")) / f"vehicle-backend-pg-{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def throwaway_postgres(name: str) -> Iterator[LocalPostgres]:
+    """A PostgreSQL of its own on a free port (outside tmp_path: the `postgres` user must reach it)."""
+    base = Path(os.environ.get("TEST_DATA_DIR", "/tmp")) / f"vehicle-backend-{name}-{uuid.uuid4().hex[:8]}"
     server = LocalPostgres(base / "data", free_port(), secrets.token_urlsafe(16))
     server.start(base / "postgres.log")
-    yield server
-    server.remove()
-    for leftover in base.glob("*"):
-        leftover.unlink(missing_ok=True)
-    base.rmdir()
+    try:
+        yield server
+    finally:
+        server.remove()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    with throwaway_postgres("pg") as server:
+        yield server
 
 
 @pytest.fixture

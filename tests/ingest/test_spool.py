@@ -4,9 +4,6 @@ shared subscription."""
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +17,8 @@ from common.settings import DatabaseSettings, MqttSettings
 from common.values import TelemetryValue
 from ingest.cache import VehicleSnapshot
 from ingest.spool import Spool
-from local_stack.ports import free_port
 from local_stack.postgres import LocalPostgres
-from tests.conftest import start_broker, stop_process
+from tests.conftest import start_broker, stop_process, throwaway_postgres
 from tests.gateway.test_gateway import root, vin
 from tests.helpers import client, wait_until
 from tests.ingest.test_ingest import running_ingest
@@ -64,12 +60,9 @@ def test_the_bound_is_kept_and_said_once(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def outage_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
-    base = Path(os.environ.get("TEST_DATA_DIR", "/tmp")) / f"vehicle-backend-outage-{uuid.uuid4().hex[:8]}"
-    server = LocalPostgres(base / "data", free_port(), secrets.token_urlsafe(16))
-    server.start(base / "postgres.log")
-    yield server
-    server.remove()
+def outage_postgres() -> Iterator[LocalPostgres]:
+    with throwaway_postgres("outage") as server:
+        yield server
 
 
 @pytest.fixture
