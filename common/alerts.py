@@ -37,7 +37,6 @@ class Alerts:
     settings: AlertSettings
     active: dict[str, datetime] = field(default_factory=dict)
     """Open incidents by key, with the time each started."""
-    sent: int = 0
 
     async def fire(self, key: str, message: str) -> None:
         """Open incident `key` (a vehicle, a program); only the first call per incident notifies."""
@@ -79,18 +78,14 @@ class Alerts:
         if not posts:
             return
         async with aiohttp.ClientSession(timeout=DELIVERY_TIMEOUT) as http:
-            results = await asyncio.gather(*(self._post(http, url, body) for url, body in posts))
-        self.sent += sum(results)
+            await asyncio.gather(*(self._post(http, url, body) for url, body in posts))
 
     @staticmethod
-    async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, object]) -> bool:
+    async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, object]) -> None:
         where = url.split("/bot", maxsplit=1)[0]  # never log the bot token
         try:
             async with http.post(url, json=body) as response:
                 if not response.ok:
                     log.warning("alert delivery to %s answered %d", where, response.status)
-                    return False
-                return True
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("alert delivery to %s failed: %s", where, exc)
-            return False

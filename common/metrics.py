@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from common.mqtt import MqttConnection, MqttNotConnected
-
-log = logging.getLogger(__name__)
 
 PUBLISH_INTERVAL = 15.0
 

@@ -68,7 +68,6 @@ class SaicSession:
         self._next_login_at = 0.0
         self._login_failures = 0
         self._generation = 0  # counts logins, so that one logout is acted on once
-        self.logins = 0
 
     async def call[T](self, operation: str, request: Callable[[SaicApi], Awaitable[T]], *, urgent: bool = False) -> T:
         """Run `request(api)` logged in; `urgent` (a user's command) skips the re-login delay."""
@@ -104,7 +103,6 @@ class SaicSession:
             raise
         self._login_failures = 0
         self._generation += 1
-        self.logins += 1
         self.metrics.logins.labels("ok").inc()
         self.metrics.logged_in.set(1)
         log.info("logged in to the SAIC API (session %d)", self._generation)
