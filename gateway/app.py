@@ -7,13 +7,13 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 import aiomqtt
 from saic_ismart_client_ng.exceptions import SaicApiException
 
 from common import topics
+from common.backoff import Backoff
 from common.metrics import MetricsPublisher
 from common.mqtt import MqttConnection, MqttOptions
 from common.settings import MqttSettings
@@ -141,7 +141,7 @@ class Gateway:
             # As upstream: a running A/C is sent the new temperature at once.
             args = {"action": "on", "temperature": celsius}
             label = "climate/remoteTemperature/set"
-            self.dispatcher.spawn(self._discard_result(self.dispatcher.execute(vin, "climate", args, label=label)))
+            self.dispatcher.spawn(self.dispatcher.execute(vin, "climate", args, label=label))
 
     def mark_active(self, vin: str) -> None:
         self.refresh[vin].active = True
@@ -161,11 +161,7 @@ class Gateway:
         self._publish(vin, values)
 
     def _publish(self, vin: str, values: dict[str, TelemetryValue]) -> None:
-        self.dispatcher.spawn(self._discard_result(self.publisher.publish_changes(self.roots[vin], values)))
-
-    @staticmethod
-    async def _discard_result(work: Awaitable[object]) -> None:
-        await work
+        self.dispatcher.spawn(self.publisher.publish_changes(self.roots[vin], values))
 
     # -- polling ----------------------------------------------------------------------------
 
@@ -206,6 +202,7 @@ class Gateway:
     async def _refresh_loop(self) -> None:
         last_heartbeat = time.monotonic()
         last_lag_warning = 0.0
+        default_active = self.settings.refresh_periods().active
         while True:
             await self.mqtt.connected.wait()
             now = time.monotonic()
@@ -225,8 +222,7 @@ class Gateway:
                     task.add_done_callback(self._poll_tasks.discard)
                 else:
                     next_wake = min(next_wake, due)
-            interval = self.settings.refresh_periods().active
-            if worst_lag > interval and now - last_lag_warning > LAG_WARNING_EVERY:
+            if worst_lag > default_active and now - last_lag_warning > LAG_WARNING_EVERY:
                 last_lag_warning = now
                 log.warning("polls start up to %.1fs late: more vehicles than the API and interval allow", worst_lag)
             if now - last_heartbeat >= self.settings.heartbeat_interval:
@@ -240,17 +236,17 @@ class Gateway:
 
     async def _load_vehicles(self, stop: asyncio.Event) -> list[VehicleInfo]:
         """The account's vehicles; retried with backoff, since the API may be down when we start."""
-        delay = 5.0
+        backoff = Backoff(initial=5.0, maximum=300.0)
         while True:
             try:
                 return await self.source.vehicles()
             except Exception as exc:
+                delay = backoff.next_delay()
                 log.error("could not list the account's vehicles (%s); retrying in %.0fs", exc, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             if stop.is_set():
                 return []
-            delay = min(delay * 2, 300.0)
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as group:

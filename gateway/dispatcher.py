@@ -53,7 +53,7 @@ class CommandDispatcher:
         self.after_success = after_success
         self.handlers = handlers or ALL_COMMAND_HANDLERS
         self._vehicle_locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     async def on_message(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value
@@ -70,8 +70,8 @@ class CommandDispatcher:
             return
         self.spawn(self._handle(topic, parsed.vin, command, message.payload))
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run a command in the background; `drain` waits for it at shutdown."""
+    def spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run work in the background (its result is not needed); `drain` waits for it at shutdown."""
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
