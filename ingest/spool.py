@@ -57,24 +57,28 @@ class Spool:
         self._full = False
         self._sequence = itertools.count()
         directory.mkdir(parents=True, exist_ok=True)
+        # The spool owns its folder: read it once (batches left by an earlier run), then keep count.
+        self._sizes = {path: path.stat().st_size for path in sorted(directory.glob(f"*{SUFFIX}"))}
 
     def files(self) -> list[Path]:
-        return sorted(self.directory.glob(f"*{SUFFIX}"))
+        """Stored batch files, oldest first."""
+        return list(self._sizes)
 
     @property
     def bytes(self) -> int:
-        return sum(path.stat().st_size for path in self.files())
+        return sum(self._sizes.values())
 
     def append(self, batch: list[VehicleSnapshot]) -> bool:
         """Store a batch; False (and one loud log line per episode) when the bound is reached."""
         body = json.dumps([_to_json(s) for s in batch]).encode()
-        if self.bytes + len(body) > self.max_bytes:
+        stored = self.bytes
+        if stored + len(body) > self.max_bytes:
             if not self._full:
                 self._full = True
                 self.full_events += 1
                 log.error(
                     "ingest spool full (%d bytes, bound %d): newer batches stay in memory until the database returns",
-                    self.bytes,
+                    stored,
                     self.max_bytes,
                 )
             return False
@@ -85,7 +89,9 @@ class Spool:
             out.write(body)
             out.flush()
             os.fsync(out.fileno())
-        temporary.rename(self.directory / name)
+        path = self.directory / name
+        temporary.rename(path)
+        self._sizes[path] = len(body)
         return True
 
     def batches(self) -> Iterator[tuple[Path, list[VehicleSnapshot]]]:
@@ -95,4 +101,5 @@ class Spool:
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+        self._sizes.pop(path, None)
         self._full = False

@@ -50,6 +50,14 @@ def test_batches_come_back_whole_and_oldest_first(tmp_path: Path) -> None:
     assert spool.files() == []
 
 
+def test_a_restarted_ingest_finds_the_batches_left_behind(tmp_path: Path) -> None:
+    first = Spool(tmp_path, max_bytes=1_000_000)
+    assert first.append([snapshot(1)])
+    again = Spool(tmp_path, max_bytes=1_000_000)
+    assert [batch for _path, batch in again.batches()] == [[snapshot(1)]]
+    assert again.bytes == first.bytes > 0
+
+
 def test_the_bound_is_kept_and_said_once(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=1500)
     accepted = [spool.append([snapshot(n)]) for n in range(10)]
