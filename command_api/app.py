@@ -24,6 +24,7 @@ from command_api.errors import ApiError, error_middleware
 from command_api.metrics import ApiMetrics, ProgramMetrics
 from command_api.settings import ApiSettings
 from command_api.status import StatusBoard
+from command_api.tracing import trace_middleware
 from common.backoff import Backoff
 from common.commands import COMMAND_ARGS, InvalidArguments, validate_args
 from common.database import apply_migrations, create_pool
@@ -231,7 +232,9 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
 
 def create_app(settings: ApiSettings, mqtt_settings: MqttSettings, db: DatabaseSettings) -> web.Application:
     api_metrics = ApiMetrics()
-    app = web.Application(middlewares=[api_metrics.middleware(), error_middleware], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[trace_middleware, api_metrics.middleware(), error_middleware], client_max_size=64 * 1024
+    )
     app[METRICS] = api_metrics
     app[SETTINGS] = settings
     if settings.api_key is not None:

@@ -12,7 +12,6 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from common import topics
-from common.logging import request_trace
 
 SYS_PREFIX = "$SYS/broker/"
 BROKER_METRICS = {  # $SYS topic (after $SYS/broker/) -> (metric name, type); both brokers publish these
@@ -39,9 +38,6 @@ class ApiMetrics:
     def middleware(self) -> Middleware:
         @web.middleware
         async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-            # Cloud Run's X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1 -> every log line of this request
-            trace = request.headers.get("X-Cloud-Trace-Context", "").split("/", 1)[0].strip()
-            token = request_trace.set(trace if trace.isalnum() else None)
             started = time.perf_counter()
             resource = request.match_info.route.resource
             route = resource.canonical if resource is not None else "unmatched"
@@ -56,7 +52,6 @@ class ApiMetrics:
             finally:
                 self.requests.labels(request.method, route, str(status)).inc()
                 self.duration.labels(route).observe(time.perf_counter() - started)
-                request_trace.reset(token)
 
         return count
 
