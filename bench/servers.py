@@ -17,7 +17,7 @@ from common.settings import COMPONENTS, DatabaseSettings, MqttSettings
 from gateway.app import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator import SimulatedFleet
-from ingest.app import Ingest, connect_database
+from ingest.app import Ingest, open_sink
 from ingest.settings import IngestSettings
 from local_stack.ports import free_port, wait_for_port
 from local_stack.postgres import LocalPostgres
@@ -79,9 +79,9 @@ async def running_backend(
     with broker(implementation) as mqtt, postgres() as url:
         db = DatabaseSettings.from_env({"DATABASE_URL": url})
         stop = asyncio.Event()
-        pool = await connect_database(db, stop)
-        assert pool is not None
-        ingest = Ingest(IngestSettings.from_env({"INGEST_FLUSH_INTERVAL": str(flush_interval)}), mqtt, pool)
+        sink = await open_sink("postgres", {"DATABASE_URL": url}, stop)
+        assert sink is not None
+        ingest = Ingest(IngestSettings.from_env({"INGEST_FLUSH_INTERVAL": str(flush_interval)}), mqtt, sink)
         gateway = Gateway(
             GatewaySettings.from_env(
                 {
@@ -101,4 +101,4 @@ async def running_backend(
         finally:
             stop.set()
             await asyncio.gather(*tasks)
-            await pool.close()
+            await sink.close()

@@ -1,4 +1,5 @@
-"""Composition root of the ingest: MQTT subscription -> cache -> scheduled flush -> PostgreSQL."""
+"""Composition root of the ingest: MQTT subscription -> cache -> scheduled flush -> sink
+(PostgreSQL or Supabase REST)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,20 @@ import logging
 from datetime import UTC, datetime
 
 import aiomqtt
-import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from common import topics
 from common.alerts import Alerts, AlertSettings
 from common.backoff import Backoff
-from common.database import apply_migrations, create_pool
 from common.metrics import MetricsPublisher
 from common.mqtt import MqttConnection, MqttOptions
-from common.settings import DatabaseSettings, MqttSettings
+from common.settings import DatabaseSettings, MqttSettings, SettingsError
 from ingest.cache import MalformedMessage, TelemetryCache
 from ingest.dead_letters import DeadLetters
-from ingest.flusher import DATABASE_ERRORS, Flusher
+from ingest.flusher import Flusher
 from ingest.metrics import ingest_registry
-from ingest.settings import IngestSettings
+from ingest.settings import IngestSettings, SupabaseSettings
+from ingest.sink import Sink, SinkError
 from ingest.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -43,19 +43,50 @@ def subscriptions(prefix: str, shared_group: str | None = None) -> list[tuple[st
     return [(share + topics.vehicles_filter(prefix, s), 1) for s in suffixes]
 
 
-async def connect_database(settings: DatabaseSettings, stop: asyncio.Event) -> asyncpg.Pool | None:
-    """Wait for the database with backoff (it may start after us); None if stopped meanwhile."""
+def choose_sink(settings: IngestSettings, environ: dict[str, str]) -> str:
+    """PostgreSQL when DATABASE_URL is set (one transaction per flush, the faster path), else Supabase REST."""
+    if settings.sink != "auto":
+        return settings.sink
+    if environ.get("DATABASE_URL"):
+        return "postgres"
+    if (environ.get("SUPABASE_URL") or environ.get("NEXT_PUBLIC_SUPABASE_URL")) and environ.get(
+        "SUPABASE_SERVICE_ROLE_KEY"
+    ):
+        return "supabase"
+    raise SettingsError(
+        "no database configured: set DATABASE_URL (PostgreSQL, Supabase's own Postgres included) or "
+        "SUPABASE_URL (or NEXT_PUBLIC_SUPABASE_URL) with SUPABASE_SERVICE_ROLE_KEY (Supabase REST)"
+    )
+
+
+async def _create_sink(kind: str, environ: dict[str, str]) -> Sink:
+    if kind == "supabase":
+        from ingest.supabase_sink import SupabaseSink
+
+        return await SupabaseSink.connect(SupabaseSettings.from_env(environ))
+    from ingest.postgres_sink import PostgresSink
+
+    return await PostgresSink.connect(DatabaseSettings.from_env(environ))
+
+
+async def open_sink(kind: str, environ: dict[str, str], stop: asyncio.Event) -> Sink | None:
+    """Wait with backoff until the sink takes writes (the database may start after us); None if stopped."""
     backoff = Backoff(initial=0.5, maximum=15)
+    sink: Sink | None = None
     while not stop.is_set():
         try:
-            pool = await create_pool(settings, max_size=3)
-            await apply_migrations(pool)
-            return pool
-        except DATABASE_ERRORS as exc:
+            if sink is None:
+                sink = await _create_sink(kind, environ)
+            await sink.ready()
+            log.info("writing to %s", sink.name)
+            return sink
+        except SinkError as exc:
             delay = backoff.next_delay()
-            log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+            log.warning("%s sink not ready (%s); retrying in %.1fs", kind, exc, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
+    if sink is not None:
+        await sink.close()
     return None
 
 
@@ -64,7 +95,7 @@ class Ingest:
         self,
         settings: IngestSettings,
         mqtt_settings: MqttSettings,
-        pool: asyncpg.Pool,
+        sink: Sink,
         alert_settings: AlertSettings | None = None,
     ) -> None:
         self.settings = settings
@@ -83,7 +114,7 @@ class Ingest:
             self.on_message,
         )
         self.dead_letters = DeadLetters()
-        self.flusher = Flusher(self.cache, pool, self.spool, self.dead_letters)
+        self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters)
         self.metrics = MetricsPublisher(
             self.mqtt,
             ingest_registry(self.cache, self.flusher),

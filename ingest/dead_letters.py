@@ -1,4 +1,4 @@
-"""Malformed messages set aside with their reason, written to the `dead_letters` table at each flush.
+"""Malformed messages set aside with their reason, written to the `dead_letters` table by each flush.
 
 Bounded in memory: while the database is down only the newest `limit` are kept, and the number
 dropped is counted, so a flood of garbage cannot exhaust memory.
@@ -10,15 +10,8 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
-from common.database import Connection
-
 MAX_PAYLOAD = 64 * 1024
 """Longer payloads are cut; the reason says so."""
-
-INSERT = """
-INSERT INTO dead_letters (received_at, topic, payload, reason)
-SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::bytea[], $4::text[])
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +51,3 @@ class DeadLetters:
             if len(self._items) == self._items.maxlen:
                 self.dropped += 1
             self._items.append(item)
-
-    async def write(self, conn: Connection, items: list[DeadLetter]) -> None:
-        if items:
-            columns = [[getattr(i, name) for i in items] for name in ("received_at", "topic", "payload", "reason")]
-            await conn.execute(INSERT, *columns)
-            self.recorded += len(items)

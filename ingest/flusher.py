@@ -9,12 +9,10 @@ from __future__ import annotations
 import logging
 import time
 
-import asyncpg
-
-from common.database import Connection
 from ingest.cache import TelemetryCache, VehicleSnapshot
 from ingest.dead_letters import DeadLetters
-from ingest.sink import FlushResult, write_snapshots
+from ingest.rows import FlushResult
+from ingest.sink import Sink, SinkError
 from ingest.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -22,15 +20,13 @@ log = logging.getLogger(__name__)
 MAX_HELD_SNAPSHOTS = 200_000
 """Bound on snapshots held in memory when neither the database nor the spool takes them."""
 
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
 
 class Flusher:
     def __init__(
-        self, cache: TelemetryCache, pool: asyncpg.Pool, spool: Spool, dead_letters: DeadLetters | None = None
+        self, cache: TelemetryCache, sink: Sink, spool: Spool, dead_letters: DeadLetters | None = None
     ) -> None:
         self.cache = cache
-        self.pool = pool
+        self.sink = sink
         self.spool = spool
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters()
         self._held: list[VehicleSnapshot] = []
@@ -54,15 +50,15 @@ class Flusher:
             return None
         started = time.perf_counter()
         try:
-            async with self.pool.acquire() as conn:
-                await self._replay_spool(conn)
-                result = await write_snapshots(conn, batch)
-                await self.dead_letters.write(conn, rejected)
-        except DATABASE_ERRORS as exc:
+            await self._replay_spool()
+            result = await self.sink.write(batch)
+            await self.sink.write_dead_letters(rejected)
+        except SinkError as exc:
             self.failures += 1
             self.dead_letters.put_back(rejected)
-            self._keep(batch, f"{type(exc).__name__}: {exc}")
+            self._keep(batch, str(exc))
             return None
+        self.dead_letters.recorded += len(rejected)
         self._held = []
         self.last_duration = time.perf_counter() - started
         self.flushes += 1
@@ -78,9 +74,9 @@ class Flusher:
         )
         return result
 
-    async def _replay_spool(self, conn: Connection) -> None:
+    async def _replay_spool(self) -> None:
         for path, spooled in self.spool.batches():
-            result = await write_snapshots(conn, spooled)
+            result = await self.sink.write(spooled)
             self.spool.remove(path)
             self.replayed_batches += 1
             self.state_rows += result.state_rows

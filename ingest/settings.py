@@ -3,8 +3,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 
 from common.settings import EnvSettings
 
@@ -14,6 +15,11 @@ def _default_spool_dir() -> Path:
 
 
 class IngestSettings(EnvSettings):
+    sink: Literal["auto", "postgres", "supabase"] = Field(
+        "auto",
+        alias="INGEST_SINK",
+        description="auto: PostgreSQL when DATABASE_URL is set, else Supabase REST when its URL and key are",
+    )
     flush_interval: float = Field(5.0, alias="INGEST_FLUSH_INTERVAL", gt=0, le=3600)
     client_id: str = Field("ingest", alias="INGEST_CLIENT_ID", min_length=1)
     shared_group: str | None = Field(
@@ -28,3 +34,13 @@ class IngestSettings(EnvSettings):
         300.0, alias="TELEMETRY_GAP_ALERT", gt=0, description="alert when a vehicle sends nothing for this long (s)"
     )
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+
+class SupabaseSettings(EnvSettings):
+    url: str = Field(
+        validation_alias=AliasChoices("SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL"),
+        pattern=r"^https?://",
+        description="the project URL (the seed's NEXT_PUBLIC_SUPABASE_URL works too)",
+    )
+    service_role_key: SecretStr = Field(alias="SUPABASE_SERVICE_ROLE_KEY", min_length=1)
+    timeout: float = Field(10.0, alias="SUPABASE_TIMEOUT", gt=0, le=120)

@@ -13,7 +13,8 @@ import asyncpg
 from common.alerts import AlertSettings
 from common.database import create_pool
 from common.settings import DatabaseSettings, MqttSettings
-from ingest.app import Ingest, connect_database
+from ingest.app import Ingest, open_sink
+from ingest.postgres_sink import PostgresSink
 from ingest.settings import IngestSettings
 from tests.gateway.test_gateway import root, running_gateway, vin
 from tests.helpers import client, wait_until
@@ -28,8 +29,8 @@ async def running_ingest(
 ) -> AsyncIterator[Ingest]:
     env = env or {}
     stop = asyncio.Event()
-    pool = await connect_database(db_settings, stop)
-    assert pool is not None
+    sink = await open_sink("postgres", {"DATABASE_URL": db_settings.url.get_secret_value()}, stop)
+    assert sink is not None
     settings = IngestSettings.from_env(
         {
             "INGEST_FLUSH_INTERVAL": str(flush_interval),
@@ -38,7 +39,7 @@ async def running_ingest(
             **env,
         }
     )
-    ingest = Ingest(settings, mqtt_settings, pool, AlertSettings.from_env(env))
+    ingest = Ingest(settings, mqtt_settings, sink, AlertSettings.from_env(env))
     task = asyncio.create_task(ingest.run(stop))
     await ingest.mqtt.wait_connected(10)
     try:
@@ -46,7 +47,7 @@ async def running_ingest(
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
-        await pool.close()
+        await sink.close()
 
 
 async def count(db: DatabaseSettings, sql: str) -> int:
@@ -117,14 +118,16 @@ async def test_a_failed_flush_is_kept_and_written_later(
         async with client(mqtt_settings, "gateway") as gw:
             await gw.publish(f"{root(9)}/drivetrain/soc", b"33", qos=1)
         await wait_until(lambda: vin(9) in ingest.cache, what="message cached")
-        healthy_pool = ingest.flusher.pool
-        ingest.flusher.pool = await create_pool(
-            DatabaseSettings.from_env({"DATABASE_URL": "postgresql://nobody:x@127.0.0.1:1/none"}), min_size=0
+        healthy_sink = ingest.flusher.sink
+        ingest.flusher.sink = PostgresSink(
+            await create_pool(
+                DatabaseSettings.from_env({"DATABASE_URL": "postgresql://nobody:x@127.0.0.1:1/none"}), min_size=0
+            )
         )
         assert await ingest.flusher.flush() is None
         assert len(ingest.spool.files()) == 1  # on disk, so its messages could be acknowledged
-        await ingest.flusher.pool.close()
-        ingest.flusher.pool = healthy_pool
+        await ingest.flusher.sink.close()
+        ingest.flusher.sink = healthy_sink
         assert await ingest.flusher.flush() is not None
         assert ingest.spool.files() == []
         assert ingest.flusher.replayed_batches == 1

@@ -1,4 +1,4 @@
-"""The flush rules on a real PostgreSQL."""
+"""The flush rules on a real PostgreSQL, through each sink."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from common import topics
 from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings
 from ingest.cache import VehicleSnapshot
-from ingest.sink import write_snapshots
+from ingest.sink import Sink
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -27,25 +27,23 @@ def snapshot(
 
 
 @pytest.fixture
-async def pool(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+async def pool(sink: Sink, db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+    """For reading back what the sink wrote (its migrations are applied)."""
     pool = await create_pool(db_settings)
-    await apply_migrations(pool)
     yield pool
     await pool.close()
 
 
-async def test_migrations_are_idempotent(pool: asyncpg.Pool) -> None:
+async def test_migrations_are_idempotent(pool: asyncpg.Pool, sink: Sink) -> None:
     assert await apply_migrations(pool) == []
     async with pool.acquire() as conn:
         tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
     assert {"vehicles", "vehicle_state", "vehicle_telemetry", "commands", "user_vehicles"} <= tables
 
 
-async def test_state_and_history_rows(pool: asyncpg.Pool) -> None:
+async def test_state_and_history_rows(pool: asyncpg.Pool, sink: Sink) -> None:
     async with pool.acquire() as conn:
-        result = await write_snapshots(
-            conn, [snapshot(T0, drivetrain__soc=80.0, doors__locked=True, info__model="ZS EV")]
-        )
+        result = await sink.write([snapshot(T0, drivetrain__soc=80.0, doors__locked=True, info__model="ZS EV")])
         state = await conn.fetchrow("SELECT * FROM vehicle_state")
         vehicle = await conn.fetchrow("SELECT * FROM vehicles")
         history = await conn.fetch("SELECT * FROM vehicle_telemetry")
@@ -58,63 +56,61 @@ async def test_state_and_history_rows(pool: asyncpg.Pool) -> None:
     assert [(r["vin"], r["ts"], r["soc"]) for r in history] == [("VIN1", T0, 80.0)]
 
 
-async def test_only_a_newer_reading_moves_the_state(pool: asyncpg.Pool) -> None:
+async def test_only_a_newer_reading_moves_the_state(pool: asyncpg.Pool, sink: Sink) -> None:
     async with pool.acquire() as conn:
-        await write_snapshots(conn, [snapshot(T0 + timedelta(seconds=10), drivetrain__soc=70.0)])
-        result = await write_snapshots(conn, [snapshot(T0, drivetrain__soc=90.0)])
+        await sink.write([snapshot(T0 + timedelta(seconds=10), drivetrain__soc=70.0)])
+        result = await sink.write([snapshot(T0, drivetrain__soc=90.0)])
         soc = await conn.fetchval("SELECT soc FROM vehicle_state")
     assert result.state_rows == 0
     assert soc == 70.0
 
 
-async def test_state_merges_values_from_separate_readings(pool: asyncpg.Pool) -> None:
+async def test_state_merges_values_from_separate_readings(pool: asyncpg.Pool, sink: Sink) -> None:
     async with pool.acquire() as conn:
-        await write_snapshots(conn, [snapshot(T0, drivetrain__soc=70.0)])
-        await write_snapshots(conn, [snapshot(T0 + timedelta(seconds=5), doors__locked=False)])
+        await sink.write([snapshot(T0, drivetrain__soc=70.0)])
+        await sink.write([snapshot(T0 + timedelta(seconds=5), doors__locked=False)])
         row = await conn.fetchrow("SELECT soc, locked, state FROM vehicle_state")
     assert row is not None
     assert (row["soc"], row["locked"]) == (70.0, False)
     assert set(json.loads(row["state"])) == {"drivetrain/soc", "doors/locked"}
 
 
-async def test_history_needs_soc_or_location(pool: asyncpg.Pool) -> None:
+async def test_history_needs_soc_or_location(pool: asyncpg.Pool, sink: Sink) -> None:
     async with pool.acquire() as conn:
-        await write_snapshots(conn, [snapshot(T0, {topics.DOORS_LOCKED}, drivetrain__soc=70.0, doors__locked=True)])
-        await write_snapshots(
-            conn, [snapshot(T0 + timedelta(seconds=5), {topics.LOCATION_LATITUDE}, location__latitude=52.0)]
-        )
+        await sink.write([snapshot(T0, {topics.DOORS_LOCKED}, drivetrain__soc=70.0, doors__locked=True)])
+        await sink.write([snapshot(T0 + timedelta(seconds=5), {topics.LOCATION_LATITUDE}, location__latitude=52.0)])
         rows = await conn.fetch("SELECT ts, latitude FROM vehicle_telemetry ORDER BY ts")
     assert [(r["ts"], r["latitude"]) for r in rows] == [(T0 + timedelta(seconds=5), 52.0)]
 
 
-async def test_replayed_readings_add_no_rows(pool: asyncpg.Pool) -> None:
+async def test_replayed_readings_add_no_rows(pool: asyncpg.Pool, sink: Sink) -> None:
     batch = [snapshot(T0 + timedelta(seconds=i), vin=f"V{i % 3}", drivetrain__soc=float(i)) for i in range(30)]
     async with pool.acquire() as conn:
-        first = await write_snapshots(conn, batch)
-        again = await write_snapshots(conn, batch)
+        first = await sink.write(batch)
+        again = await sink.write(batch)
         count = await conn.fetchval("SELECT count(*) FROM vehicle_telemetry")
     assert first.telemetry_rows == 30
     assert again.telemetry_rows == 0
     assert count == 30
 
 
-async def test_a_batch_may_repeat_a_vehicle(pool: asyncpg.Pool) -> None:
+async def test_a_batch_may_repeat_a_vehicle(pool: asyncpg.Pool, sink: Sink) -> None:
     """A held (failed) batch flushed together with newer changes: newest state wins, both in history."""
     async with pool.acquire() as conn:
-        result = await write_snapshots(
-            conn, [snapshot(T0 + timedelta(seconds=5), drivetrain__soc=60.0), snapshot(T0, drivetrain__soc=61.0)]
+        result = await sink.write(
+            [snapshot(T0 + timedelta(seconds=5), drivetrain__soc=60.0), snapshot(T0, drivetrain__soc=61.0)]
         )
         soc = await conn.fetchval("SELECT soc FROM vehicle_state")
     assert (result.state_rows, result.telemetry_rows, soc) == (1, 2, 60.0)
 
 
-async def test_a_car_dated_reading_replaces_an_arrival_dated_state(pool: asyncpg.Pool) -> None:
+async def test_a_car_dated_reading_replaces_an_arrival_dated_state(pool: asyncpg.Pool, sink: Sink) -> None:
     # Telemetry without refresh/lastVehicleState was dated by its arrival; the car's own reading,
     # a little older than that arrival, must still move the state.
     async with pool.acquire() as conn:
-        await write_snapshots(conn, [snapshot(T0 + timedelta(seconds=2), arrival=True, drivetrain__soc=50.0)])
-        await write_snapshots(conn, [snapshot(T0, drivetrain__soc=51.0, location__latitude=52.0)])
-        await write_snapshots(conn, [snapshot(T0 - timedelta(seconds=5), drivetrain__soc=49.0)])
+        await sink.write([snapshot(T0 + timedelta(seconds=2), arrival=True, drivetrain__soc=50.0)])
+        await sink.write([snapshot(T0, drivetrain__soc=51.0, location__latitude=52.0)])
+        await sink.write([snapshot(T0 - timedelta(seconds=5), drivetrain__soc=49.0)])
         row = await conn.fetchrow("SELECT ts, soc, latitude, ts_from_arrival FROM vehicle_state WHERE vin = 'VIN1'")
     assert row is not None
     assert (row["ts"], row["soc"], row["latitude"], row["ts_from_arrival"]) == (T0, 51.0, 52.0, False)

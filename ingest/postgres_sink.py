@@ -1,0 +1,75 @@
+"""The fast path: asyncpg, one transaction per flush; history through `unnest ... ON CONFLICT DO NOTHING`."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from common.database import apply_migrations, create_pool
+from common.settings import DatabaseSettings
+from ingest.cache import VehicleSnapshot
+from ingest.dead_letters import DeadLetter
+from ingest.rows import TELEMETRY_COLUMNS, FlushResult, dumps, plan_rows
+from ingest.sink import SinkError
+
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+INGEST_STATES = "SELECT ingest_vehicle_states($1::jsonb, $2::jsonb)"
+
+INSERT_TELEMETRY = """
+INSERT INTO vehicle_telemetry (vin, ts, soc, range_km, latitude, longitude, speed_kmh, charging, payload)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
+                     $7::float8[], $8::bool[], $9::jsonb[])
+ON CONFLICT (vin, ts) DO NOTHING
+"""
+
+INSERT_DEAD_LETTERS = """
+INSERT INTO dead_letters (received_at, topic, payload, reason)
+SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::bytea[], $4::text[])
+"""
+
+
+class PostgresSink:
+    name = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, settings: DatabaseSettings) -> PostgresSink:
+        try:
+            return cls(await create_pool(settings, max_size=3))
+        except DATABASE_ERRORS as exc:
+            raise SinkError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def ready(self) -> None:
+        try:
+            await apply_migrations(self.pool)
+        except DATABASE_ERRORS as exc:
+            raise SinkError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def write(self, snapshots: list[VehicleSnapshot]) -> FlushResult:
+        if not snapshots:
+            return FlushResult(0, 0, 0)
+        rows = plan_rows(snapshots)
+        columns = [[row[c] for row in rows.telemetry] for c in TELEMETRY_COLUMNS]
+        columns[-1] = [dumps(payload) for payload in columns[-1]]
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                moved = await conn.fetchval(INGEST_STATES, dumps(rows.vehicles), dumps(rows.states))
+                status = await conn.execute(INSERT_TELEMETRY, *columns) if rows.telemetry else "INSERT 0 0"
+        except DATABASE_ERRORS as exc:
+            raise SinkError(f"{type(exc).__name__}: {exc}") from exc
+        return FlushResult(len(rows.vehicles), moved, int(status.rsplit(" ", 1)[-1]))
+
+    async def write_dead_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        columns = [[getattr(item, name) for item in letters] for name in ("received_at", "topic", "payload", "reason")]
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute(INSERT_DEAD_LETTERS, *columns)
+        except DATABASE_ERRORS as exc:
+            raise SinkError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.pool.close()

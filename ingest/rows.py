@@ -1,0 +1,118 @@
+"""What a flush writes, worked out once for every sink: vehicle rows, one latest-state row per
+vehicle (the newest reading) and history rows (readings with SoC or location, once per (vin, ts))."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from common import topics
+from common.values import TelemetryValue, to_json
+from ingest.cache import VehicleSnapshot
+
+TELEMETRY_COLUMNS = ("vin", "ts", "soc", "range_km", "latitude", "longitude", "speed_kmh", "charging", "payload")
+
+
+@dataclass(frozen=True)
+class FlushRows:
+    vehicles: list[dict[str, Any]]
+    """JSON-ready rows for `ingest_vehicle_states(vehicle_rows, ...)`."""
+    states: list[dict[str, Any]]
+    """JSON-ready rows for `ingest_vehicle_states(..., state_rows)`."""
+    telemetry: list[dict[str, Any]]
+    """History rows keyed by TELEMETRY_COLUMNS; `ts` a datetime, `payload` a dict."""
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    vehicles: int
+    state_rows: int
+    telemetry_rows: int
+
+
+def _number(values: dict[str, TelemetryValue], key: str) -> float | None:
+    value = values.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _flag(values: dict[str, TelemetryValue], key: str) -> bool | None:
+    value = values.get(key)
+    return value if isinstance(value, bool) else None
+
+
+def _text(values: dict[str, TelemetryValue], key: str) -> str | None:
+    value = values.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _payload(values: dict[str, TelemetryValue]) -> dict[str, Any]:
+    return {k: to_json(v) for k, v in values.items()}
+
+
+def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
+    """Snapshots may repeat a vehicle (a retried batch beside a new one)."""
+    # The state row follows the car's reading time; arrival time never stands in for it, or info
+    # topics that arrive before the first reading would block that reading as "older".
+    seen: dict[str, VehicleSnapshot] = {}
+    newest: dict[str, tuple[datetime, VehicleSnapshot]] = {}
+    history: dict[tuple[str, datetime], VehicleSnapshot] = {}
+    for snap in snapshots:
+        if snap.vin not in seen or snap.received_at >= seen[snap.vin].received_at:
+            seen[snap.vin] = snap
+        if snap.ts is None:
+            continue
+        current = newest.get(snap.vin)
+        if current is None or snap.ts >= current[0] or (current[1].ts_from_arrival and not snap.ts_from_arrival):
+            newest[snap.vin] = (snap.ts, snap)
+        if snap.goes_to_history:
+            history[(snap.vin, snap.ts)] = snap
+
+    vehicles = [
+        {
+            "vin": s.vin,
+            "account": s.account,
+            "brand": _text(s.values, topics.INFO_BRAND),
+            "model": _text(s.values, topics.INFO_MODEL),
+            "last_seen": s.received_at.isoformat(),
+        }
+        for s in seen.values()
+    ]
+    states = [
+        {
+            "vin": s.vin,
+            "ts": ts.isoformat(),
+            "received_at": s.received_at.isoformat(),
+            "soc": _number(s.values, topics.DRIVETRAIN_SOC),
+            "range_km": _number(s.values, topics.DRIVETRAIN_RANGE),
+            "latitude": _number(s.values, topics.LOCATION_LATITUDE),
+            "longitude": _number(s.values, topics.LOCATION_LONGITUDE),
+            "speed_kmh": _number(s.values, topics.LOCATION_SPEED),
+            "locked": _flag(s.values, topics.DOORS_LOCKED),
+            "charging": _flag(s.values, topics.DRIVETRAIN_CHARGING),
+            "available": None if topics.AVAILABLE not in s.values else s.values[topics.AVAILABLE] == "online",
+            "state": _payload(s.values),
+            "ts_from_arrival": s.ts_from_arrival,
+        }
+        for ts, s in newest.values()
+    ]
+    telemetry = [
+        {
+            "vin": s.vin,
+            "ts": s.ts,
+            "soc": _number(s.values, topics.DRIVETRAIN_SOC),
+            "range_km": _number(s.values, topics.DRIVETRAIN_RANGE),
+            "latitude": _number(s.values, topics.LOCATION_LATITUDE),
+            "longitude": _number(s.values, topics.LOCATION_LONGITUDE),
+            "speed_kmh": _number(s.values, topics.LOCATION_SPEED),
+            "charging": _flag(s.values, topics.DRIVETRAIN_CHARGING),
+            "payload": _payload(s.values),
+        }
+        for s in history.values()
+    ]
+    return FlushRows(vehicles, states, telemetry)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,117 @@
+"""The Supabase REST sink, through the `supabase` client (PostgREST under it).
+
+History goes in with `upsert(..., on_conflict="vin,ts", ignore_duplicates=True)` and minimal
+returns (PostgREST's `ON CONFLICT DO NOTHING`). The latest state moves only for a newer reading,
+which a PostgREST upsert cannot express, so vehicles and state go through the SQL function
+`ingest_vehicle_states` over RPC. The two requests are not one transaction; both are idempotent,
+so a batch that fails between them is simply written again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from postgrest import APIError, CountMethod, ReturnMethod
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from ingest.cache import VehicleSnapshot
+from ingest.dead_letters import DeadLetter
+from ingest.rows import FlushResult, plan_rows
+from ingest.settings import SupabaseSettings
+from ingest.sink import SinkError
+
+INGEST_FUNCTION = "ingest_vehicle_states"
+
+HINTS = {
+    "PGRST202": f"the database has no {INGEST_FUNCTION}() function: apply the SQL files in migrations/ "
+    "(the command API applies them at start over DATABASE_URL, or run them with psql / `supabase db push`)",
+    "PGRST205": "a table is missing: apply the SQL files in migrations/",
+    "42501": "permission denied: migrations/0005_supabase_security.sql grants service_role what the ingest needs; "
+    "check that SUPABASE_SERVICE_ROLE_KEY is the service-role (secret) key",
+    "PGRST301": "the key was refused: SUPABASE_SERVICE_ROLE_KEY must be the project's service-role (secret) key",
+}
+
+
+def _error(exc: Exception) -> SinkError:
+    if isinstance(exc, APIError):
+        text = f"Supabase refused the write: {exc.code} {exc.message}"
+        if exc.details:
+            text += f" ({exc.details})"
+        if hint := HINTS.get(exc.code or ""):
+            text += f"; {hint}"
+        return SinkError(text)
+    return SinkError(f"Supabase is unreachable: {type(exc).__name__}: {exc}")
+
+
+class SupabaseSink:
+    name = "supabase"
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    @classmethod
+    async def connect(cls, settings: SupabaseSettings) -> SupabaseSink:
+        options = AsyncClientOptions(
+            schema="public",
+            auto_refresh_token=False,
+            persist_session=False,
+            httpx_client=httpx.AsyncClient(timeout=settings.timeout, follow_redirects=True),
+        )
+        client = await acreate_client(settings.url, settings.service_role_key.get_secret_value(), options)
+        return cls(client)
+
+    async def _rpc(self, vehicles: list[dict[str, Any]], states: list[dict[str, Any]]) -> int:
+        response = await self.client.rpc(INGEST_FUNCTION, {"vehicle_rows": vehicles, "state_rows": states}).execute()
+        return response.data if isinstance(response.data, int) else 0
+
+    async def ready(self) -> None:
+        try:
+            await self._rpc([], [])
+        except (APIError, httpx.HTTPError) as exc:
+            raise _error(exc) from exc
+
+    async def write(self, snapshots: list[VehicleSnapshot]) -> FlushResult:
+        if not snapshots:
+            return FlushResult(0, 0, 0)
+        rows = plan_rows(snapshots)
+        history = [{**row, "ts": row["ts"].isoformat()} for row in rows.telemetry]
+        inserted = 0
+        try:
+            moved = await self._rpc(rows.vehicles, rows.states)
+            if history:
+                response = await (
+                    self.client.table("vehicle_telemetry")
+                    .upsert(
+                        history,
+                        on_conflict="vin,ts",
+                        ignore_duplicates=True,
+                        returning=ReturnMethod.minimal,
+                        count=CountMethod.exact,  # rows actually inserted, in Content-Range; no body
+                    )
+                    .execute()
+                )
+                inserted = response.count or 0
+        except (APIError, httpx.HTTPError) as exc:
+            raise _error(exc) from exc
+        return FlushResult(len(rows.vehicles), moved, inserted)
+
+    async def write_dead_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        rows = [
+            {
+                "received_at": item.received_at.isoformat(),
+                "topic": item.topic,
+                "payload": "\\x" + item.payload.hex(),  # bytea's hex input format
+                "reason": item.reason,
+            }
+            for item in letters
+        ]
+        try:
+            await self.client.table("dead_letters").insert(rows, returning=ReturnMethod.minimal).execute()
+        except (APIError, httpx.HTTPError) as exc:
+            raise _error(exc) from exc
+
+    async def close(self) -> None:
+        await self.client.postgrest.session.aclose()
