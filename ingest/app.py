@@ -8,7 +8,6 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-import aiomqtt
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from common import topics
@@ -24,12 +23,16 @@ from ingest.metrics import ingest_registry
 from ingest.settings import IngestSettings, SupabaseSettings
 from ingest.sink import Sink, SinkError
 from ingest.spool import Spool
+from ingest.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 
 FINAL_FLUSH_TIMEOUT = 5.0
 SUMMARY_EVERY = 60.0
 GAP_CHECK_EVERY = 30.0
+WAL_SYNC_EVERY = 1.0
+EARLY_FLUSH_READINGS = 1_000
+"""Flush before the schedule once this many completed readings wait (a burst, a replay, a backlog)."""
 
 
 def subscriptions(prefix: str, shared_group: str | None = None) -> list[tuple[str, int]]:
@@ -101,6 +104,7 @@ class Ingest:
         self.settings = settings
         self.cache = TelemetryCache(mqtt_settings.topic_prefix)
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        self.wal = WriteAheadLog(settings.write_ahead_log_dir, settings.spool_max_bytes)
         self.alerts = Alerts("ingest", alert_settings or AlertSettings.from_env({}))
         self.mqtt = MqttConnection(
             mqtt_settings,
@@ -110,27 +114,50 @@ class Ingest:
                 subscriptions=subscriptions(mqtt_settings.topic_prefix, settings.shared_group),
                 status_topic=topics.component_status_topic(mqtt_settings.topic_prefix, "ingest"),
                 clean_session=False,  # the broker keeps QoS 1 messages for us while we restart
+                on_receive=self.receive,
             ),
-            self.on_message,
         )
         self.dead_letters = DeadLetters()
-        self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters)
+        self._early_flush: asyncio.Task[None] | None = None
+        self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters, self.wal)
         self.metrics = MetricsPublisher(
             self.mqtt,
             ingest_registry(self.cache, self.flusher),
             topics.metrics_topic(mqtt_settings.topic_prefix, "ingest"),
         )
 
-    async def on_message(self, message: aiomqtt.Message) -> None:
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+    def receive(self, topic: str, payload: bytes) -> None:
+        """One message, before its PUBACK: logged ahead, then merged into the cache."""
         now = datetime.now(UTC)
+        self.wal.append(now, topic, payload)
+        self._merge(topic, payload, now)
+        if self.cache.completed_readings >= EARLY_FLUSH_READINGS and self._early_flush is None:
+            self._early_flush = asyncio.get_running_loop().create_task(self._flush_early())
+
+    async def _flush_early(self) -> None:
         try:
-            self.cache.add(message.topic.value, payload, now)
+            await self.flusher.flush()
+        finally:
+            self._early_flush = None
+
+    def _merge(self, topic: str, payload: bytes, received_at: datetime) -> None:
+        try:
+            self.cache.add(topic, payload, received_at)
         except MalformedMessage as exc:
-            self.dead_letters.add(now, message.topic.value, payload, str(exc))
+            self.dead_letters.add(received_at, topic, payload, str(exc))
             count = self.cache.malformed
             if count <= 10 or count % 1000 == 0:
-                log.warning("malformed message #%d on %s: %s", count, message.topic.value[:200], exc)
+                log.warning("malformed message #%d on %s: %s", count, topic[:200], exc)
+
+    def replay_write_ahead_log(self) -> int:
+        """Messages acknowledged by an earlier run that crashed before storing them."""
+        replayed = 0
+        for received_at, topic, payload in self.wal.replay():
+            self._merge(topic, payload, received_at)
+            replayed += 1
+        if replayed:
+            log.warning("replayed %d messages from the write-ahead log of an earlier run", replayed)
+        return replayed
 
     def _log_summary(self) -> None:
         f = self.flusher
@@ -157,6 +184,7 @@ class Ingest:
                 await self.alerts.clear(f"telemetry-gap:{vin}", f"telemetry from {vin} resumed")
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.replay_write_ahead_log()
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             self.flusher.flush,
@@ -167,6 +195,7 @@ class Ingest:
             id="flush",
         )
         scheduler.add_job(self._log_summary, "interval", seconds=SUMMARY_EVERY, id="summary")
+        scheduler.add_job(self.wal.sync, "interval", seconds=WAL_SYNC_EVERY, id="wal-sync")
         scheduler.add_job(
             self.check_telemetry_gaps,
             "interval",
@@ -190,4 +219,5 @@ class Ingest:
                 log.info("final flush done: the cache is written")
             except TimeoutError:
                 log.error("final flush did not finish within %.0fs", FINAL_FLUSH_TIMEOUT)
+            self.wal.close()
             self._log_summary()

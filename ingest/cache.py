@@ -13,8 +13,9 @@ HISTORY_KEYS = frozenset({topics.DRIVETRAIN_SOC, topics.LOCATION_LATITUDE, topic
 """A reading that carries one of these is written to the history (the seed's rule)."""
 
 
-MAX_READINGS_PER_FLUSH = 100
-"""Completed readings kept per vehicle between flushes: memory stays bounded whatever the input rate."""
+MAX_READINGS_PER_FLUSH = 5_000
+"""Completed readings kept per vehicle between flushes: memory stays bounded whatever the input rate.
+A safety net only: the ingest flushes early once `completed_readings` pile up (ingest.app)."""
 
 
 class MalformedMessage(ValueError):
@@ -63,6 +64,8 @@ class TelemetryCache:
         self.accepted = 0
         self.malformed = 0
         self.merged_readings = 0
+        self.completed_readings = 0
+        """Completed readings waiting for the next flush, across all vehicles."""
 
     def __len__(self) -> int:
         return len(self._vehicles)
@@ -108,7 +111,9 @@ class TelemetryCache:
         if len(entry.completed) >= MAX_READINGS_PER_FLUSH:
             self.merged_readings += 1  # a flood of readings: the oldest unflushed one is merged away
             entry.completed.pop(0)
+            self.completed_readings -= 1
         entry.completed.append(self._snapshot(vin, entry))
+        self.completed_readings += 1
         entry.dirty = set()
 
     @staticmethod
@@ -126,6 +131,7 @@ class TelemetryCache:
     def take_changes(self) -> list[VehicleSnapshot]:
         """Every completed reading and every vehicle changed since the last call, oldest first."""
         snapshots: list[VehicleSnapshot] = []
+        self.completed_readings = 0
         for vin, entry in self._vehicles.items():
             snapshots += entry.completed
             entry.completed = []

@@ -6,14 +6,17 @@ the writes are idempotent, so a batch written twice (a crash between write and d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from pathlib import Path
 
 from ingest.cache import TelemetryCache, VehicleSnapshot
 from ingest.dead_letters import DeadLetters
 from ingest.rows import FlushResult
 from ingest.sink import Sink, SinkError
 from ingest.spool import Spool
+from ingest.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +26,15 @@ MAX_HELD_SNAPSHOTS = 200_000
 
 class Flusher:
     def __init__(
-        self, cache: TelemetryCache, sink: Sink, spool: Spool, dead_letters: DeadLetters | None = None
+        self,
+        cache: TelemetryCache,
+        sink: Sink,
+        spool: Spool,
+        dead_letters: DeadLetters | None = None,
+        wal: WriteAheadLog | None = None,
     ) -> None:
+        self.wal = wal
+        self._lock = asyncio.Lock()
         self.cache = cache
         self.sink = sink
         self.spool = spool
@@ -44,9 +54,18 @@ class Flusher:
         return len(self._held)
 
     async def flush(self) -> FlushResult | None:
+        """One flush at a time (the schedule and an early flush may ask at once)."""
+        async with self._lock:
+            return await self._flush()
+
+    async def _flush(self) -> FlushResult | None:
+        # Rotate and take in one step (no await between): the closed segments hold exactly the
+        # messages in this batch and in the batches before it that are not stored yet.
+        segments = self.wal.rotate() if self.wal else []
         batch = self._held + self.cache.take_changes()
         rejected = self.dead_letters.take()
         if not batch and not rejected and not self.spool.files():
+            self._release(segments)  # nothing unstored in them
             return None
         started = time.perf_counter()
         try:
@@ -56,10 +75,11 @@ class Flusher:
         except SinkError as exc:
             self.failures += 1
             self.dead_letters.put_back(rejected)
-            self._keep(batch, str(exc))
+            self._keep(batch, str(exc), segments)
             return None
         self.dead_letters.recorded += len(rejected)
         self._held = []
+        self._release(segments)
         self.last_duration = time.perf_counter() - started
         self.flushes += 1
         self.state_rows += result.state_rows
@@ -83,10 +103,15 @@ class Flusher:
             self.telemetry_rows += result.telemetry_rows
             log.info("wrote back a spooled batch of %d snapshots (%d left)", len(spooled), len(self.spool.files()))
 
-    def _keep(self, batch: list[VehicleSnapshot], error: str) -> None:
+    def _release(self, segments: list[Path]) -> None:
+        if self.wal is not None:
+            self.wal.release(segments)
+
+    def _keep(self, batch: list[VehicleSnapshot], error: str, segments: list[Path]) -> None:
         if batch and self.spool.append(batch):
             self.spooled_batches += 1
             self._held = []
+            self._release(segments)
             log.error("flush failed (%s); %d snapshots spooled to disk", error, len(batch))
             return
         if len(batch) > MAX_HELD_SNAPSHOTS:

@@ -51,6 +51,11 @@ class IngestCollector(Collector):
         spool.add_metric(["replayed"], f.replayed_batches)
         spool.add_metric(["full"], f.spool.full_events)
         yield spool
+        if f.wal is not None:
+            wal = CounterMetricFamily("ingest_wal_events", "write-ahead log appends and drops", labels=["event"])
+            wal.add_metric(["appended"], f.wal.appended)
+            wal.add_metric(["segment_dropped"], f.wal.dropped_segments)
+            yield wal
         yield GaugeMetricFamily(
             "ingest_pending_vehicles", "vehicles with changes not yet flushed", value=self.cache.pending
         )

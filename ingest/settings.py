@@ -29,11 +29,18 @@ class IngestSettings(EnvSettings):
         description="subscribe as $share/<group>/... so that replicas split the stream (Mosquitto)",
     )
     spool_dir: Path = Field(default_factory=_default_spool_dir, alias="INGEST_SPOOL_DIR")
+    wal_dir: Path | None = Field(
+        None, alias="INGEST_WAL_DIR", description="the write-ahead log; default <INGEST_SPOOL_DIR>-wal"
+    )
     spool_max_bytes: int = Field(256 * 2**20, alias="INGEST_SPOOL_MAX_BYTES", ge=0)
     telemetry_gap_alert: float = Field(
         300.0, alias="TELEMETRY_GAP_ALERT", gt=0, description="alert when a vehicle sends nothing for this long (s)"
     )
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @property
+    def write_ahead_log_dir(self) -> Path:
+        return self.wal_dir or self.spool_dir.parent / f"{self.spool_dir.name}-wal"
 
 
 class SupabaseSettings(EnvSettings):
