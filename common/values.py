@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -86,6 +87,29 @@ def encode(value: TelemetryValue) -> str:
 def decode(key: str, payload: bytes | str) -> TelemetryValue:
     """Parse a payload for a key; raises ValueError saying what was wrong for a malformed one."""
     text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+    value = _decode(key, text)
+    if not _storable(value):
+        raise ValueError(f"{key}: contains U+0000 or an unpaired surrogate, which PostgreSQL cannot store")
+    return value
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> bool:
+    """PostgreSQL text and jsonb take neither NUL nor lone surrogates (JSON escapes can carry both)."""
+    match value:
+        case str():
+            return _UNSTORABLE.search(value) is None
+        case dict():
+            return all(_storable(k) and _storable(v) for k, v in value.items())
+        case list():
+            return all(_storable(v) for v in value)
+        case _:
+            return True
+
+
+def _decode(key: str, text: str) -> TelemetryValue:
     kind = KEY_KINDS.get(key)
     if kind is None:
         return _decode_unknown(text)

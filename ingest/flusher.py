@@ -7,15 +7,17 @@ the writes are idempotent, so a batch written twice (a crash between write and d
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.cache import TelemetryCache, VehicleSnapshot
 from ingest.dead_letters import DeadLetters
 from ingest.rows import FlushResult
 from ingest.sink import Sink, SinkError
-from ingest.spool import Spool
+from ingest.spool import Spool, snapshot_to_json
 from ingest.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class Flusher:
         self.telemetry_rows = 0
         self.spooled_batches = 0
         self.replayed_batches = 0
+        self.refused_snapshots = 0
         self.last_duration = 0.0
         self.last_result: FlushResult | None = None
 
@@ -70,7 +73,7 @@ class Flusher:
         started = time.perf_counter()
         try:
             await self._replay_spool()
-            result = await self.sink.write(batch)
+            result = await self._write(batch)
             await self.sink.write_dead_letters(rejected)
         except SinkError as exc:
             self.failures += 1
@@ -94,9 +97,34 @@ class Flusher:
         )
         return result
 
+    async def _write(self, batch: list[VehicleSnapshot]) -> FlushResult:
+        try:
+            return await self.sink.write(batch)
+        except SinkError as exc:
+            if not exc.permanent:
+                raise
+            log.error("the database refused a batch of %d snapshots (%s); writing them one by one", len(batch), exc)
+        # One snapshot the database refuses must not hold back the others for ever: write each on
+        # its own and set aside (dead letters, with the reason) those refused.
+        vehicles = states = history = 0
+        for snapshot in batch:
+            try:
+                result = await self.sink.write([snapshot])
+            except SinkError as exc:
+                if not exc.permanent:
+                    raise
+                self.refused_snapshots += 1
+                payload = json.dumps(snapshot_to_json(snapshot)).encode()
+                self.dead_letters.add(datetime.now(UTC), f"snapshot/{snapshot.vin}", payload, str(exc))
+                continue
+            vehicles += result.vehicles
+            states += result.state_rows
+            history += result.telemetry_rows
+        return FlushResult(vehicles, states, history)
+
     async def _replay_spool(self) -> None:
         for path, spooled in self.spool.batches():
-            result = await self.sink.write(spooled)
+            result = await self._write(spooled)
             self.spool.remove(path)
             self.replayed_batches += 1
             self.state_rows += result.state_rows

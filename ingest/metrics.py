@@ -36,6 +36,11 @@ class IngestCollector(Collector):
         rows.add_metric(["vehicle_state"], f.state_rows)
         rows.add_metric(["vehicle_telemetry"], f.telemetry_rows)
         yield rows
+        yield CounterMetricFamily(
+            "ingest_refused_snapshots",
+            "snapshots the database refused, set aside as dead letters",
+            value=f.refused_snapshots,
+        )
         yield GaugeMetricFamily("ingest_last_flush_seconds", "duration of the last flush", value=f.last_duration)
         yield GaugeMetricFamily(
             "ingest_held_snapshots", "vehicle snapshots held in memory for the database", value=f.held

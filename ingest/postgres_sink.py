@@ -9,7 +9,7 @@ from common.settings import DatabaseSettings
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
 from ingest.rows import TELEMETRY_COLUMNS, FlushResult, dumps, plan_rows
-from ingest.sink import SinkError
+from ingest.sink import SinkError, refuses_the_data
 
 DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -26,6 +26,11 @@ INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (received_at, topic, payload, reason)
 SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::bytea[], $4::text[])
 """
+
+
+def _error(exc: BaseException) -> SinkError:
+    sqlstate = exc.sqlstate if isinstance(exc, asyncpg.PostgresError) else None
+    return SinkError(f"{type(exc).__name__}: {exc}", permanent=refuses_the_data(sqlstate))
 
 
 class PostgresSink:
@@ -58,7 +63,7 @@ class PostgresSink:
                 moved = await conn.fetchval(INGEST_STATES, dumps(rows.vehicles), dumps(rows.states))
                 status = await conn.execute(INSERT_TELEMETRY, *columns) if rows.telemetry else "INSERT 0 0"
         except DATABASE_ERRORS as exc:
-            raise SinkError(f"{type(exc).__name__}: {exc}") from exc
+            raise _error(exc) from exc
         return FlushResult(len(rows.vehicles), moved, int(status.rsplit(" ", 1)[-1]))
 
     async def write_dead_letters(self, letters: list[DeadLetter]) -> None:
@@ -69,7 +74,7 @@ class PostgresSink:
             async with self.pool.acquire() as conn:
                 await conn.execute(INSERT_DEAD_LETTERS, *columns)
         except DATABASE_ERRORS as exc:
-            raise SinkError(f"{type(exc).__name__}: {exc}") from exc
+            raise _error(exc) from exc
 
     async def close(self) -> None:
         await self.pool.close()

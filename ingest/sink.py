@@ -10,7 +10,20 @@ from ingest.rows import FlushResult
 
 
 class SinkError(Exception):
-    """The sink did not take the write; the flusher keeps the batch and tries again later."""
+    """The sink did not take the write; the flusher keeps the batch and tries again later.
+
+    `permanent`: the database refused the data itself (SQLSTATE classes 22, 23), so trying the
+    same rows again cannot succeed.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def refuses_the_data(sqlstate: str | None) -> bool:
+    """Data exceptions (22xxx) and integrity violations (23xxx): the rows, not the database, are at fault."""
+    return (sqlstate or "")[:2] in {"22", "23"}
 
 
 class Sink(Protocol):

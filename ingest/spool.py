@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 SUFFIX = ".batch.json"
 
 
-def _to_json(snapshot: VehicleSnapshot) -> dict[str, Any]:
+def snapshot_to_json(snapshot: VehicleSnapshot) -> dict[str, Any]:
     return {
         "vin": snapshot.vin,
         "account": snapshot.account,
@@ -70,7 +70,7 @@ class Spool:
 
     def append(self, batch: list[VehicleSnapshot]) -> bool:
         """Store a batch; False (and one loud log line per episode) when the bound is reached."""
-        body = json.dumps([_to_json(s) for s in batch]).encode()
+        body = json.dumps([snapshot_to_json(s) for s in batch]).encode()
         stored = self.bytes
         if stored + len(body) > self.max_bytes:
             if not self._full:

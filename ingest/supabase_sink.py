@@ -19,7 +19,7 @@ from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
 from ingest.rows import FlushResult, plan_rows
 from ingest.settings import SupabaseSettings
-from ingest.sink import SinkError
+from ingest.sink import SinkError, refuses_the_data
 
 INGEST_FUNCTION = "ingest_vehicle_states"
 
@@ -40,7 +40,7 @@ def _error(exc: Exception) -> SinkError:
             text += f" ({exc.details})"
         if hint := HINTS.get(exc.code or ""):
             text += f"; {hint}"
-        return SinkError(text)
+        return SinkError(text, permanent=refuses_the_data(exc.code))
     return SinkError(f"Supabase is unreachable: {type(exc).__name__}: {exc}")
 
 

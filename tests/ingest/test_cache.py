@@ -58,6 +58,9 @@ def test_without_a_vehicle_time_the_receive_time_dates_the_reading() -> None:
         (f"{ROOT}/doors/locked", b"\xff\xfe", "invalid"),
         ("elsewhere/x", b"1", "not a vehicle topic"),
         (f"{ROOT}/refresh/lastVehicleState", b"soon", "ISO-8601"),
+        (f"{ROOT}/climate/remoteClimateState", b"on\x00", "PostgreSQL cannot store"),
+        (f"{ROOT}/doors/extra", b'{"a": ["\\u0000"]}', "PostgreSQL cannot store"),
+        (f"{ROOT}/doors/extra", b'["\\ud800"]', "PostgreSQL cannot store"),
     ],
 )
 def test_malformed_messages_are_counted_and_say_why(topic: str, payload: bytes, reason: str) -> None:

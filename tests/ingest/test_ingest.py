@@ -9,15 +9,21 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from paho.mqtt.client import topic_matches_sub
 
+from common import topics
 from common.alerts import AlertSettings
 from common.database import create_pool
 from common.settings import DatabaseSettings, MqttSettings
-from ingest.app import Ingest, open_sink
+from common.values import KEY_KINDS
+from ingest.app import Ingest, open_sink, subscriptions
 from ingest.postgres_sink import PostgresSink
 from ingest.settings import IngestSettings
 from tests.gateway.test_gateway import root, running_gateway, vin
 from tests.helpers import client, wait_until
+from tests.ingest.test_cache_properties import PAYLOADS
 
 
 @contextlib.asynccontextmanager
@@ -132,3 +138,41 @@ async def test_a_failed_flush_is_kept_and_written_later(
         assert ingest.spool.files() == []
         assert ingest.flusher.replayed_batches == 1
     assert await count(db_settings, "SELECT count(*) FROM vehicle_telemetry WHERE soc = 33") == 1
+
+
+# Topic levels a broker accepts (Mosquitto disconnects a client for control characters and
+# non-characters in a topic): the payloads, not the topics, are what this test throws at the ingest.
+SEGMENT = st.text(st.characters(categories=["L", "N", "P", "S"], exclude_characters="+#/"), min_size=1, max_size=30)
+TOPIC_KEYS = st.sampled_from(sorted(KEY_KINDS)) | st.builds(
+    "/".join, st.lists(st.sampled_from(topics.INGESTED_CATEGORIES) | SEGMENT, min_size=1, max_size=3)
+)
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],  # a failing run is slow enough without shrinking
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large, HealthCheck.too_slow],
+)
+@given(messages=st.lists(st.tuples(TOPIC_KEYS, PAYLOADS), min_size=1000, max_size=1000))
+async def test_thousands_of_generated_messages_leave_the_ingest_alive_and_counting(
+    mqtt_settings: MqttSettings, db_settings: DatabaseSettings, messages: list[tuple[str, bytes]]
+) -> None:
+    async with running_ingest(mqtt_settings, db_settings) as ingest:
+        async with client(mqtt_settings, "gateway") as gw:
+            for key, payload in messages:
+                await gw.publish(f"{root(6)}/{key}", payload, qos=1)
+            await gw.publish(f"{root(6)}/drivetrain/soc", b"61.5", qos=1)
+        filters = [f for f, _qos in subscriptions(mqtt_settings.topic_prefix)]
+        delivered = [p for k, p in messages if any(topic_matches_sub(f, f"{root(6)}/{k}") for f in filters)]
+        expected = sum(1 for payload in delivered if payload) + 1  # an empty payload only clears
+
+        await wait_until(
+            lambda: ingest.cache.accepted + ingest.cache.malformed == expected, timeout=30, what="every message counted"
+        )
+
+        async def good_reading_stored() -> bool:
+            return await count(db_settings, "SELECT count(*) FROM vehicle_state WHERE soc = 61.5") == 1
+
+        await wait_until(good_reading_stored, timeout=15, what="the good reading after the garbage stored")
+        assert ingest.flusher.failures == 0
