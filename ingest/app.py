@@ -159,6 +159,9 @@ class Ingest:
             log.warning("replayed %d messages from the write-ahead log of an earlier run", replayed)
         return replayed
 
+    async def _sync_wal(self) -> None:
+        await asyncio.to_thread(self.wal.sync)  # an fsync can take milliseconds: not on the loop
+
     def _log_summary(self) -> None:
         f = self.flusher
         log.info(
@@ -195,7 +198,7 @@ class Ingest:
             id="flush",
         )
         scheduler.add_job(self._log_summary, "interval", seconds=SUMMARY_EVERY, id="summary")
-        scheduler.add_job(self.wal.sync, "interval", seconds=WAL_SYNC_EVERY, id="wal-sync")
+        scheduler.add_job(self._sync_wal, "interval", seconds=WAL_SYNC_EVERY, max_instances=1, id="wal-sync")
         scheduler.add_job(
             self.check_telemetry_gaps,
             "interval",

@@ -27,6 +27,8 @@ class VehicleEntry:
     account: str
     values: dict[str, TelemetryValue] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
+    unsaved: set[str] = field(default_factory=set)
+    """Keys changed since the last dated snapshot: what the state row may not have yet."""
     reading_ts: datetime | None = None
     telemetry_at: datetime | None = None
     """When telemetry last arrived: the reading time for a publisher that sends no lastVehicleState."""
@@ -51,6 +53,10 @@ class VehicleSnapshot:
     """True when `ts` is the arrival time, not the car's own reading time."""
     values: dict[str, TelemetryValue]
     changed: frozenset[str]
+    """What this reading changed: its history row's payload."""
+    unsaved: frozenset[str] | None = None
+    """Keys the latest-state row may lack (changed since the vehicle's last dated snapshot); None: all.
+    Sending only these keeps a steady-state flush small: the database merges them into the row."""
 
     @property
     def goes_to_history(self) -> bool:
@@ -105,6 +111,7 @@ class TelemetryCache:
             entry.telemetry_at = entry.last_reading_at = now
         entry.values[parsed.path] = value
         entry.dirty.add(parsed.path)
+        entry.unsaved.add(parsed.path)
         self.accepted += 1
 
     def _complete(self, vin: str, entry: VehicleEntry) -> None:
@@ -118,14 +125,19 @@ class TelemetryCache:
 
     @staticmethod
     def _snapshot(vin: str, entry: VehicleEntry) -> VehicleSnapshot:
+        ts = entry.reading_ts or entry.telemetry_at
+        unsaved = frozenset(entry.unsaved)
+        if ts is not None:  # an undated snapshot writes no state row: its keys wait for a dated one
+            entry.unsaved = set()
         return VehicleSnapshot(
             vin=vin,
             account=entry.account,
-            ts=entry.reading_ts or entry.telemetry_at,
+            ts=ts,
             ts_from_arrival=entry.reading_ts is None,
             received_at=entry.received_at,
             values=dict(entry.values),
             changed=frozenset(entry.dirty),
+            unsaved=unsaved,
         )
 
     def take_changes(self) -> list[VehicleSnapshot]:

@@ -4,6 +4,7 @@ vehicle (the newest reading) and history rows (readings with SoC or location, on
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ class FlushRows:
     states: list[dict[str, Any]]
     """JSON-ready rows for `ingest_vehicle_states(..., state_rows)`."""
     telemetry: list[dict[str, Any]]
-    """History rows keyed by TELEMETRY_COLUMNS; `ts` a datetime, `payload` a dict."""
+    """History rows keyed by TELEMETRY_COLUMNS; `ts` a datetime, `payload` the values the reading changed."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,8 @@ def _text(values: dict[str, TelemetryValue], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _payload(values: dict[str, TelemetryValue]) -> dict[str, Any]:
-    return {k: to_json(v) for k, v in values.items()}
+def _payload(values: dict[str, TelemetryValue], keys: AbstractSet[str]) -> dict[str, Any]:
+    return {k: to_json(values[k]) for k in keys if k in values}
 
 
 def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
@@ -58,11 +59,13 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
     seen: dict[str, VehicleSnapshot] = {}
     newest: dict[str, tuple[datetime, VehicleSnapshot]] = {}
     history: dict[tuple[str, datetime], VehicleSnapshot] = {}
+    state_keys: dict[str, set[str]] = {}
     for snap in snapshots:
         if snap.vin not in seen or snap.received_at >= seen[snap.vin].received_at:
             seen[snap.vin] = snap
         if snap.ts is None:
             continue
+        state_keys.setdefault(snap.vin, set()).update(snap.values if snap.unsaved is None else snap.unsaved)
         current = newest.get(snap.vin)
         if current is None or snap.ts >= current[0] or (current[1].ts_from_arrival and not snap.ts_from_arrival):
             newest[snap.vin] = (snap.ts, snap)
@@ -92,7 +95,7 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
             "locked": _flag(s.values, topics.DOORS_LOCKED),
             "charging": _flag(s.values, topics.DRIVETRAIN_CHARGING),
             "available": None if topics.AVAILABLE not in s.values else s.values[topics.AVAILABLE] == "online",
-            "state": _payload(s.values),
+            "state": _payload(s.values, state_keys[s.vin]),
             "ts_from_arrival": s.ts_from_arrival,
         }
         for ts, s in newest.values()
@@ -107,7 +110,7 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
             "longitude": _number(s.values, topics.LOCATION_LONGITUDE),
             "speed_kmh": _number(s.values, topics.LOCATION_SPEED),
             "charging": _flag(s.values, topics.DRIVETRAIN_CHARGING),
-            "payload": _payload(s.values),
+            "payload": _payload(s.values, s.changed),
         }
         for s in history.values()
     ]

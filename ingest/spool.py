@@ -34,6 +34,7 @@ def snapshot_to_json(snapshot: VehicleSnapshot) -> dict[str, Any]:
         "ts_from_arrival": snapshot.ts_from_arrival,
         "values": {key: encode(value) for key, value in snapshot.values.items()},
         "changed": sorted(snapshot.changed),
+        "unsaved": None if snapshot.unsaved is None else sorted(snapshot.unsaved),
     }
 
 
@@ -46,6 +47,7 @@ def _from_json(data: dict[str, Any]) -> VehicleSnapshot:
         ts_from_arrival=data["ts_from_arrival"],
         values={key: decode(key, text.encode()) for key, text in data["values"].items()},
         changed=frozenset(data["changed"]),
+        unsaved=None if data.get("unsaved") is None else frozenset(data["unsaved"]),
     )
 
 

@@ -3,8 +3,8 @@
 A QoS 1 message is acknowledged (PUBACK) as soon as the receive callback returns, so the broker
 forgets it while it still waits in the cache for the next flush. Appending it first, with one
 `write()` per message, means a killed ingest (`kill -9`, OOM) loses nothing: the kernel has the
-bytes, and the next start replays them. An fsync after each flush's rotation and once a second
-narrows what a machine crash could take to that last second.
+bytes, and the next start replays them. Closed segments are fsynced within a second, off the event
+loop (`sync`), which narrows what a machine crash could take to the last flush interval.
 
 Segments: the current one takes appends; each flush rotates, and a closed segment is deleted once
 the batch that covers it is in the database or the spool. Records: a header (arrival time in ns,
@@ -37,6 +37,8 @@ class WriteAheadLog:
         self.dropped_segments = 0
         self._sequence = int(self.closed[-1].name.split(".")[0]) + 1 if self.closed else 0
         self._path, self._fd = self._open()
+        self._unsynced: list[int] = []
+        """Descriptors of closed segments, fsynced and closed by `sync` in a worker thread."""
         self.appended = 0
 
     def _open(self) -> tuple[Path, int]:
@@ -56,8 +58,7 @@ class WriteAheadLog:
 
     def rotate(self) -> list[Path]:
         """Close the current segment and start a new one; returns every closed segment still held."""
-        os.fsync(self._fd)
-        os.close(self._fd)
+        self._unsynced.append(self._fd)
         self.closed.append(self._path)
         self._path, self._fd = self._open()
         self._enforce_bound()
@@ -71,7 +72,15 @@ class WriteAheadLog:
         self.closed = [p for p in self.closed if p not in released]
 
     def sync(self) -> None:
-        os.fsync(self._fd)
+        """Fsync and close the segments closed since the last call (safe in a worker thread: it
+        touches only descriptors the event loop has handed over)."""
+        while True:
+            try:
+                fd = self._unsynced.pop(0)
+            except IndexError:
+                return
+            os.fsync(fd)
+            os.close(fd)
 
     def replay(self) -> Iterator[tuple[datetime, str, bytes]]:
         """The records of every closed segment, oldest first (a torn last record is skipped)."""
@@ -104,6 +113,7 @@ class WriteAheadLog:
 
     def close(self) -> None:
         """A non-empty current segment stays on disk for the next start to replay."""
+        self.sync()
         os.fsync(self._fd)
         os.close(self._fd)
         if self._path.stat().st_size == 0:

@@ -50,3 +50,4 @@ def test_the_bound_drops_the_oldest_segments(tmp_path: Path) -> None:
     assert wal.bytes <= 2_000
     assert wal.dropped_segments > 0
     assert [p[0] for _ts, _t, p in wal.replay()][-1] == 9  # the newest are kept
+    wal.close()
