@@ -130,8 +130,10 @@ class MqttConnection:
                 self.connected.clear()
 
     async def _on_connected(self, client: aiomqtt.Client) -> None:
-        for topic, qos in self.options.subscriptions:
-            await client.subscribe(topic, qos=qos)
+        if self.options.subscriptions:
+            # One SUBSCRIBE for all filters: after a reconnect to a persistent session the broker is
+            # already sending the backlog, and each SUBACK waits behind what it has sent.
+            await client.subscribe(list(self.options.subscriptions))
         self._client = client
         self.connect_count += 1
         if self.options.status_topic:
