@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
 
 from common.settings import EnvSettings, Port
 
@@ -8,6 +10,40 @@ from common.settings import EnvSettings, Port
 class ApiSettings(EnvSettings):
     host: str = Field("127.0.0.1", alias="API_HOST", description="0.0.0.0 in the container")
     port: Port = Field(8080, alias="PORT")
-    api_key: SecretStr | None = Field(None, alias="COMMAND_API_KEY", min_length=16)
-    command_timeout: float = Field(30.0, alias="COMMAND_TIMEOUT", gt=0, le=300)
+    profile: Literal["development", "production"] = Field(
+        "development", alias="API_PROFILE", description="production refuses to start without authentication"
+    )
+    api_key: SecretStr | None = Field(
+        None, alias="COMMAND_API_KEY", min_length=16, description="one plain key (named `default`), for development"
+    )
+    api_key_hashes: str | None = Field(
+        None,
+        alias="COMMAND_API_KEYS",
+        description="comma-separated `name:sha256hex` entries: services and operators, stored hashed",
+    )
+    jwt_secret: SecretStr | None = Field(None, alias="SUPABASE_JWT_SECRET", min_length=16)
+    jwks_url: str | None = Field(None, alias="SUPABASE_JWKS_URL", pattern=r"^https?://")
+    jwt_audience: str = Field("authenticated", alias="SUPABASE_JWT_AUDIENCE")
+    cors_origins: str = Field("", alias="CORS_ALLOWED_ORIGINS", description="comma-separated origins")
+    command_timeout: float = Field(
+        30.0, alias="COMMAND_TIMEOUT", gt=0, le=300, description="a command expires this long after it is sent"
+    )
+    command_wait: float = Field(
+        10.0, alias="COMMAND_WAIT", ge=0, le=300, description="how long a POST waits for the outcome before 202"
+    )
+    user_requests_per_minute: int = Field(600, alias="RATE_LIMIT_REQUESTS_PER_MINUTE", gt=0)
+    vehicle_commands_per_minute: int = Field(10, alias="RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE", gt=0)
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hashed_keys(cls, value: str | None) -> str | None:
+        for entry in (value or "").split(","):
+            name, _, digest = entry.strip().partition(":")
+            if entry.strip() and (not name or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest)):
+                raise ValueError(f"{entry.strip()!r} is not `name:<sha256 hex of the key>`")
+        return value
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())

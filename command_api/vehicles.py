@@ -1,4 +1,4 @@
-"""Reads of vehicles and their latest state."""
+"""Reads of vehicles and their latest state, limited to what the caller may see."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from command_api.auth import Principal
+from command_api.errors import ApiError
 from common.database import Connection
 
 VEHICLE_COLUMNS = """
@@ -65,14 +67,40 @@ def vehicle_json(row: asyncpg.Record, *, full_state: bool) -> dict[str, Any]:
     return body
 
 
-async def list_vehicles(conn: Connection) -> list[dict[str, Any]]:
-    rows = await conn.fetch(VEHICLE_COLUMNS + " ORDER BY v.vin")
+async def list_vehicles(conn: Connection, principal: Principal) -> list[dict[str, Any]]:
+    if principal.user_id is None:
+        rows = await conn.fetch(VEHICLE_COLUMNS + " ORDER BY v.vin")
+    else:
+        rows = await conn.fetch(
+            VEHICLE_COLUMNS + " JOIN user_vehicles uv ON uv.vin = v.vin AND uv.user_id = $1 ORDER BY v.vin",
+            principal.user_id,
+        )
     return [vehicle_json(r, full_state=False) for r in rows]
 
 
 async def get_vehicle(conn: Connection, vin: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(VEHICLE_COLUMNS + " WHERE v.vin = $1", vin)
     return None if row is None else vehicle_json(row, full_state=True)
+
+
+async def authorize(conn: Connection, principal: Principal, vin: str) -> None:
+    """403 when `user_vehicles` does not give a user this vehicle; 404 when it does not exist."""
+    if principal.user_id is not None:
+        granted = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM user_vehicles WHERE user_id = $1 AND vin = $2)", principal.user_id, vin
+        )
+        if not granted:
+            raise ApiError(403, "forbidden", f"you have no access to vehicle {vin}")
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM vehicles WHERE vin = $1)", vin):
+        raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
+
+
+async def visible_vins(conn: Connection, principal: Principal) -> frozenset[str] | None:
+    """The vehicles a user may see; None for a service (all of them)."""
+    if principal.user_id is None:
+        return None
+    rows = await conn.fetch("SELECT vin FROM user_vehicles WHERE user_id = $1", principal.user_id)
+    return frozenset(r["vin"] for r in rows)
 
 
 async def vehicle_account(conn: Connection, vin: str) -> str | None:

@@ -1,0 +1,112 @@
+"""The live stream: one MQTT subscription to the fleet's telemetry, fanned out to every WebSocket
+client allowed to see the vehicle, however many listen.
+
+Each client has a bounded queue and its own sender task, so a slow client never holds up the
+others: when its queue is full it is closed (1013, try again later) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+from aiohttp import WSCloseCode, web
+
+from common import topics
+from common.values import decode, to_json
+
+log = logging.getLogger(__name__)
+
+CLIENT_QUEUE = 1000
+SKIPPED_SEGMENTS = frozenset({topics.COMMAND_SEGMENT})
+UPSTREAM_REPLIES = (f"/{topics.SET_SUFFIX}", f"/{topics.RESULT_SUFFIX}")  # the upstream /set topics and their replies
+
+
+@dataclass(eq=False)
+class LiveClient:
+    ws: web.WebSocketResponse
+    vins: frozenset[str] | None
+    """The vehicles this client follows; None: every vehicle (a service on the fleet stream)."""
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+
+    def wants(self, vin: str) -> bool:
+        return self.vins is None or vin in self.vins
+
+    async def send_loop(self) -> None:
+        while True:
+            text = await self.queue.get()
+            await self.ws.send_str(text)
+
+
+class LiveHub:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.clients: set[LiveClient] = set()
+        self.delivered = 0
+
+    def subscription(self) -> tuple[str, int]:
+        return topics.vehicles_filter(self.prefix, "#"), 0
+
+    def on_message(self, message: aiomqtt.Message) -> bool:
+        """Fan a telemetry message out; False when it is not telemetry (commands, /set, results)."""
+        parsed = topics.parse_vehicle_topic(self.prefix, message.topic.value)
+        if parsed is None or parsed.path.split("/", 1)[0] in SKIPPED_SEGMENTS or parsed.path.endswith(UPSTREAM_REPLIES):
+            return False
+        if not self.clients:
+            return True
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        try:
+            value: Any = to_json(decode(parsed.path, payload))
+        except (ValueError, UnicodeDecodeError):
+            value = payload.decode(errors="replace")
+        text = json.dumps(
+            {
+                "type": "telemetry",
+                "vin": parsed.vin,
+                "key": parsed.path,
+                "value": value,
+                "received_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        for client in list(self.clients):
+            if client.wants(parsed.vin):
+                try:
+                    client.queue.put_nowait(text)
+                    self.delivered += 1
+                except asyncio.QueueFull:
+                    log.warning("live client too slow (%d messages queued); closing it", CLIENT_QUEUE)
+                    self.clients.discard(client)
+                    asyncio.get_running_loop().create_task(
+                        client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+                    )
+        return True
+
+    async def serve(
+        self, request: web.Request, vins: frozenset[str] | None, first: dict[str, Any]
+    ) -> web.WebSocketResponse:
+        """Run one client until it goes: the current state first, then every change."""
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        client = LiveClient(ws, vins)
+        await ws.send_str(json.dumps(first, default=str))
+        self.clients.add(client)
+        sender = asyncio.create_task(client.send_loop())
+        try:
+            async for _message in ws:  # clients only listen; reading keeps the connection's pings going
+                pass
+        finally:
+            self.clients.discard(client)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+                await sender
+        return ws
+
+    async def close_all(self) -> None:
+        for client in list(self.clients):
+            await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")

@@ -1,0 +1,404 @@
+"""The OpenAPI 3.1 document (enough to build the frontend from) and a self-contained docs page.
+
+Command bodies come from the same pydantic models the gateway validates with (common.commands), so
+the document cannot drift from what the API accepts.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from command_api.history import MAX_LIMIT
+from command_api.settings import ApiSettings
+from common.commands import COMMAND_ARGS
+
+VIN = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "example": "LSJSIM00000000001"}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+NUMBER = {"type": ["number", "null"]}
+FLAG = {"type": ["boolean", "null"]}
+TEXT = {"type": ["string", "null"]}
+COMMAND_STATUSES = ["queued", "sent", "succeeded", "failed", "rejected", "expired"]
+
+ERROR_TEXT = {
+    400: "The request is malformed; `error.message` says what was wrong",
+    401: "Not authenticated, or the token / key was refused",
+    403: "Authenticated, but `user_vehicles` does not give the caller this vehicle",
+    404: "No such vehicle, command or route",
+    405: "Method not allowed",
+    413: "Body too large",
+    422: "The Idempotency-Key was already used for a different request",
+    429: "Rate limit reached; retry after `Retry-After` seconds",
+    503: "The database or the broker is not reachable right now",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _responses(ok: dict[str, dict[str, Any]], *errors: int) -> dict[str, Any]:
+    responses = dict(ok)
+    for status in (400, 401, 404, 405, 429, 503, *errors):
+        headers = {"Retry-After": {"schema": {"type": "string"}}} if status == 429 else None
+        responses[str(status)] = _json(_ref("Error"), ERROR_TEXT[status], headers)
+    return responses
+
+
+def _schemas() -> dict[str, Any]:
+    state = {
+        "type": ["object", "null"],
+        "properties": {
+            "ts": TIME,
+            "received_at": TIME,
+            "soc": NUMBER,
+            "range_km": NUMBER,
+            "latitude": NUMBER,
+            "longitude": NUMBER,
+            "speed_kmh": NUMBER,
+            "locked": FLAG,
+            "charging": FLAG,
+            "available": FLAG,
+            "values": {"type": "object", "description": "every value, nested as the topic tree (full reads only)"},
+        },
+        "required": ["ts", "received_at"],
+    }
+    vehicle = {
+        "type": "object",
+        "properties": {
+            "vin": {"type": "string"},
+            "account": {"type": "string"},
+            "brand": TEXT,
+            "model": TEXT,
+            "name": TEXT,
+            "first_seen": TIME,
+            "last_seen": TIME,
+            "state": _ref("VehicleState"),
+        },
+        "required": ["vin", "account", "state"],
+    }
+    command = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "vin": {"type": "string"},
+            "command": {"type": "string", "enum": sorted(COMMAND_ARGS)},
+            "args": {"type": "object"},
+            "status": {"type": "string", "enum": COMMAND_STATUSES},
+            "error": TEXT,
+            "requested_by": TEXT,
+            "idempotency_key": TEXT,
+            "created_at": TIME,
+            "updated_at": TIME,
+            "finished_at": NULLABLE_TIME,
+            "expires_at": NULLABLE_TIME,
+        },
+        "required": ["id", "vin", "command", "args", "status", "created_at"],
+    }
+    telemetry_item = {
+        "type": "object",
+        "properties": {
+            "ts": TIME,
+            "soc": NUMBER,
+            "range_km": NUMBER,
+            "latitude": NUMBER,
+            "longitude": NUMBER,
+            "speed_kmh": NUMBER,
+            "charging": FLAG,
+            "values": {"type": "object", "description": "the values this reading changed, by topic path"},
+        },
+        "required": ["ts", "values"],
+    }
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {"type": "object"},
+                    },
+                    "required": ["code", "message", "details"],
+                }
+            },
+            "required": ["error"],
+        },
+        "VehicleState": state,
+        "Vehicle": vehicle,
+        "VehicleList": {
+            "type": "object",
+            "properties": {"vehicles": {"type": "array", "items": _ref("Vehicle")}},
+            "required": ["vehicles"],
+        },
+        "TelemetryPage": {
+            "type": "object",
+            "properties": {
+                "vin": {"type": "string"},
+                "items": {"type": "array", "items": telemetry_item},
+                "next_cursor": {"type": ["string", "null"], "description": "pass as `cursor` for the next page"},
+            },
+            "required": ["vin", "items", "next_cursor"],
+        },
+        "Command": command,
+        "CommandList": {
+            "type": "object",
+            "properties": {"commands": {"type": "array", "items": _ref("Command")}},
+            "required": ["commands"],
+        },
+        "Health": {
+            "type": "object",
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "components": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {"status": {"type": "string"}},
+                        "required": ["status"],
+                    },
+                },
+            },
+            "required": ["status", "components"],
+        },
+    }
+    for name, model in COMMAND_ARGS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[_args_name(name)] = schema
+    return schemas
+
+
+def _args_name(command: str) -> str:
+    return "".join(part.capitalize() for part in command.split("_")) + "Args"
+
+
+def _vin_parameter() -> dict[str, Any]:
+    return {"name": "vin", "in": "path", "required": True, "schema": VIN}
+
+
+def _command_operation(command: str, settings: ApiSettings) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": f"command_{command}",
+            "tags": ["commands"],
+            "summary": f"Send `{command}` to a vehicle",
+            "description": (
+                "Records the command (audit trail), sends it to the vehicle and waits up to `wait` seconds for "
+                "the outcome: 200 with the final status, or 202 while it is still under way (poll `Location`). "
+                "A repeated `Idempotency-Key` from the same caller returns the first command instead of sending "
+                "another (`Idempotent-Replayed: true`)."
+            ),
+            "parameters": [
+                _vin_parameter(),
+                {
+                    "name": "wait",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "number", "minimum": 0, "maximum": settings.command_timeout},
+                    "description": f"seconds to wait for the outcome (default {settings.command_wait:g})",
+                },
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                },
+            ],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _ref(_args_name(command))}},
+            },
+            "responses": _responses(
+                {
+                    "200": _json(_ref("Command"), "The command finished: succeeded, failed, rejected or expired"),
+                    "202": _json(
+                        _ref("Command"),
+                        "Still under way: poll the `Location` (GET /api/commands/{id})",
+                        {"Location": {"schema": {"type": "string"}}},
+                    ),
+                },
+                403,
+                413,
+                422,
+            ),
+        }
+    }
+
+
+def build_openapi(settings: ApiSettings) -> dict[str, Any]:
+    vin = _vin_parameter()
+    paths: dict[str, Any] = {
+        "/api/health": {
+            "get": {
+                "operationId": "health",
+                "tags": ["operations"],
+                "summary": "Per-component health (open, `Cache-Control: no-store`)",
+                "security": [],
+                "responses": {
+                    "200": _json(_ref("Health"), "Every component is up"),
+                    "503": _json(_ref("Health"), "A component is down"),
+                },
+            }
+        },
+        "/api/vehicles": {
+            "get": {
+                "operationId": "list_vehicles",
+                "tags": ["vehicles"],
+                "summary": "The vehicles the caller may see, with a summary of their latest state",
+                "responses": _responses({"200": _json(_ref("VehicleList"), "The vehicles")}),
+            }
+        },
+        "/api/vehicles/{vin}": {
+            "get": {
+                "operationId": "get_vehicle",
+                "tags": ["vehicles"],
+                "summary": "One vehicle with its latest state (every value)",
+                "parameters": [vin],
+                "responses": _responses({"200": _json(_ref("Vehicle"), "The vehicle")}, 403),
+            }
+        },
+        "/api/vehicles/{vin}/telemetry": {
+            "get": {
+                "operationId": "vehicle_telemetry",
+                "tags": ["vehicles"],
+                "summary": "Telemetry history, newest first, with cursor pagination",
+                "parameters": [
+                    vin,
+                    {"name": "from", "in": "query", "required": False, "schema": TIME, "description": "inclusive"},
+                    {"name": "to", "in": "query", "required": False, "schema": TIME, "description": "exclusive"},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+                    },
+                    {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": _responses({"200": _json(_ref("TelemetryPage"), "One page of readings")}, 403),
+            }
+        },
+        "/api/vehicles/{vin}/commands": {
+            "get": {
+                "operationId": "vehicle_commands",
+                "tags": ["commands"],
+                "summary": "The vehicle's recent commands, newest first (the audit trail)",
+                "parameters": [
+                    vin,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    },
+                ],
+                "responses": _responses({"200": _json(_ref("CommandList"), "The commands")}, 403),
+            }
+        },
+        "/api/commands/{id}": {
+            "get": {
+                "operationId": "get_command",
+                "tags": ["commands"],
+                "summary": "One command and where it is in its lifecycle",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+                ],
+                "responses": _responses({"200": _json(_ref("Command"), "The command")}, 403),
+            }
+        },
+        "/api/vehicles/{vin}/live": {
+            "get": {
+                "operationId": "vehicle_live",
+                "tags": ["live"],
+                "summary": "WebSocket: the vehicle's state changes as they happen",
+                "description": (
+                    "Upgrade to a WebSocket; authenticate with `?access_token=<jwt or API key>` (browsers cannot "
+                    'set headers on WebSockets). The first message is `{"type": "snapshot", "vehicles": '
+                    '[...]}`; then one `{"type": "telemetry", "vin", "key", "value", "received_at"}` '
+                    "per changed value."
+                ),
+                "parameters": [
+                    vin,
+                    {"name": "access_token", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": _responses({"101": {"description": "Switching to the WebSocket protocol"}}, 403),
+            }
+        },
+        "/api/live": {
+            "get": {
+                "operationId": "fleet_live",
+                "tags": ["live"],
+                "summary": "WebSocket: state changes of every vehicle the caller may see",
+                "description": "As `/api/vehicles/{vin}/live`, for all the caller's vehicles on one connection.",
+                "parameters": [
+                    {"name": "access_token", "in": "query", "required": False, "schema": {"type": "string"}}
+                ],
+                "responses": _responses({"101": {"description": "Switching to the WebSocket protocol"}}),
+            }
+        },
+    }
+    for command in sorted(COMMAND_ARGS):
+        paths[f"/api/vehicles/{{vin}}/commands/{command}"] = _command_operation(command, settings)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Vehicle backend API",
+            "version": "1.0.0",
+            "description": (
+                "State, history, commands and a live stream for MG / SAIC iSMART vehicles. Users authenticate "
+                "with their Supabase session (`Authorization: Bearer <access token>`) and reach only the vehicles "
+                "`user_vehicles` gives them; services use an API key (`X-API-Key`). Every error is "
+                '`{"error": {"code", "message", "details"}}`.'
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}, {"apiKey": []}],
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+            "schemas": _schemas(),
+        },
+        "paths": paths,
+    }
+
+
+def docs_page(spec: dict[str, Any]) -> str:
+    """A page that needs nothing from the internet: every operation with its parameters and responses."""
+    rows = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            params = ", ".join(f"{p['name']} ({p['in']})" for p in op.get("parameters", [])) or "—"
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            body_text = body.get("$ref", "").rsplit("/", 1)[-1] if body else "—"
+            codes = ", ".join(op["responses"])
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op.get('summary', ''))}</td><td>{html.escape(params)}</td>"
+                f"<td>{html.escape(body_text)}</td><td>{codes}</td></tr>"
+            )
+    schemas = html.escape(json.dumps(spec["components"]["schemas"], indent=2))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(spec["info"]["title"])}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem}}
+table{{border-collapse:collapse}}pre{{background:#f6f6f6;padding:1rem}}
+td,th{{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top;text-align:left}}</style>
+</head><body>
+<h1>{html.escape(spec["info"]["title"])} {html.escape(spec["info"]["version"])}</h1>
+<p>{html.escape(spec["info"]["description"])}</p>
+<p>The machine-readable document: <a href="/api/openapi.json">/api/openapi.json</a> (OpenAPI {spec["openapi"]}).</p>
+<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th><th>body</th><th>responses</th></tr>
+{"".join(rows)}</table>
+<h2>Schemas</h2><pre>{schemas}</pre>
+</body></html>"""

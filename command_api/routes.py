@@ -1,0 +1,191 @@
+"""The `/api` handlers. Who the caller is and what it may reach is settled before they run
+(`auth_middleware`); each handler checks the vehicle against `user_vehicles`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from command_api import audit, history, vehicles
+from command_api.auth import Authenticator, Principal
+from command_api.commands import CommandService
+from command_api.errors import ApiError
+from command_api.live import LiveHub
+from command_api.openapi import build_openapi, docs_page
+from command_api.ratelimit import KeyedRateLimiter
+from command_api.responses import json_response
+from command_api.settings import ApiSettings
+from common.commands import COMMAND_ARGS, InvalidArguments, validate_args
+
+SETTINGS = web.AppKey("settings", ApiSettings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+CALLER_LIMIT = web.AppKey("caller_limit", KeyedRateLimiter)
+VEHICLE_COMMAND_LIMIT = web.AppKey("vehicle_command_limit", KeyedRateLimiter)
+COMMANDS = web.AppKey("commands", CommandService)
+LIVE = web.AppKey("live", LiveHub)
+OPENAPI = web.AppKey("openapi", dict)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api-docs"})
+VIN_PATTERN = "{vin:[A-Za-z0-9_-]{1,64}}"
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate every `/api` call except the open ones; one rate limit per caller."""
+    if request.path.startswith("/api/") and request.path not in OPEN_PATHS and request.method != "OPTIONS":
+        principal = await request.app[AUTHENTICATOR].authenticate(request)
+        request.app[CALLER_LIMIT].take(principal.requested_by)
+        request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def pool_of(request: web.Request) -> asyncpg.Pool:
+    return request.app[POOL]
+
+
+async def list_vehicles(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        return json_response({"vehicles": await vehicles.list_vehicles(conn, principal_of(request))})
+
+
+async def get_vehicle(request: web.Request) -> web.Response:
+    vin = request.match_info["vin"]
+    async with pool_of(request).acquire() as conn:
+        await vehicles.authorize(conn, principal_of(request), vin)
+        vehicle = await vehicles.get_vehicle(conn, vin)
+    return json_response(vehicle)
+
+
+async def vehicle_telemetry(request: web.Request) -> web.Response:
+    vin = request.match_info["vin"]
+    async with pool_of(request).acquire() as conn:
+        await vehicles.authorize(conn, principal_of(request), vin)
+        return json_response(await history.page(conn, vin, request))
+
+
+async def vehicle_commands(request: web.Request) -> web.Response:
+    vin = request.match_info["vin"]
+    text = request.query.get("limit", "20")
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise ApiError(400, "invalid_parameter", f"`limit` must be an integer from 1 to 100, got {text[:20]!r}")
+    async with pool_of(request).acquire() as conn:
+        await vehicles.authorize(conn, principal_of(request), vin)
+        rows = await audit.recent(conn, vin, int(text))
+    return json_response({"commands": [audit.command_json(r) for r in rows]})
+
+
+async def get_command(request: web.Request) -> web.Response:
+    try:
+        command_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "the command id must be a UUID") from None
+    async with pool_of(request).acquire() as conn:
+        row = await audit.get(conn, command_id)
+        if row is None:
+            raise ApiError(404, "unknown_command", f"no command with id {command_id}")
+        await vehicles.authorize(conn, principal_of(request), row["vin"])
+    return json_response(audit.command_json(row))
+
+
+async def _read_args(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object of the command's arguments")
+    return body
+
+
+def _wait(request: web.Request) -> float:
+    settings = request.app[SETTINGS]
+    text = request.query.get("wait")
+    if text is None:
+        return min(settings.command_wait, settings.command_timeout)
+    try:
+        wait = float(text)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= settings.command_timeout:
+        raise ApiError(
+            400, "invalid_parameter", f"`wait` must be a number of seconds from 0 to {settings.command_timeout:g}"
+        )
+    return wait
+
+
+async def send_command(request: web.Request) -> web.Response:
+    vin, command = request.match_info["vin"], request.match_info["command"]
+    if command not in COMMAND_ARGS:
+        raise ApiError(404, "unknown_command", f"unknown command {command!r}", {"known_commands": sorted(COMMAND_ARGS)})
+    principal = principal_of(request)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise ApiError(400, "invalid_parameter", f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    wait = _wait(request)
+    args = await _read_args(request)
+    try:
+        validated = validate_args(command, args).model_dump(mode="json", exclude_none=True)
+    except InvalidArguments as exc:
+        raise ApiError(400, "invalid_arguments", str(exc), {"command": command}) from None
+    async with pool_of(request).acquire() as conn:
+        await vehicles.authorize(conn, principal, vin)
+    request.app[VEHICLE_COMMAND_LIMIT].take(vin)
+    record, replayed = await request.app[COMMANDS].submit(principal, vin, command, validated, key, wait)
+    finished = record["status"] in audit.TERMINAL
+    headers = {"Location": f"/api/commands/{record['id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(record, status=200 if finished else 202, headers=headers)
+
+
+async def vehicle_live(request: web.Request) -> web.WebSocketResponse:
+    vin = request.match_info["vin"]
+    async with pool_of(request).acquire() as conn:
+        await vehicles.authorize(conn, principal_of(request), vin)
+        snapshot = await vehicles.get_vehicle(conn, vin)
+    return await request.app[LIVE].serve(request, frozenset({vin}), {"type": "snapshot", "vehicles": [snapshot]})
+
+
+async def fleet_live(request: web.Request) -> web.WebSocketResponse:
+    principal = principal_of(request)
+    async with pool_of(request).acquire() as conn:
+        vins = await vehicles.visible_vins(conn, principal)
+        snapshot = await vehicles.list_vehicles(conn, principal)
+    return await request.app[LIVE].serve(request, vins, {"type": "snapshot", "vehicles": snapshot})
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return json_response(request.app[OPENAPI])
+
+
+async def api_docs(request: web.Request) -> web.Response:
+    return web.Response(text=docs_page(request.app[OPENAPI]), content_type="text/html")
+
+
+def add_routes(app: web.Application, settings: ApiSettings) -> None:
+    app[OPENAPI] = build_openapi(settings)
+    app.router.add_get("/api/openapi.json", openapi_document)
+    app.router.add_get("/api-docs", api_docs)
+    app.router.add_get("/api/vehicles", list_vehicles)
+    app.router.add_get(f"/api/vehicles/{VIN_PATTERN}", get_vehicle)
+    app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/telemetry", vehicle_telemetry)
+    app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/commands", vehicle_commands)
+    app.router.add_post(f"/api/vehicles/{VIN_PATTERN}/commands/{{command}}", send_command)
+    app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/live", vehicle_live)
+    app.router.add_get("/api/live", fleet_live)
+    app.router.add_get("/api/commands/{id}", get_command)
