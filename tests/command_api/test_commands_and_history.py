@@ -1,0 +1,134 @@
+"""Idempotent retries, the command lifecycle in the audit table, history pages and the live
+stream, over real HTTP and WebSockets with the real gateway, ingest, broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from common.settings import DatabaseSettings, MqttSettings
+from tests.command_api.conftest import ALICE, BOB, VIN_A, VIN_B, Client, user_token
+from tests.command_api.test_api import API_KEY, Api, stack  # noqa: F401 - the fixture
+from tests.gateway.test_gateway import vin
+from tests.helpers import client, wait_until
+
+
+async def _audit(db: DatabaseSettings, command_id: str) -> list[Any]:
+    conn = await asyncpg.connect(db.url.get_secret_value())
+    try:
+        return await conn.fetch("SELECT * FROM commands WHERE id = $1", uuid.UUID(command_id))
+    finally:
+        await conn.close()
+
+
+async def test_a_retried_request_with_the_same_key_sends_once(stack: Api, db_settings: DatabaseSettings) -> None:  # noqa: F811
+    key = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
+    url = f"{stack.base}/api/vehicles/{vin(1)}/commands/lock"
+    headers = {"X-API-Key": API_KEY, **key}
+    async with stack.http.post(url, headers=headers) as first:
+        one = await first.json()
+        assert first.status == 200, one
+        assert "Idempotent-Replayed" not in first.headers
+    async with stack.http.post(url, headers=headers) as again:
+        two = await again.json()
+        assert (again.status, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert two["id"] == one["id"]
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM commands WHERE idempotency_key = $1", key["Idempotency-Key"]) == 1
+        )
+    finally:
+        await conn.close()
+    async with stack.http.post(f"{stack.base}/api/vehicles/{vin(1)}/commands/unlock", headers=headers) as other:
+        body = await other.json()
+        assert (other.status, body["error"]["code"]) == (422, "idempotency_key_reused")
+
+
+async def test_the_lifecycle_is_in_the_audit_table(stack: Api, db_settings: DatabaseSettings) -> None:  # noqa: F811
+    status, accepted = await stack.call("POST", f"/api/vehicles/{vin(2)}/commands/find_my_car?wait=0")
+    assert (status, accepted["status"]) == (202, "sent")
+    [row] = await _audit(db_settings, accepted["id"])
+    assert row["status"] in ("sent", "succeeded")  # the car may already have answered
+    assert row["expires_at"] > row["created_at"]
+
+    async def finished() -> bool:
+        _, now = await stack.call("GET", f"/api/commands/{accepted['id']}")
+        return bool(now["status"] == "succeeded")
+
+    await wait_until(finished, what="the command succeeded")
+    [row] = await _audit(db_settings, accepted["id"])
+    assert (row["status"], row["requested_by"], row["error"]) == ("succeeded", "api-key:default", None)
+    assert row["finished_at"] is not None
+    status, listing = await stack.call("GET", f"/api/vehicles/{vin(2)}/commands")
+    assert accepted["id"] in [c["id"] for c in listing["commands"]]
+
+
+async def test_history_pages_with_a_cursor(api: Client) -> None:
+    alice = user_token(ALICE)
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = f"?limit=10&cursor={cursor}" if cursor else "?limit=10"
+        status, page, _ = await api.call("GET", f"/api/vehicles/{VIN_A}/telemetry{query}", token=alice)
+        assert status == 200, page
+        seen += [item["ts"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 25
+    assert seen == sorted(seen, reverse=True)  # newest first
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    window = f"?from={(start + timedelta(minutes=5)).isoformat()}&to={(start + timedelta(minutes=8)).isoformat()}"
+    status, page, _ = await api.call("GET", f"/api/vehicles/{VIN_A}/telemetry{window.replace('+', '%2B')}", token=alice)
+    assert [item["values"]["drivetrain/soc"] for item in page["items"]] == [7, 6, 5]
+    for bad in ("?cursor=nonsense", "?limit=0", "?from=yesterday", "?from=2026-05-01T00:00:00"):
+        status, body, _ = await api.call("GET", f"/api/vehicles/{VIN_A}/telemetry{bad}", token=alice)
+        assert status == 400, bad
+        assert body["error"]["message"]
+
+
+async def _next_telemetry(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> dict[str, Any]:
+    while True:
+        message = await asyncio.wait_for(ws.receive_json(), timeout)
+        if message["type"] == "telemetry":
+            return dict(message)
+
+
+async def test_live_stream_per_vehicle_and_for_all_of_a_users_vehicles(
+    api: Client, mqtt_settings: MqttSettings
+) -> None:
+    alice, bob = user_token(ALICE), user_token(BOB)
+    async with (
+        api.http.ws_connect(f"{api.base}/api/vehicles/{VIN_A}/live?access_token={alice}") as one,
+        api.http.ws_connect(f"{api.base}/api/live?access_token={bob}") as fleet,
+    ):
+        snapshot = await one.receive_json()
+        assert (snapshot["type"], [v["vin"] for v in snapshot["vehicles"]]) == ("snapshot", [VIN_A])
+        assert [v["vin"] for v in (await fleet.receive_json())["vehicles"]] == [VIN_B]
+        async with client(mqtt_settings, "gateway") as gateway:
+            await gateway.publish(f"saic/acct/vehicles/{VIN_A}/drivetrain/soc", b"77.5", qos=1)
+            await gateway.publish(f"saic/acct/vehicles/{VIN_B}/drivetrain/soc", b"33", qos=1)
+            change = await _next_telemetry(one)
+            assert (change["vin"], change["key"], change["value"]) == (VIN_A, "drivetrain/soc", 77.5)
+            change = await _next_telemetry(fleet)
+            assert (change["vin"], change["value"]) == (VIN_B, 33.0)  # Bob never sees Alice's car
+
+
+async def test_live_stream_needs_a_token_and_access(api: Client) -> None:
+    for path, status in (
+        (f"/api/vehicles/{VIN_A}/live", 401),
+        (f"/api/vehicles/{VIN_A}/live?access_token={user_token(BOB)}", 403),
+    ):
+        async with api.http.get(api.base + path, headers={"Connection": "Upgrade", "Upgrade": "websocket"}) as r:
+            assert r.status == status
+            assert json.loads(await r.text())["error"]["code"] in ("unauthorized", "forbidden")
