@@ -20,6 +20,7 @@ import jwt
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
+from multidict import CIMultiDictProxy
 
 from command_api.app import MQTT, create_app
 from command_api.settings import ApiSettings
@@ -55,7 +56,7 @@ class Client:
 
     async def call(
         self, method: str, path: str, *, token: str | None = None, key: str | None = None, **kwargs: Any
-    ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+    ) -> tuple[int, Any, CIMultiDictProxy[str]]:
         headers = dict(kwargs.pop("headers", {}))
         if token:
             headers["Authorization"] = f"Bearer {token}"
