@@ -29,7 +29,10 @@ async def main(requests: int, implementation: str) -> None:
     async with running_backend(implementation, vehicles=10, flush_interval=0.5) as backend:
         mqtt, db = backend.mqtt, backend.db
         port = free_port()
-        runner = web.AppRunner(create_app(ApiSettings.from_env({"PORT": str(port), "COMMAND_API_KEY": KEY}), mqtt, db))
+        settings = ApiSettings.from_env(
+            {"PORT": str(port), "COMMAND_API_KEY": KEY, "RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE": "100000"}
+        )
+        runner = web.AppRunner(create_app(settings, mqtt, db))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         url_lock = f"http://127.0.0.1:{port}/api/vehicles/{simulated_vin(1)}/commands/lock"

@@ -63,8 +63,10 @@ async def list_vehicles(request: web.Request) -> web.Response:
 async def get_vehicle(request: web.Request) -> web.Response:
     vin = request.match_info["vin"]
     async with pool_of(request).acquire() as conn:
-        await vehicles.authorize(conn, principal_of(request), vin)
+        await vehicles.authorize(conn, principal_of(request), vin, must_exist=False)
         vehicle = await vehicles.get_vehicle(conn, vin)
+    if vehicle is None:
+        raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
     return json_response(vehicle)
 
 

@@ -83,15 +83,16 @@ async def get_vehicle(conn: Connection, vin: str) -> dict[str, Any] | None:
     return None if row is None else vehicle_json(row, full_state=True)
 
 
-async def authorize(conn: Connection, principal: Principal, vin: str) -> None:
-    """403 when `user_vehicles` does not give a user this vehicle; 404 when it does not exist."""
+async def authorize(conn: Connection, principal: Principal, vin: str, *, must_exist: bool = True) -> None:
+    """403 when `user_vehicles` does not give a user this vehicle; 404 when it does not exist
+    (`must_exist=False`: the caller's own read will tell)."""
     if principal.user_id is not None:
         granted = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM user_vehicles WHERE user_id = $1 AND vin = $2)", principal.user_id, vin
         )
         if not granted:
             raise ApiError(403, "forbidden", f"you have no access to vehicle {vin}")
-    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM vehicles WHERE vin = $1)", vin):
+    if must_exist and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM vehicles WHERE vin = $1)", vin):
         raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
 
 

@@ -80,4 +80,4 @@ gcloud_cmd run deploy "$SERVICE" \
     --memory=1Gi \
     --timeout=300 \
     --set-secrets="$secrets" \
-    --set-env-vars="LOG_LEVEL=INFO"
+    --set-env-vars="LOG_LEVEL=INFO,API_PROFILE=production"

@@ -1,0 +1,198 @@
+"""The command API under load: command round trips with 50 concurrent clients, latest-state reads
+beside a bare aiohttp handler, and a state change reaching 1,000 WebSocket clients.
+
+The API runs as `python -m command_api` in a process of its own; the simulated fleet (gateway)
+and the ingest run in this process with the clients, against Mosquitto and PostgreSQL. The
+simulated cars answer commands at once, so a round trip is the backend's own overhead
+(HTTP -> audit row -> MQTT -> gateway -> result -> audit row -> HTTP).
+
+- Commands: 50 clients, each sending lock / unlock to its own car, back to back, for `--seconds`.
+- Reads: 50 clients reading `GET /api/vehicles/{vin}` for `--seconds`; the baseline is a bare
+  aiohttp handler (`python -m bench.bare_http`, its own process too) returning the same bytes.
+- Live: 1,000 WebSocket clients on one car's stream; a value is published over MQTT and each
+  client's receive time is taken; 10 rounds.
+
+    .venv/bin/python -m bench.api [--seconds 10] [--clients 50] [--websockets 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from bench.servers import ROOT, running_backend
+from common.settings import COMPONENTS, MqttSettings
+from gateway.simulator import simulated_vin
+from local_stack.ports import free_port, wait_for_port
+
+KEY = "bench-api-key-0123456789"
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+@contextlib.contextmanager
+def _process(args: list[str], env: dict[str, str], port: int) -> Iterator[None]:
+    with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False) as log:
+        proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=log)
+    try:
+        wait_for_port(port, timeout=30)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _api_env(mqtt: MqttSettings, database_url: str, port: int) -> dict[str, str]:
+    env = {f"MQTT_{c.upper()}_PASSWORD": mqtt.password_for(c) for c in COMPONENTS}
+    return env | {
+        "MQTT_PORT": str(mqtt.port),
+        "DATABASE_URL": database_url,
+        "PORT": str(port),
+        "COMMAND_API_KEY": KEY,
+        "RATE_LIMIT_REQUESTS_PER_MINUTE": "10000000",
+        "RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE": "10000000",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+async def _for(seconds: float, clients: int, one: Callable[[int], Awaitable[None]]) -> None:
+    deadline = time.perf_counter() + seconds
+
+    async def worker(n: int) -> None:
+        while time.perf_counter() < deadline:
+            await one(n)
+
+    await asyncio.gather(*(worker(n) for n in range(clients)))
+
+
+async def commands(http: aiohttp.ClientSession, base: str, clients: int, seconds: float) -> list[float]:
+    latencies: list[float] = []
+
+    async def one(n: int) -> None:
+        command = "lock" if len(latencies) % 2 else "unlock"
+        started = time.perf_counter()
+        async with http.post(f"{base}/api/vehicles/{simulated_vin(n + 1)}/commands/{command}") as response:
+            body = await response.json()
+        assert response.status == 200, body
+        assert body["status"] == "succeeded", body
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    await _for(seconds, clients, one)
+    return latencies
+
+
+async def reads(http: aiohttp.ClientSession, url: str, clients: int, seconds: float) -> float:
+    count = 0
+
+    async def one(_n: int) -> None:
+        nonlocal count
+        async with http.get(url) as response:
+            await response.read()
+        assert response.status == 200
+        count += 1
+
+    started = time.perf_counter()
+    await _for(seconds, clients, one)
+    return count / (time.perf_counter() - started)
+
+
+async def live(base: str, mqtt: MqttSettings, account: str, vin: str, clients: int, rounds: int) -> list[list[float]]:
+    """Per round, every client's latency (ms) from publish to receipt."""
+    from tests.helpers import client as mqtt_client
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        sockets = await asyncio.gather(
+            *(http.ws_connect(f"{base}/api/vehicles/{vin}/live?access_token={KEY}") for _ in range(clients))
+        )
+        for ws in sockets:
+            await ws.receive_json()  # the snapshot
+        results: list[list[float]] = []
+        async with mqtt_client(mqtt, "gateway") as publisher:
+            for n in range(rounds):
+                value = 10.125 + n
+
+                async def receive(ws: aiohttp.ClientWebSocketResponse, expected: float = value) -> float:
+                    while True:
+                        message = json.loads((await ws.receive()).data)
+                        if message.get("key") == "drivetrain/soc" and message.get("value") == expected:
+                            return time.perf_counter()
+
+                waiters = [asyncio.create_task(receive(ws)) for ws in sockets]
+                await asyncio.sleep(0.2)
+                started = time.perf_counter()
+                await publisher.publish(f"saic/{account}/vehicles/{vin}/drivetrain/soc", str(value), qos=1)
+                received = await asyncio.wait_for(asyncio.gather(*waiters), 30)
+                results.append([(t - started) * 1000 for t in received])
+                await asyncio.sleep(0.3)
+        for ws in sockets:
+            await ws.close()
+    return results
+
+
+async def main(seconds: float, clients: int, websockets: int) -> None:
+    async with running_backend("mosquitto", vehicles=clients, flush_interval=0.5) as backend:
+        database_url = backend.db.url.get_secret_value()
+        api_port, bare_port = free_port(), free_port()
+        with _process([sys.executable, "-m", "command_api"], _api_env(backend.mqtt, database_url, api_port), api_port):
+            base = f"http://127.0.0.1:{api_port}"
+            conn = await asyncpg.connect(database_url)
+            while await conn.fetchval("SELECT count(*) FROM vehicle_state") < clients:  # noqa: ASYNC110 - polls the DB
+                await asyncio.sleep(0.5)
+            account = await conn.fetchval("SELECT account FROM vehicles WHERE vin = $1", simulated_vin(1))
+            await conn.close()
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(headers={"X-API-Key": KEY}, connector=connector) as http:
+                latencies = await commands(http, base, clients, seconds)
+                print(
+                    f"commands: {len(latencies)} round trips by {clients} concurrent clients in {seconds:g}s: "
+                    f"p50 {statistics.median(latencies):.1f} ms, p99 {_percentile(latencies, 0.99):.1f} ms, "
+                    f"max {max(latencies):.1f} ms"
+                )
+                state_url = f"{base}/api/vehicles/{simulated_vin(1)}"
+                async with http.get(state_url) as response:
+                    body = await response.read()
+                with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as sample:
+                    sample.write(body)
+                api_rate = await reads(http, state_url, clients, seconds)
+                bare_args = [sys.executable, "-m", "bench.bare_http", str(bare_port), sample.name]
+                with _process(bare_args, {}, bare_port):
+                    bare_rate = await reads(http, f"http://127.0.0.1:{bare_port}/", clients, seconds)
+                Path(sample.name).unlink()  # noqa: ASYNC240 - one small file
+                print(
+                    f"GET latest state ({len(body)} bytes), {clients} concurrent clients: API {api_rate:.0f} req/s, "
+                    f"bare aiohttp handler {bare_rate:.0f} req/s, ratio {api_rate / bare_rate:.2f}"
+                )
+            rounds = await live(base, backend.mqtt, account, simulated_vin(1), websockets, rounds=10)
+            p50s = [statistics.median(r) for r in rounds]
+            p99s = [_percentile(r, 0.99) for r in rounds]
+            print(
+                f"live: a state change reaching {websockets} WebSocket clients, 10 rounds: "
+                f"median of per-round p50 {statistics.median(p50s):.1f} ms, p99 {statistics.median(p99s):.1f} ms, "
+                f"last client (worst round) {max(max(r) for r in rounds):.1f} ms"
+            )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--websockets", type=int, default=1000)
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, args.clients, args.websockets))
