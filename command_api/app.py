@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
 MQTT = web.AppKey("mqtt", MqttConnection)
-RELAY = web.AppKey("relay", CommandRelay)
 STATUS = web.AppKey("status", StatusBoard)
 METRICS = web.AppKey("metrics", ApiMetrics)
 PROGRAM_METRICS = web.AppKey("program_metrics", ProgramMetrics)
@@ -127,7 +126,7 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
             mqtt_settings,
             MqttOptions(component="api", client_id=f"api-{uuid.uuid4().hex[:12]}"),
         )
-        relay = app[RELAY] = CommandRelay(mqtt, prefix)
+        relay = CommandRelay(mqtt, prefix)
         service = app[COMMANDS] = CommandService(app[POOL], relay, app[SETTINGS].command_timeout)
         programs = app[PROGRAM_METRICS] = ProgramMetrics(prefix)
         live = app[LIVE] = LiveHub(prefix)

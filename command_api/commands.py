@@ -15,7 +15,7 @@ import aiomqtt
 import asyncpg
 from pydantic import ValidationError
 
-from command_api import audit
+from command_api import audit, vehicles
 from command_api.auth import Principal
 from command_api.errors import ApiError
 from common import topics
@@ -85,7 +85,9 @@ class CommandService:
         command_id = uuid.uuid4()
         expires_at = datetime.now(UTC) + timedelta(seconds=self.timeout)
         async with self.pool.acquire() as conn:
-            account: str = await conn.fetchval("SELECT account FROM vehicles WHERE vin = $1", vin)
+            account = await vehicles.vehicle_account(conn, vin)
+            if account is None:
+                raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
             row = await audit.insert(
                 conn, command_id, vin, command, args, principal.requested_by, idempotency_key, expires_at
             )

@@ -27,6 +27,9 @@ from command_api.settings import ApiSettings
 from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings, MqttSettings
 from local_stack.ports import free_port
+from tests.gateway.test_gateway import running_gateway
+from tests.helpers import wait_until
+from tests.ingest.test_ingest import running_ingest
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef-32"
 SERVICE_KEY = "svc-key-0123456789abcdef"
@@ -156,3 +159,52 @@ async def seeded(db_settings: DatabaseSettings) -> DatabaseSettings:
 async def api(mqtt_settings: MqttSettings, seeded: DatabaseSettings) -> AsyncIterator[Client]:
     async with secured_api(mqtt_settings, seeded) as client:
         yield client
+
+
+# -- the whole stack: gateway (simulated cars), ingest and the API with one plain key ----------
+
+API_KEY = "test-api-key-0123456789"
+
+
+@dataclass
+class Api:
+    base: str
+    http: aiohttp.ClientSession
+
+    async def call(self, method: str, path: str, *, key: str | None = API_KEY, **kwargs: Any) -> tuple[int, Any]:
+        headers = {"X-API-Key": key} if key else {}
+        async with self.http.request(method, self.base + path, headers=headers, **kwargs) as response:
+            assert response.content_type == "application/json"
+            return response.status, await response.json()
+
+
+@contextlib.asynccontextmanager
+async def running_api(mqtt: MqttSettings, db: DatabaseSettings, timeout: float = 5) -> AsyncIterator[Api]:
+    port = free_port()
+    settings = ApiSettings.from_env({"PORT": str(port), "COMMAND_API_KEY": API_KEY, "COMMAND_TIMEOUT": str(timeout)})
+    app = create_app(settings, mqtt, db)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await app[MQTT].wait_connected(10)  # before that, commands get 503 broker_unavailable
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Api(f"http://127.0.0.1:{port}", http)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def stack(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> AsyncIterator[Api]:
+    async with (
+        running_ingest(mqtt_settings, db_settings),
+        running_gateway(mqtt_settings, vehicles=2),
+        running_api(mqtt_settings, db_settings) as api,
+    ):
+
+        async def vehicles_known() -> bool:
+            status, body = await api.call("GET", "/api/vehicles")
+            return status == 200 and sum(v["state"] is not None for v in body["vehicles"]) == 2
+
+        await wait_until(vehicles_known, what="both vehicles in the API")
+        yield api

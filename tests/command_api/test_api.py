@@ -2,70 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 
-from command_api.app import MQTT, create_app
-from command_api.settings import ApiSettings
 from common.settings import DatabaseSettings, MqttSettings
 from local_stack.ports import free_port
+from tests.command_api.conftest import API_KEY, Api, running_api
 from tests.gateway.test_gateway import running_gateway, vin
 from tests.helpers import wait_until
 from tests.ingest.test_ingest import running_ingest
-
-API_KEY = "test-api-key-0123456789"
-
-
-@dataclass
-class Api:
-    base: str
-    http: aiohttp.ClientSession
-
-    async def call(self, method: str, path: str, *, key: str | None = API_KEY, **kwargs: Any) -> tuple[int, Any]:
-        headers = {"X-API-Key": key} if key else {}
-        async with self.http.request(method, self.base + path, headers=headers, **kwargs) as response:
-            assert response.content_type == "application/json"
-            return response.status, await response.json()
-
-
-@contextlib.asynccontextmanager
-async def running_api(mqtt: MqttSettings, db: DatabaseSettings, timeout: float = 5) -> AsyncIterator[Api]:
-    port = free_port()
-    settings = ApiSettings.from_env({"PORT": str(port), "COMMAND_API_KEY": API_KEY, "COMMAND_TIMEOUT": str(timeout)})
-    app = create_app(settings, mqtt, db)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    await app[MQTT].wait_connected(10)  # before that, commands get 503 broker_unavailable
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Api(f"http://127.0.0.1:{port}", http)
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def stack(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> AsyncIterator[Api]:
-    async with (
-        running_ingest(mqtt_settings, db_settings),
-        running_gateway(mqtt_settings, vehicles=2),
-        running_api(mqtt_settings, db_settings) as api,
-    ):
-
-        async def vehicles_known() -> bool:
-            status, body = await api.call("GET", "/api/vehicles")
-            return status == 200 and sum(v["state"] is not None for v in body["vehicles"]) == 2
-
-        await wait_until(vehicles_known, what="both vehicles in the API")
-        yield api
 
 
 async def test_health_reports_every_component(stack: Api) -> None:

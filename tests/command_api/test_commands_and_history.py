@@ -13,8 +13,7 @@ import aiohttp
 import asyncpg
 
 from common.settings import DatabaseSettings, MqttSettings
-from tests.command_api.conftest import ALICE, BOB, VIN_A, VIN_B, Client, user_token
-from tests.command_api.test_api import API_KEY, Api, stack  # noqa: F401 - the fixture
+from tests.command_api.conftest import ALICE, API_KEY, BOB, VIN_A, VIN_B, Api, Client, user_token
 from tests.gateway.test_gateway import vin
 from tests.helpers import client, wait_until
 
@@ -27,7 +26,7 @@ async def _audit(db: DatabaseSettings, command_id: str) -> list[Any]:
         await conn.close()
 
 
-async def test_a_retried_request_with_the_same_key_sends_once(stack: Api, db_settings: DatabaseSettings) -> None:  # noqa: F811
+async def test_a_retried_request_with_the_same_key_sends_once(stack: Api, db_settings: DatabaseSettings) -> None:
     key = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
     url = f"{stack.base}/api/vehicles/{vin(1)}/commands/lock"
     headers = {"X-API-Key": API_KEY, **key}
@@ -51,7 +50,7 @@ async def test_a_retried_request_with_the_same_key_sends_once(stack: Api, db_set
         assert (other.status, body["error"]["code"]) == (422, "idempotency_key_reused")
 
 
-async def test_the_lifecycle_is_in_the_audit_table(stack: Api, db_settings: DatabaseSettings) -> None:  # noqa: F811
+async def test_the_lifecycle_is_in_the_audit_table(stack: Api, db_settings: DatabaseSettings) -> None:
     status, accepted = await stack.call("POST", f"/api/vehicles/{vin(2)}/commands/find_my_car?wait=0")
     assert (status, accepted["status"]) == (202, "sent")
     [row] = await _audit(db_settings, accepted["id"])
