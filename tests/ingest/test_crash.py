@@ -9,13 +9,16 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import pytest
 
+from broker.mosquitto import find_mosquitto
 from common import topics
-from tests.conftest import ROOT, RunningBroker, stop_process
+from tests.conftest import BROKERS, ROOT, RunningBroker, start_broker, stop_process
 from tests.gateway.test_gateway import root, vin
 from tests.helpers import client, wait_until
 
@@ -38,7 +41,20 @@ def start_ingest(broker: RunningBroker, database_url: str, client_id: str, data:
     return subprocess.Popen([sys.executable, "-m", "ingest"], env=env, cwd=ROOT, stdout=log, stderr=log)
 
 
-async def test_kill_9_mid_stream_loses_nothing(broker: RunningBroker, database_url: str, tmp_path: Path) -> None:
+@pytest.fixture(params=BROKERS)
+def own_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningBroker]:
+    """A broker of its own: the session's broker carries other tests' retained trees and sessions,
+    and amqtt has been seen to drop a persistent session's queued messages in that state (see
+    docs/operations.md); what this test measures is the ingest."""
+    if request.param == "mosquitto" and find_mosquitto() is None:
+        pytest.skip("Mosquitto is not installed (scripts/test installs it with apt-get when run as root)")
+    running = start_broker(request.param, tmp_path / "broker")
+    yield running
+    stop_process(running.process)
+
+
+async def test_kill_9_mid_stream_loses_nothing(own_broker: RunningBroker, database_url: str, tmp_path: Path) -> None:
+    broker = own_broker
     client_id = f"ingest-crash-{uuid.uuid4().hex[:8]}"
     published: list[tuple[str, datetime]] = []
     ts0 = datetime(2026, 3, 1, tzinfo=UTC)
