@@ -48,7 +48,6 @@ class LiveHub:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.clients: set[LiveClient] = set()
-        self.delivered = 0
 
     def subscription(self) -> tuple[str, int]:
         return topics.vehicles_filter(self.prefix, "#"), 0
@@ -78,7 +77,6 @@ class LiveHub:
             if client.wants(parsed.vin):
                 try:
                     client.queue.put_nowait(text)
-                    self.delivered += 1
                 except asyncio.QueueFull:
                     log.warning("live client too slow (%d messages queued); closing it", CLIENT_QUEUE)
                     self.clients.discard(client)
