@@ -48,6 +48,7 @@ class LiveHub:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.clients: set[LiveClient] = set()
+        self._closing: set[asyncio.Task[bool]] = set()
 
     def subscription(self) -> tuple[str, int]:
         return topics.vehicles_filter(self.prefix, "#"), 0
@@ -80,9 +81,9 @@ class LiveHub:
                 except asyncio.QueueFull:
                     log.warning("live client too slow (%d messages queued); closing it", CLIENT_QUEUE)
                     self.clients.discard(client)
-                    asyncio.get_running_loop().create_task(
-                        client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
-                    )
+                    task = asyncio.create_task(client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"))
+                    self._closing.add(task)  # held until done: the loop keeps only weak references
+                    task.add_done_callback(self._closing.discard)
         return True
 
     async def serve(
