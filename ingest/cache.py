@@ -33,9 +33,9 @@ class VehicleEntry:
     telemetry_at: datetime | None = None
     """When telemetry last arrived: the reading time for a publisher that sends no lastVehicleState."""
     last_reading_at: datetime | None = None
+    """When a reading (telemetry or its time) last arrived: how the telemetry-gap alert sees silence."""
     completed: list[VehicleSnapshot] = field(default_factory=list)
     """Readings finished (a newer one began) but not flushed yet."""
-    """When a reading (telemetry or its time) last arrived: how the telemetry-gap alert sees silence."""
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
