@@ -32,11 +32,13 @@ class WriteAheadLog:
         self.directory = directory
         self.max_bytes = max_bytes
         directory.mkdir(parents=True, exist_ok=True)
-        self.closed: list[Path] = sorted(directory.glob(f"*{SUFFIX}"))
-        """Segments not yet covered by a stored flush, oldest first (those of an earlier run included)."""
+        # The log owns its folder: read it once (segments of an earlier run), then keep count.
+        self._closed = {path: path.stat().st_size for path in sorted(directory.glob(f"*{SUFFIX}"))}
+        """Segments not yet covered by a stored flush, oldest first, with their sizes."""
         self.dropped_segments = 0
-        self._sequence = int(self.closed[-1].name.split(".")[0]) + 1 if self.closed else 0
+        self._sequence = int(list(self._closed)[-1].name.split(".")[0]) + 1 if self._closed else 0
         self._path, self._fd = self._open()
+        self._current_bytes = 0
         self._unsynced: list[int] = []
         """Descriptors of closed segments, fsynced and closed by `sync` in a worker thread."""
         self.appended = 0
@@ -54,22 +56,23 @@ class WriteAheadLog:
         view = memoryview(record)
         while view:
             view = view[os.write(self._fd, view) :]
+        self._current_bytes += len(record)
         self.appended += 1
 
     def rotate(self) -> list[Path]:
         """Close the current segment and start a new one; returns every closed segment still held."""
         self._unsynced.append(self._fd)
-        self.closed.append(self._path)
+        self._closed[self._path] = self._current_bytes
         self._path, self._fd = self._open()
+        self._current_bytes = 0
         self._enforce_bound()
-        return list(self.closed)
+        return list(self._closed)
 
     def release(self, segments: list[Path]) -> None:
         """The messages in these segments are stored (database or spool): forget them."""
         for path in segments:
             path.unlink(missing_ok=True)
-        released = set(segments)
-        self.closed = [p for p in self.closed if p not in released]
+            self._closed.pop(path, None)
 
     def sync(self) -> None:
         """Fsync and close the segments closed since the last call (safe in a worker thread: it
@@ -84,7 +87,7 @@ class WriteAheadLog:
 
     def replay(self) -> Iterator[tuple[datetime, str, bytes]]:
         """The records of every closed segment, oldest first (a torn last record is skipped)."""
-        for path in list(self.closed):
+        for path in list(self._closed):
             data = path.read_bytes()
             offset = 0
             while offset + HEADER.size <= len(data):
@@ -101,12 +104,13 @@ class WriteAheadLog:
 
     @property
     def bytes(self) -> int:
-        return sum(p.stat().st_size for p in [*self.closed, self._path] if p.exists())
+        return sum(self._closed.values()) + self._current_bytes
 
     def _enforce_bound(self) -> None:
         # Segments pile up only while a flush can reach neither the database nor the spool.
-        while len(self.closed) > 1 and self.bytes > self.max_bytes:
-            oldest = self.closed.pop(0)
+        while len(self._closed) > 1 and self.bytes > self.max_bytes:
+            oldest = next(iter(self._closed))
+            del self._closed[oldest]
             oldest.unlink(missing_ok=True)
             self.dropped_segments += 1
             log.error("write-ahead log over its bound (%d bytes): dropped segment %s", self.max_bytes, oldest.name)
@@ -116,5 +120,5 @@ class WriteAheadLog:
         self.sync()
         os.fsync(self._fd)
         os.close(self._fd)
-        if self._path.stat().st_size == 0:
+        if self._current_bytes == 0:
             self._path.unlink()
