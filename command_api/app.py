@@ -137,10 +137,12 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
             *programs.subscriptions(),
         ]
 
+        results_filter = relay.result_subscription()[0]
+
         async def on_message(message: aiomqtt.Message) -> None:
             if status.on_message(message) or programs.on_message(message):
                 return
-            if message.topic.matches(relay.result_subscription()[0]):
+            if message.topic.matches(results_filter):
                 await service.on_result(message)
             else:
                 live.on_message(message)

@@ -53,13 +53,13 @@ class LiveHub:
     def subscription(self) -> tuple[str, int]:
         return topics.vehicles_filter(self.prefix, "#"), 0
 
-    def on_message(self, message: aiomqtt.Message) -> bool:
-        """Fan a telemetry message out; False when it is not telemetry (commands, /set, results)."""
+    def on_message(self, message: aiomqtt.Message) -> None:
+        """Fan a telemetry message out; commands, the upstream /set topics and replies are skipped."""
+        if not self.clients:  # the whole fleet's telemetry arrives here: nothing to do for nobody
+            return
         parsed = topics.parse_vehicle_topic(self.prefix, message.topic.value)
         if parsed is None or parsed.path.split("/", 1)[0] in SKIPPED_SEGMENTS or parsed.path.endswith(UPSTREAM_REPLIES):
-            return False
-        if not self.clients:
-            return True
+            return
         payload = message.payload if isinstance(message.payload, bytes) else b""
         try:
             value: Any = to_json(decode(parsed.path, payload))
@@ -84,7 +84,6 @@ class LiveHub:
                     task = asyncio.create_task(client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"))
                     self._closing.add(task)  # held until done: the loop keeps only weak references
                     task.add_done_callback(self._closing.discard)
-        return True
 
     async def serve(
         self, request: web.Request, vins: frozenset[str] | None, first: dict[str, Any]

@@ -63,11 +63,7 @@ async def list_vehicles(request: web.Request) -> web.Response:
 async def get_vehicle(request: web.Request) -> web.Response:
     vin = request.match_info["vin"]
     async with pool_of(request).acquire() as conn:
-        await vehicles.authorize(conn, principal_of(request), vin, must_exist=False)
-        vehicle = await vehicles.get_vehicle(conn, vin)
-    if vehicle is None:
-        raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
-    return json_response(vehicle)
+        return json_response(await vehicles.readable_vehicle(conn, principal_of(request), vin))
 
 
 async def vehicle_telemetry(request: web.Request) -> web.Response:
@@ -145,7 +141,7 @@ async def send_command(request: web.Request) -> web.Response:
     except InvalidArguments as exc:
         raise ApiError(400, "invalid_arguments", str(exc), {"command": command}) from None
     async with pool_of(request).acquire() as conn:
-        await vehicles.authorize(conn, principal, vin)
+        await vehicles.authorize(conn, principal, vin, must_exist=False)  # submit answers 404 itself
     request.app[VEHICLE_COMMAND_LIMIT].take(vin)
     record, replayed = await request.app[COMMANDS].submit(principal, vin, command, validated, key, wait)
     finished = record["status"] in audit.TERMINAL
@@ -158,8 +154,7 @@ async def send_command(request: web.Request) -> web.Response:
 async def vehicle_live(request: web.Request) -> web.WebSocketResponse:
     vin = request.match_info["vin"]
     async with pool_of(request).acquire() as conn:
-        await vehicles.authorize(conn, principal_of(request), vin)
-        snapshot = await vehicles.get_vehicle(conn, vin)
+        snapshot = await vehicles.readable_vehicle(conn, principal_of(request), vin)
     return await request.app[LIVE].serve(request, frozenset({vin}), {"type": "snapshot", "vehicles": [snapshot]})
 
 

@@ -96,6 +96,15 @@ async def authorize(conn: Connection, principal: Principal, vin: str, *, must_ex
         raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
 
 
+async def readable_vehicle(conn: Connection, principal: Principal, vin: str) -> dict[str, Any]:
+    """One vehicle with its full state, for a caller allowed to see it (403 / 404 otherwise)."""
+    await authorize(conn, principal, vin, must_exist=False)
+    vehicle = await get_vehicle(conn, vin)
+    if vehicle is None:
+        raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
+    return vehicle
+
+
 async def visible_vins(conn: Connection, principal: Principal) -> frozenset[str] | None:
     """The vehicles a user may see; None for a service (all of them)."""
     if principal.user_id is None:
