@@ -16,12 +16,15 @@ Not emulated: JWT claims, GET/PATCH/DELETE, counts. Every request is recorded fo
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
 from local_stack.ports import free_port
@@ -56,7 +59,7 @@ class PostgrestServer:
 
     async def start(self) -> None:
         self._pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
-        app = web.Application(client_max_size=256 * 2**20)
+        app = web.Application(client_max_size=256 * 2**20, middlewares=[_errors])
         app.router.add_post("/rest/v1/rpc/{function}", self._rpc)
         app.router.add_post("/rest/v1/{table}", self._insert)
         self._runner = web.AppRunner(app, access_log=None)
@@ -71,6 +74,14 @@ class PostgrestServer:
             await self._pool.close()
 
     # -- request handling -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _as_role(self, role: str) -> AsyncIterator[Any]:
+        """A transaction as the key's database role, as PostgREST runs each request."""
+        assert self._pool is not None
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(f'SET LOCAL ROLE "{role}"')
+            yield conn
 
     async def _begin(self, request: web.Request) -> tuple[str, Any]:
         """Record the request, check its key; returns (role, parsed JSON body)."""
@@ -91,63 +102,45 @@ class PostgrestServer:
         return self.keys[key], body
 
     async def _insert(self, request: web.Request) -> web.Response:
-        try:
-            role, body = await self._begin(request)
-            table = request.match_info["table"]
-            prefer = _prefer(request.headers.getall("Prefer", []))
-            rows = body if isinstance(body, list) else [body]
-            assert self._pool is not None
-            async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(f'SET LOCAL ROLE "{role}"')
-                types = await _column_types(conn, table)
-                if types is None:
-                    raise _error(404, "PGRST205", f"Could not find the table 'public.{table}' in the schema cache")
-                columns = _columns(request.query.get("columns"), rows)
-                for name in columns:
-                    if name not in types:
-                        raise _error(
-                            400, "PGRST204", f"Could not find the '{name}' column of '{table}' in the schema cache"
-                        )
-                sql = _insert_sql(table, columns, types, request.query.get("on_conflict"), prefer)
-                returned = await conn.fetch(sql, json.dumps(rows))
-        except PostgrestError as exc:
-            return exc.response()
-        except asyncpg.PostgresError as exc:
-            return _database_error(exc)
-        except CONNECTION_ERRORS as exc:
-            return _error(503, "PGRST000", f"Could not connect with the database: {exc}").response()
+        role, body = await self._begin(request)
+        table = request.match_info["table"]
+        prefer = _prefer(request.headers.getall("Prefer", []))
+        rows = body if isinstance(body, list) else [body]
+        async with self._as_role(role) as conn:
+            types = await _column_types(conn, table)
+            if types is None:
+                raise _error(404, "PGRST205", f"Could not find the table 'public.{table}' in the schema cache")
+            columns = _columns(request.query.get("columns"), rows)
+            for name in columns:
+                if name not in types:
+                    raise _error(
+                        400, "PGRST204", f"Could not find the '{name}' column of '{table}' in the schema cache"
+                    )
+            sql = _insert_sql(table, columns, types, request.query.get("on_conflict"), prefer)
+            returned = await conn.fetch(sql, json.dumps(rows))
         headers = {"Content-Range": f"*/{len(returned)}"} if prefer.get("count") == "exact" else {}
         if prefer.get("return") == "representation":
             return web.json_response([json.loads(r["row"]) for r in returned], status=201, headers=headers)
         return web.Response(status=201, headers=headers)
 
     async def _rpc(self, request: web.Request) -> web.Response:
-        try:
-            role, body = await self._begin(request)
-            function = request.match_info["function"]
-            args = body if isinstance(body, dict) else {}
-            assert self._pool is not None
-            async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(f'SET LOCAL ROLE "{role}"')
-                signature = await _function_signature(conn, function, set(args))
-                if signature is None:
-                    raise _error(
-                        404,
-                        "PGRST202",
-                        f"Could not find the function public.{function}({', '.join(sorted(args))}) in the schema cache",
-                    )
-                names = ", ".join(f'"{n}" := _."{n}"' for n in signature)
-                record = ", ".join(f'"{n}" {t}' for n, t in signature.items())
-                value = await conn.fetchval(
-                    f'SELECT to_json(public."{function}"({names}))::text FROM json_to_record($1::json) AS _({record})',
-                    json.dumps(args),
+        role, body = await self._begin(request)
+        function = request.match_info["function"]
+        args = body if isinstance(body, dict) else {}
+        async with self._as_role(role) as conn:
+            signature = await _function_signature(conn, function, set(args))
+            if signature is None:
+                raise _error(
+                    404,
+                    "PGRST202",
+                    f"Could not find the function public.{function}({', '.join(sorted(args))}) in the schema cache",
                 )
-        except PostgrestError as exc:
-            return exc.response()
-        except asyncpg.PostgresError as exc:
-            return _database_error(exc)
-        except CONNECTION_ERRORS as exc:
-            return _error(503, "PGRST000", f"Could not connect with the database: {exc}").response()
+            names = ", ".join(f'"{n}" := _."{n}"' for n in signature)
+            record = ", ".join(f'"{n}" {t}' for n, t in signature.items())
+            value = await conn.fetchval(
+                f'SELECT to_json(public."{function}"({names}))::text FROM json_to_record($1::json) AS _({record})',
+                json.dumps(args),
+            )
         return web.Response(text=value or "null", content_type="application/json")
 
 
@@ -163,6 +156,19 @@ class PostgrestError(Exception):
 
 def _error(status: int, code: str, message: str, details: str | None = None) -> PostgrestError:
     return PostgrestError(status, code, message, details)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure as PostgREST reports it."""
+    try:
+        return await handler(request)
+    except PostgrestError as exc:
+        return exc.response()
+    except asyncpg.PostgresError as exc:
+        return _database_error(exc)
+    except CONNECTION_ERRORS as exc:
+        return _error(503, "PGRST000", f"Could not connect with the database: {exc}").response()
 
 
 def _http_status(sqlstate: str) -> int:
