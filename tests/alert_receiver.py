@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from local_stack.ports import free_port
+from tests.helpers import serving
 
 
 @dataclass
@@ -46,8 +47,5 @@ async def alert_receiver() -> AsyncIterator[AlertReceiver]:
     app = web.Application()
     app.router.add_post("/webhook", webhook)
     app.router.add_post("/bot{token}/sendMessage", telegram)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield receiver
-    await runner.cleanup()
+    async with serving(app, port):
+        yield receiver

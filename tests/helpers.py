@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiomqtt
+from aiohttp import web
 
 from common.settings import MqttSettings
+from local_stack.ports import free_port
 
 
 async def wait_until(
@@ -54,3 +56,16 @@ async def collect(mqtt: aiomqtt.Client, count: int, timeout: float = 5.0) -> lis
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(gather(), timeout)
     return received
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, port: int | None = None) -> AsyncIterator[str]:
+    """Serve an aiohttp app on 127.0.0.1 (a free port unless given); yields its base URL."""
+    port = port or free_port()
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

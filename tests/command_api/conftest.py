@@ -28,7 +28,7 @@ from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings, MqttSettings
 from local_stack.ports import free_port
 from tests.gateway.test_gateway import running_gateway
-from tests.helpers import wait_until
+from tests.helpers import serving, wait_until
 from tests.ingest.test_ingest import running_ingest
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef-32"
@@ -81,14 +81,8 @@ async def jwks_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/auth/v1/.well-known/jwks.json", keys)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}/auth/v1/.well-known/jwks.json"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield f"{base}/auth/v1/.well-known/jwks.json"
 
 
 async def seed(db: DatabaseSettings) -> None:
@@ -137,15 +131,9 @@ async def secured_api(mqtt: MqttSettings, db: DatabaseSettings, **env: str) -> A
             }
         )
         app = create_app(settings, mqtt, db)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        await app[MQTT].wait_connected(10)
-        try:
-            async with aiohttp.ClientSession() as http:
-                yield Client(f"http://127.0.0.1:{port}", http, settings)
-        finally:
-            await runner.cleanup()
+        async with serving(app, port) as base, aiohttp.ClientSession() as http:
+            await app[MQTT].wait_connected(10)
+            yield Client(base, http, settings)
 
 
 @pytest.fixture
@@ -183,15 +171,9 @@ async def running_api(mqtt: MqttSettings, db: DatabaseSettings, timeout: float =
     port = free_port()
     settings = ApiSettings.from_env({"PORT": str(port), "COMMAND_API_KEY": API_KEY, "COMMAND_TIMEOUT": str(timeout)})
     app = create_app(settings, mqtt, db)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    await app[MQTT].wait_connected(10)  # before that, commands get 503 broker_unavailable
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Api(f"http://127.0.0.1:{port}", http)
-    finally:
-        await runner.cleanup()
+    async with serving(app, port) as base, aiohttp.ClientSession() as http:
+        await app[MQTT].wait_connected(10)  # before that, commands get 503 broker_unavailable
+        yield Api(base, http)
 
 
 @pytest.fixture

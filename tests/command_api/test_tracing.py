@@ -7,7 +7,7 @@ from aiohttp import web
 
 from command_api.tracing import trace_middleware
 from common.logging import request_trace
-from local_stack.ports import free_port
+from tests.helpers import serving
 
 
 async def test_the_trace_header_reaches_the_logs_context() -> None:
@@ -19,20 +19,13 @@ async def test_the_trace_header_reaches_the_logs_context() -> None:
 
     app = web.Application(middlewares=[trace_middleware])
     app.router.add_get("/", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            headers = {"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"}
-            async with http.get(f"http://127.0.0.1:{port}/", headers=headers) as response:
-                assert response.status == 200
-            async with http.get(f"http://127.0.0.1:{port}/", headers={"X-Cloud-Trace-Context": "not a trace"}):
-                pass
-            async with http.get(f"http://127.0.0.1:{port}/"):
-                pass
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base, aiohttp.ClientSession() as http:
+        headers = {"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"}
+        async with http.get(f"{base}/", headers=headers) as response:
+            assert response.status == 200
+        async with http.get(f"{base}/", headers={"X-Cloud-Trace-Context": "not a trace"}):
+            pass
+        async with http.get(f"{base}/"):
+            pass
     assert seen == ["105445aa7843bc8bf206b12000100000", None, None]
     assert request_trace.get() is None
