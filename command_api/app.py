@@ -38,7 +38,7 @@ from command_api.settings import ApiSettings
 from command_api.status import StatusBoard
 from command_api.tracing import trace_middleware
 from common.backoff import Backoff
-from common.database import apply_migrations, create_pool
+from common.database import DATABASE_ERRORS, apply_migrations, create_pool
 from common.mqtt import MqttConnection, MqttOptions
 from common.settings import DatabaseSettings, MqttSettings
 
@@ -64,7 +64,7 @@ async def health(request: web.Request) -> web.Response:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT), app[POOL].acquire() as conn:
             await conn.fetchval("SELECT 1")
         components["database"] = {"status": "ok" if app[SCHEMA_READY].is_set() else "migrating"}
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except DATABASE_ERRORS as exc:
         components["database"] = {"status": "down", "error": str(exc) or type(exc).__name__}
     for name, status in app[STATUS].components.items():
         state = {"online": "ok", "offline": "down"}.get(status.state, status.state)
@@ -109,7 +109,7 @@ async def _ensure_schema(pool: asyncpg.Pool, ready: asyncio.Event) -> None:
     while True:
         try:
             await apply_migrations(pool)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             delay = backoff.next_delay()
             log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)

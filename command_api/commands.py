@@ -20,6 +20,7 @@ from command_api.auth import Principal
 from command_api.errors import ApiError
 from common import topics
 from common.commands import CommandRequest, CommandResult
+from common.database import DATABASE_ERRORS
 from common.mqtt import MqttConnection
 
 log = logging.getLogger(__name__)
@@ -142,5 +143,5 @@ class CommandService:
                 async with self.pool.acquire() as conn:
                     if count := await audit.expire_overdue(conn):
                         log.warning("%d command(s) expired without an answer from the vehicle", count)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("could not expire overdue commands: %s", exc)

@@ -16,6 +16,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 type Connection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 """A plain connection or one borrowed from a pool."""
 
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+"""What a database call raises when PostgreSQL is down, slow or refuses: retry later, never crash."""
+
 _MIGRATION_LOCK = 0x5A1C_0001  # pg_advisory_xact_lock key: one migrator at a time
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from common.database import apply_migrations, create_pool
+from common.database import DATABASE_ERRORS, apply_migrations, create_pool
 from common.settings import DatabaseSettings
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
 from ingest.rows import TELEMETRY_COLUMNS, FlushResult, dumps, plan_rows
 from ingest.sink import SinkError, refuses_the_data
-
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 INGEST_STATES = "SELECT ingest_vehicle_states($1::jsonb, $2::jsonb)"
 
