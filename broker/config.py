@@ -16,6 +16,7 @@ SUPPORTED = frozenset(
         "persistence",
         "max_keepalive",
         "max_queued_messages",
+        "set_tcp_nodelay",
     }
 )
 
@@ -35,6 +36,7 @@ class BrokerConfig:
     max_keepalive: int
     persistence: bool
     max_queued_messages: int
+    tcp_nodelay: bool
 
     def with_port(self, port: int) -> BrokerConfig:
         return replace(self, port=port)
@@ -86,6 +88,7 @@ def load_config(path: Path) -> BrokerConfig:
         max_keepalive=_int(values.get("max_keepalive", "65535"), f"{path}: max_keepalive"),
         persistence=_flag(values.get("persistence", "false"), f"{path}: persistence"),
         max_queued_messages=_int(values.get("max_queued_messages", "1000"), f"{path}: max_queued_messages"),
+        tcp_nodelay=_flag(values.get("set_tcp_nodelay", "false"), f"{path}: set_tcp_nodelay"),
     )
 
 
@@ -99,6 +102,7 @@ def render_mosquitto_conf(config: BrokerConfig, *, run_as: str | None) -> str:
         f"max_keepalive {config.max_keepalive}",
         f"persistence {str(config.persistence).lower()}",
         f"max_queued_messages {config.max_queued_messages}",
+        f"set_tcp_nodelay {str(config.tcp_nodelay).lower()}",
         "log_dest stdout",
         "log_type error",
         "log_type warning",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,7 @@ class MqttConnection:
             timeout=10,
             logger=_client_log,
         )
+        _set_nodelay_on_open(client)
         if opts.on_receive is not None:
             # paho sends the PUBACK when its on_message callback returns; aiomqtt's callback only
             # queues the message, so a crash would lose everything still queued. aiomqtt has no
@@ -179,6 +181,30 @@ class MqttConnection:
         if client is not None and self.options.status_topic:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await client.publish(self.options.status_topic, b"offline", qos=1, retain=True, timeout=2)
+
+
+def _set_nodelay_on_open(client: aiomqtt.Client) -> None:
+    """Turn Nagle's algorithm off on the client's socket as soon as paho opens it.
+
+    paho leaves it on, so each small PUBLISH or PUBACK waits for the peer's delayed ACK: about
+    40 ms a hop, 88 ms for a command's round trip. aiomqtt offers no option for it, hence its
+    private paho client; `on_socket_open` runs before CONNECT is written.
+    """
+    paho_client = client._client
+    aiomqtt_callback = paho_client.on_socket_open
+
+    def on_socket_open(paho: Any, userdata: Any, sock: Any) -> None:
+        set_tcp_nodelay(sock)
+        if aiomqtt_callback is not None:
+            aiomqtt_callback(paho, userdata, sock)
+
+    paho_client.on_socket_open = on_socket_open
+
+
+def set_tcp_nodelay(sock: Any) -> None:
+    """TCP_NODELAY on a TCP socket (TLS included); other transports are left as they are."""
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 async def run_until_cancelled(connection: MqttConnection) -> None:

@@ -17,6 +17,7 @@ def test_project_config_serves_both_brokers() -> None:
     rendered = render_mosquitto_conf(config, run_as=None)
     assert "listener 18999 127.0.0.1" in rendered
     assert "allow_anonymous false" in rendered
+    assert "set_tcp_nodelay true" in rendered  # a command's PUBLISH must not wait for a delayed ACK
     amqtt = amqtt_config(config)
     assert amqtt["listeners"]["default"]["bind"] == "127.0.0.1:18999"
     assert not any("Anonymous" in name for name in amqtt["plugins"])
