@@ -67,9 +67,10 @@ async def _create_sink(kind: str, environ: dict[str, str]) -> Sink:
         from ingest.supabase_sink import SupabaseSink
 
         return await SupabaseSink.connect(SupabaseSettings.from_env(environ))
+    from ingest.periods import PeriodSettings
     from ingest.postgres_sink import PostgresSink
 
-    return await PostgresSink.connect(DatabaseSettings.from_env(environ))
+    return await PostgresSink.connect(DatabaseSettings.from_env(environ), PeriodSettings.from_env(environ))
 
 
 async def open_sink(kind: str, environ: dict[str, str], stop: asyncio.Event) -> Sink | None:

@@ -8,16 +8,21 @@ from common.database import DATABASE_ERRORS, apply_migrations, create_pool
 from common.settings import DatabaseSettings
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
+from ingest.period_store import derive_inserted, reading
+from ingest.periods import PeriodSettings, Reading
 from ingest.rows import TELEMETRY_COLUMNS, FlushResult, dumps, plan_rows
 from ingest.sink import SinkError, refuses_the_data
 
 INGEST_STATES = "SELECT ingest_vehicle_states($1::jsonb, $2::jsonb)"
 
 INSERT_TELEMETRY = """
-INSERT INTO vehicle_telemetry (vin, ts, soc, range_km, latitude, longitude, speed_kmh, charging, payload)
+INSERT INTO vehicle_telemetry (vin, ts, soc, range_km, latitude, longitude, speed_kmh, charging, odometer_km,
+                               power_kw, running, interior_temp_c, exterior_temp_c, payload)
 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
-                     $7::float8[], $8::bool[], $9::jsonb[])
+                     $7::float8[], $8::bool[], $9::float8[], $10::float8[], $11::bool[], $12::float8[],
+                     $13::float8[], $14::jsonb[])
 ON CONFLICT (vin, ts) DO NOTHING
+RETURNING vin, ts
 """
 
 INSERT_DEAD_LETTERS = """
@@ -34,13 +39,16 @@ def _error(exc: BaseException) -> SinkError:
 class PostgresSink:
     name = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, periods: PeriodSettings | None = None) -> None:
         self.pool = pool
+        self.periods = periods
+        """Derive drives, charges and parks in the flush's transaction (None: off)."""
+        self.derived_rows = 0
 
     @classmethod
-    async def connect(cls, settings: DatabaseSettings) -> PostgresSink:
+    async def connect(cls, settings: DatabaseSettings, periods: PeriodSettings | None = None) -> PostgresSink:
         try:
-            return cls(await create_pool(settings, max_size=3))
+            return cls(await create_pool(settings, max_size=3), periods)
         except DATABASE_ERRORS as exc:
             raise SinkError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -59,10 +67,17 @@ class PostgresSink:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 moved = await conn.fetchval(INGEST_STATES, dumps(rows.vehicles), dumps(rows.states))
-                status = await conn.execute(INSERT_TELEMETRY, *columns) if rows.telemetry else "INSERT 0 0"
+                inserted = await conn.fetch(INSERT_TELEMETRY, *columns) if rows.telemetry else []
+                if self.periods is not None and self.periods.enabled and inserted:
+                    new = {(r["vin"], r["ts"]) for r in inserted}
+                    readings: dict[str, list[Reading]] = {}
+                    for row in rows.telemetry:
+                        if (row["vin"], row["ts"]) in new:
+                            readings.setdefault(row["vin"], []).append(reading(row))
+                    self.derived_rows += await derive_inserted(conn, self.periods, readings)
         except DATABASE_ERRORS as exc:
             raise _error(exc) from exc
-        return FlushResult(len(rows.vehicles), moved, int(status.rsplit(" ", 1)[-1]))
+        return FlushResult(len(rows.vehicles), moved, len(inserted))
 
     async def write_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:

@@ -13,7 +13,22 @@ from common import topics
 from common.values import TelemetryValue, to_json
 from ingest.cache import VehicleSnapshot
 
-TELEMETRY_COLUMNS = ("vin", "ts", "soc", "range_km", "latitude", "longitude", "speed_kmh", "charging", "payload")
+TELEMETRY_COLUMNS = (
+    "vin",
+    "ts",
+    "soc",
+    "range_km",
+    "latitude",
+    "longitude",
+    "speed_kmh",
+    "charging",
+    "odometer_km",
+    "power_kw",
+    "running",
+    "interior_temp_c",
+    "exterior_temp_c",
+    "payload",
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,11 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
             "longitude": _number(s.values, topics.LOCATION_LONGITUDE),
             "speed_kmh": _number(s.values, topics.LOCATION_SPEED),
             "charging": _flag(s.values, topics.DRIVETRAIN_CHARGING),
+            "odometer_km": _number(s.values, topics.DRIVETRAIN_MILEAGE),
+            "power_kw": _number(s.values, topics.DRIVETRAIN_POWER),
+            "running": _flag(s.values, topics.DRIVETRAIN_RUNNING),
+            "interior_temp_c": _number(s.values, topics.CLIMATE_INTERIOR_TEMPERATURE),
+            "exterior_temp_c": _number(s.values, topics.CLIMATE_EXTERIOR_TEMPERATURE),
             "payload": _payload(s.values, s.changed),
         }
         for s in history.values()

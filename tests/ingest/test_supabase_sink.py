@@ -17,6 +17,7 @@ from ingest.app import choose_sink
 from ingest.cache import TelemetryCache, VehicleSnapshot
 from ingest.dead_letters import DeadLetter, DeadLetters
 from ingest.flusher import Flusher
+from ingest.rows import TELEMETRY_COLUMNS
 from ingest.settings import IngestSettings
 from ingest.sink import SinkError
 from ingest.spool import Spool
@@ -50,9 +51,7 @@ async def test_request_shape(postgrest: PostgrestServer) -> None:
     assert rpc.body["state_rows"][0]["ts"] == (T0 + timedelta(seconds=5)).isoformat()
     assert history.path == "/rest/v1/vehicle_telemetry"
     assert history.query["on_conflict"] == "vin,ts"
-    assert {c.strip('"') for c in history.query["columns"].split(",")} == {
-        "vin", "ts", "soc", "range_km", "latitude", "longitude", "speed_kmh", "charging", "payload"
-    }  # fmt: skip
+    assert {c.strip('"') for c in history.query["columns"].split(",")} == set(TELEMETRY_COLUMNS)
     assert set(history.headers["Prefer"].split(",")) == {
         "return=minimal",
         "resolution=ignore-duplicates",
