@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 QUERY = """
-SELECT ts, soc, range_km, latitude, longitude, speed_kmh, charging, payload
+SELECT ts, soc, range_km, latitude, longitude, speed_kmh, charging, odometer_km, power_kw, running, interior_temp_c,
+       exterior_temp_c, payload
 FROM vehicle_telemetry
 WHERE vin = $1 AND ($2::timestamptz IS NULL OR ts >= $2) AND ($3::timestamptz IS NULL OR ts < $3)
   AND ($4::timestamptz IS NULL OR ts < $4)
@@ -26,7 +28,7 @@ LIMIT $5
 """
 
 
-def _timestamp(query: web.BaseRequest, name: str) -> datetime | None:
+def timestamp_param(query: web.BaseRequest, name: str) -> datetime | None:
     text = query.query.get(name)
     if text is None:
         return None
@@ -39,7 +41,7 @@ def _timestamp(query: web.BaseRequest, name: str) -> datetime | None:
     return value
 
 
-def _limit(request: web.BaseRequest) -> int:
+def limit_param(request: web.BaseRequest) -> int:
     text = request.query.get("limit", str(DEFAULT_LIMIT))
     if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
         raise ApiError(400, "invalid_parameter", f"`limit` must be an integer from 1 to {MAX_LIMIT}, got {text[:20]!r}")
@@ -61,13 +63,32 @@ def decode_cursor(cursor: str) -> datetime:
     return value
 
 
+@dataclass(frozen=True)
+class PageWindow:
+    """`from` (inclusive), `to` (exclusive), the cursor's position and the page size of a history list."""
+
+    since: datetime | None
+    until: datetime | None
+    before: datetime | None
+    limit: int
+
+    @classmethod
+    def of(cls, request: web.BaseRequest) -> PageWindow:
+        since, until = timestamp_param(request, "from"), timestamp_param(request, "to")
+        if since and until and since >= until:
+            raise ApiError(400, "invalid_parameter", "`from` must be earlier than `to`")
+        cursor = request.query.get("cursor")
+        return cls(since, until, decode_cursor(cursor) if cursor else None, limit_param(request))
+
+    def next_cursor(self, rows: list[Any], ts_of: str = "ts") -> str | None:
+        """The cursor of the page after `rows` (fetched with `limit + 1`), or None on the last page."""
+        return encode_cursor(rows[self.limit - 1][ts_of]) if len(rows) > self.limit else None
+
+
 async def page(conn: Connection, vin: str, request: web.BaseRequest) -> dict[str, Any]:
-    since, until, limit = _timestamp(request, "from"), _timestamp(request, "to"), _limit(request)
-    if since and until and since >= until:
-        raise ApiError(400, "invalid_parameter", "`from` must be earlier than `to`")
-    cursor = request.query.get("cursor")
-    before = decode_cursor(cursor) if cursor else None
-    rows = await conn.fetch(QUERY, vin, since, until, before, limit + 1)
+    window = PageWindow.of(request)
+    limit = window.limit
+    rows = await conn.fetch(QUERY, vin, window.since, window.until, window.before, limit + 1)
     items = [
         {
             "ts": r["ts"],
@@ -77,9 +98,13 @@ async def page(conn: Connection, vin: str, request: web.BaseRequest) -> dict[str
             "longitude": r["longitude"],
             "speed_kmh": r["speed_kmh"],
             "charging": r["charging"],
+            "odometer_km": r["odometer_km"],
+            "power_kw": r["power_kw"],
+            "running": r["running"],
+            "interior_temp_c": r["interior_temp_c"],
+            "exterior_temp_c": r["exterior_temp_c"],
             "values": json.loads(r["payload"]),
         }
         for r in rows[:limit]
     ]
-    more = len(rows) > limit
-    return {"vin": vin, "items": items, "next_cursor": encode_cursor(items[-1]["ts"]) if more else None}
+    return {"vin": vin, "items": items, "next_cursor": window.next_cursor(rows)}

@@ -10,6 +10,7 @@ import html
 import json
 from typing import Any
 
+from command_api.derived import BUCKETS
 from command_api.history import MAX_LIMIT
 from command_api.settings import ApiSettings
 from common.commands import COMMAND_ARGS
@@ -114,11 +115,17 @@ def _schemas() -> dict[str, Any]:
             "longitude": NUMBER,
             "speed_kmh": NUMBER,
             "charging": FLAG,
+            "odometer_km": NUMBER,
+            "power_kw": {**NUMBER, "description": "negative while charging (the car's sign)"},
+            "running": FLAG,
+            "interior_temp_c": NUMBER,
+            "exterior_temp_c": NUMBER,
             "values": {"type": "object", "description": "the values this reading changed, by topic path"},
         },
         "required": ["ts", "values"],
     }
     schemas: dict[str, Any] = {
+        **_period_schemas(),
         "Error": {
             "type": "object",
             "properties": {
@@ -177,6 +184,173 @@ def _schemas() -> dict[str, Any]:
         schemas.update(schema.pop("$defs", {}))
         schemas[_args_name(name)] = schema
     return schemas
+
+
+def _period(description: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {
+            "id": {"type": "integer"},
+            "vin": {"type": "string"},
+            "start_ts": TIME,
+            "end_ts": TIME,
+            "in_progress": {"type": "boolean", "description": "still going on: the figures grow"},
+            "duration_s": {"type": "number"},
+            "readings": {"type": "integer"},
+            "start_soc": NUMBER,
+            "end_soc": NUMBER,
+            **fields,
+        },
+        "required": ["id", "vin", "start_ts", "end_ts", "in_progress", "duration_s", "readings"],
+    }
+
+
+def _page(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "vin": {"type": "string"},
+            "items": {"type": "array", "items": _ref(item)},
+            "next_cursor": {"type": ["string", "null"], "description": "pass as `cursor` for the next page"},
+        },
+        "required": ["vin", "items", "next_cursor"],
+    }
+
+
+def _period_schemas() -> dict[str, Any]:
+    drive = _period(
+        "A drive: from the last reading before the car moved to the first reading of a stop that lasted",
+        {
+            **{f"{e}_{c}": NUMBER for e in ("start", "end") for c in ("latitude", "longitude", "odometer_km")},
+            "distance_km": {**NUMBER, "description": "odometer difference, else the sum of GPS steps"},
+            "energy_used_kwh": {**NUMBER, "description": "SoC used times the battery capacity"},
+            "efficiency_wh_per_km": NUMBER,
+            "avg_speed_kmh": NUMBER,
+            "max_speed_kmh": NUMBER,
+        },
+    )
+    charge = _period(
+        "A charging session",
+        {
+            "energy_added_kwh": NUMBER,
+            "energy_source": {
+                "type": ["string", "null"],
+                "enum": ["power", "soc", "power+soc", None],
+                "description": "integrated from the reported power, from the SoC gain, or both",
+            },
+            "avg_power_kw": NUMBER,
+            "peak_power_kw": NUMBER,
+            "charger_type": {"type": ["string", "null"], "enum": ["AC", "DC", None]},
+            "latitude": NUMBER,
+            "longitude": NUMBER,
+            "cost": {**NUMBER, "description": "energy times CHARGE_PRICE_PER_KWH, when a tariff is set"},
+            "currency": TEXT,
+        },
+    )
+    park = _period(
+        "A parked period",
+        {
+            "soc_lost": NUMBER,
+            "drain_per_hour": {**NUMBER, "description": "SoC points lost per hour (periods of an hour or more)"},
+            "latitude": NUMBER,
+            "longitude": NUMBER,
+        },
+    )
+    point = {
+        "type": "object",
+        "properties": {"ts": TIME, "latitude": NUMBER, "longitude": NUMBER, "speed_kmh": NUMBER, "soc": NUMBER},
+        "required": ["ts"],
+    }
+    curve_point = {"type": "object", "properties": {"ts": TIME, "soc": NUMBER, "power_kw": NUMBER}, "required": ["ts"]}
+    stats_figures = {
+        "drives": {"type": "integer"},
+        "distance_km": {"type": "number"},
+        "energy_used_kwh": NUMBER,
+        "efficiency_wh_per_km": NUMBER,
+        "charges": {"type": "integer"},
+        "energy_added_kwh": NUMBER,
+        "cost": NUMBER,
+        "drain_per_hour": NUMBER,
+    }
+    return {
+        "Drive": drive,
+        "Charge": charge,
+        "Park": park,
+        "DrivePage": _page("Drive"),
+        "ChargePage": _page("Charge"),
+        "ParkPage": _page("Park"),
+        "DriveDetail": {
+            "allOf": [_ref("Drive")],
+            "type": "object",
+            "properties": {"path": {"type": "array", "items": point}},
+            "required": ["path"],
+        },
+        "ChargeDetail": {
+            "allOf": [_ref("Charge")],
+            "type": "object",
+            "properties": {"curve": {"type": "array", "items": curve_point}},
+            "required": ["curve"],
+        },
+        "Stats": {
+            "type": "object",
+            "properties": {
+                "vin": {"type": "string"},
+                "bucket": {"type": "string", "enum": list(BUCKETS)},
+                "tz": {"type": "string"},
+                "from": TIME,
+                "to": TIME,
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"start": TIME, **stats_figures},
+                        "required": ["start", "drives", "distance_km", "charges"],
+                    },
+                },
+                "totals": {"type": "object", "properties": stats_figures, "required": ["drives", "charges"]},
+            },
+            "required": ["vin", "bucket", "items", "totals"],
+        },
+    }
+
+
+def _periods_operation(table: str, item: str, what: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": f"vehicle_{table}",
+            "tags": ["history"],
+            "summary": f"The vehicle's {what}, newest first, with cursor pagination (`from` / `to` bound the start)",
+            "parameters": [_vin_parameter(), *_window_parameters()],
+            "responses": _responses({"200": _json(_ref(f"{item}Page"), f"One page of {what}")}, 403),
+        }
+    }
+
+
+def _window_parameters() -> list[dict[str, Any]]:
+    return [
+        {"name": "from", "in": "query", "required": False, "schema": TIME, "description": "inclusive"},
+        {"name": "to", "in": "query", "required": False, "schema": TIME, "description": "exclusive"},
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+        },
+        {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+    ]
+
+
+def _detail_operation(name: str, schema: str, what: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": f"get_{name}",
+            "tags": ["history"],
+            "summary": what,
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}],
+            "responses": _responses({"200": _json(_ref(schema), what)}, 403),
+        }
+    }
 
 
 def _args_name(command: str) -> str:
@@ -273,19 +447,45 @@ def build_openapi(settings: ApiSettings) -> dict[str, Any]:
                 "operationId": "vehicle_telemetry",
                 "tags": ["vehicles"],
                 "summary": "Telemetry history, newest first, with cursor pagination",
+                "parameters": [vin, *_window_parameters()],
+                "responses": _responses({"200": _json(_ref("TelemetryPage"), "One page of readings")}, 403),
+            }
+        },
+        "/api/vehicles/{vin}/drives": _periods_operation("drives", "Drive", "drives"),
+        "/api/vehicles/{vin}/charges": _periods_operation("charges", "Charge", "charging sessions"),
+        "/api/vehicles/{vin}/parks": _periods_operation("parks", "Park", "parked periods"),
+        "/api/drives/{id}": _detail_operation("drive", "DriveDetail", "One drive with its path"),
+        "/api/charges/{id}": _detail_operation("charge", "ChargeDetail", "One charging session with its power curve"),
+        "/api/vehicles/{vin}/stats": {
+            "get": {
+                "operationId": "vehicle_stats",
+                "tags": ["history"],
+                "summary": "Distance, energy used and added, efficiency, cost and drain per day, week or month",
                 "parameters": [
                     vin,
-                    {"name": "from", "in": "query", "required": False, "schema": TIME, "description": "inclusive"},
-                    {"name": "to", "in": "query", "required": False, "schema": TIME, "description": "exclusive"},
                     {
-                        "name": "limit",
+                        "name": "from",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+                        "schema": TIME,
+                        "description": "default: 30 days before `to`",
                     },
-                    {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "to", "in": "query", "required": False, "schema": TIME, "description": "default: now"},
+                    {
+                        "name": "bucket",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(BUCKETS), "default": "day"},
+                    },
+                    {
+                        "name": "tz",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "default": "UTC"},
+                        "description": "IANA time zone the buckets follow, e.g. Europe/Amsterdam",
+                    },
                 ],
-                "responses": _responses({"200": _json(_ref("TelemetryPage"), "One page of readings")}, 403),
+                "responses": _responses({"200": _json(_ref("Stats"), "One row per bucket and the totals")}, 403),
             }
         },
         "/api/vehicles/{vin}/commands": {

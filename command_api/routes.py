@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from command_api import audit, history, vehicles
+from command_api import audit, derived, history, vehicles
 from command_api.auth import Authenticator, Principal
 from command_api.commands import CommandService
 from command_api.errors import ApiError
@@ -71,6 +71,39 @@ async def vehicle_telemetry(request: web.Request) -> web.Response:
     async with pool_of(request).acquire() as conn:
         await vehicles.authorize(conn, principal_of(request), vin)
         return json_response(await history.page(conn, vin, request))
+
+
+def _periods_of(table: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        vin = request.match_info["vin"]
+        async with pool_of(request).acquire() as conn:
+            await vehicles.authorize(conn, principal_of(request), vin)
+            return json_response(await derived.periods_page(conn, table, vin, request))
+
+    return handler
+
+
+async def vehicle_stats(request: web.Request) -> web.Response:
+    vin = request.match_info["vin"]
+    async with pool_of(request).acquire() as conn:
+        await vehicles.authorize(conn, principal_of(request), vin)
+        return json_response(await derived.stats(conn, vin, request))
+
+
+async def get_drive(request: web.Request) -> web.Response:
+    drive_id = derived.period_id(request)
+    async with pool_of(request).acquire() as conn:
+        drive = await derived.get_period(conn, "drives", drive_id)
+        await vehicles.authorize(conn, principal_of(request), drive["vin"])
+        return json_response(drive | {"path": await derived.drive_path(conn, drive)})
+
+
+async def get_charge(request: web.Request) -> web.Response:
+    charge_id = derived.period_id(request)
+    async with pool_of(request).acquire() as conn:
+        charge = await derived.get_period(conn, "charges", charge_id)
+        await vehicles.authorize(conn, principal_of(request), charge["vin"])
+        return json_response(charge | {"curve": await derived.charge_curve(conn, charge)})
 
 
 async def vehicle_commands(request: web.Request) -> web.Response:
@@ -182,6 +215,11 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     app.router.add_get(f"/api/vehicles/{VIN_PATTERN}", get_vehicle)
     app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/telemetry", vehicle_telemetry)
     app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/commands", vehicle_commands)
+    for table in derived.PERIOD_TABLES:
+        app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/{table}", _periods_of(table))
+    app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/stats", vehicle_stats)
+    app.router.add_get("/api/drives/{id}", get_drive)
+    app.router.add_get("/api/charges/{id}", get_charge)
     app.router.add_post(f"/api/vehicles/{VIN_PATTERN}/commands/{{command}}", send_command)
     app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/live", vehicle_live)
     app.router.add_get("/api/live", fleet_live)
