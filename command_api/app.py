@@ -24,6 +24,7 @@ from command_api.metrics import ApiMetrics, ProgramMetrics
 from command_api.ratelimit import KeyedRateLimiter
 from command_api.responses import json_response
 from command_api.routes import (
+    ALERTS,
     AUTHENTICATOR,
     CALLER_LIMIT,
     COMMANDS,
@@ -35,7 +36,7 @@ from command_api.routes import (
     auth_middleware,
 )
 from command_api.settings import ApiSettings
-from command_api.status import StatusBoard
+from command_api.status import AlertBoard, StatusBoard
 from command_api.tracing import trace_middleware
 from common.backoff import Backoff
 from common.database import DATABASE_ERRORS, apply_migrations, create_pool
@@ -130,17 +131,19 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
         service = app[COMMANDS] = CommandService(app[POOL], relay, app[SETTINGS].command_timeout)
         programs = app[PROGRAM_METRICS] = ProgramMetrics(prefix)
         live = app[LIVE] = LiveHub(prefix)
+        alerts = app[ALERTS] = AlertBoard(prefix)
         mqtt.options.subscriptions = [
             relay.result_subscription(),
             live.subscription(),
             *status.subscriptions(),
             *programs.subscriptions(),
+            *alerts.subscriptions(),
         ]
 
         results_filter = relay.result_subscription()[0]
 
         async def on_message(message: aiomqtt.Message) -> None:
-            if status.on_message(message) or programs.on_message(message):
+            if status.on_message(message) or programs.on_message(message) or alerts.on_message(message):
                 return
             if message.topic.matches(results_filter):
                 await service.on_result(message)

@@ -79,7 +79,7 @@ class Authenticator:
             if scheme.lower() == "bearer" and value.strip():
                 token = value.strip()
         if token is None:
-            token = request.query.get("access_token") or None
+            token = request.query.get("access_token") or _protocol_token(request)
         if token is None:
             raise ApiError(
                 401,
@@ -132,3 +132,19 @@ class Authenticator:
         except ValueError:
             raise ApiError(401, "invalid_token", "the token's `sub` is not a user id (UUID)") from None
         return Principal("user", subject)
+
+
+WEBSOCKET_PROTOCOL = "vehicle-backend.v1"
+"""What a browser offers beside `access_token.<token>` (and the API selects) on a WebSocket."""
+TOKEN_PROTOCOL_PREFIX = "access_token."  # noqa: S105 - a protocol name, not a secret
+
+
+def _protocol_token(request: web.Request) -> str | None:
+    """A browser cannot set headers on a WebSocket; rather than the token in the URL (kept in logs
+    and history), it can offer it as a subprotocol: `new WebSocket(url, ["vehicle-backend.v1",
+    "access_token." + token])`. The API answers with `vehicle-backend.v1`, never echoing the token."""
+    for protocol in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        offered = protocol.strip()
+        if offered.startswith(TOKEN_PROTOCOL_PREFIX) and len(offered) > len(TOKEN_PROTOCOL_PREFIX):
+            return offered.removeprefix(TOKEN_PROTOCOL_PREFIX)
+    return None

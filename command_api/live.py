@@ -18,6 +18,7 @@ from typing import Any
 import aiomqtt
 from aiohttp import WSCloseCode, web
 
+from command_api.auth import WEBSOCKET_PROTOCOL
 from common import topics
 from common.values import decode, to_json
 
@@ -89,7 +90,7 @@ class LiveHub:
         self, request: web.Request, vins: frozenset[str] | None, first: dict[str, Any]
     ) -> web.WebSocketResponse:
         """Run one client until it goes: the current state first, then every change."""
-        ws = web.WebSocketResponse(heartbeat=30)
+        ws = web.WebSocketResponse(heartbeat=30, protocols=(WEBSOCKET_PROTOCOL,))
         await ws.prepare(request)
         client = LiveClient(ws, vins)
         await ws.send_str(json.dumps(first, default=str))

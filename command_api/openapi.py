@@ -12,6 +12,7 @@ from typing import Any
 
 from command_api.derived import BUCKETS
 from command_api.history import MAX_LIMIT
+from command_api.operations import MAX_ROWS as MAX_OPS_ROWS
 from command_api.settings import ApiSettings
 from common.commands import COMMAND_ARGS
 
@@ -353,6 +354,82 @@ def _detail_operation(name: str, schema: str, what: str) -> dict[str, Any]:
     }
 
 
+def _operations_paths() -> dict[str, Any]:
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_OPS_ROWS, "default": 50},
+    }
+    dead_letter = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "received_at": TIME,
+            "topic": {"type": "string"},
+            "reason": {"type": "string"},
+            "payload_bytes": {"type": "integer"},
+            "payload_start": {"type": "string", "description": "the first 200 bytes as text"},
+        },
+        "required": ["id", "received_at", "topic", "reason"],
+    }
+    alert_event = {
+        "type": "object",
+        "properties": {
+            "alert": {"type": "string"},
+            "state": {"type": "string", "enum": ["firing", "resolved"]},
+            "component": {"type": "string"},
+            "message": {"type": "string"},
+            "at": TIME,
+        },
+    }
+    operator_only = "For services and operators (an API key); frontend users get 403."
+
+    def operation(name: str, summary: str, schema: dict[str, Any], parameters: list[Any]) -> dict[str, Any]:
+        return {
+            "get": {
+                "operationId": f"ops_{name}",
+                "tags": ["operations"],
+                "summary": summary,
+                "description": operator_only,
+                "parameters": parameters,
+                "responses": _responses({"200": _json(schema, summary)}, 403),
+            }
+        }
+
+    return {
+        "/api/ops/commands": operation(
+            "commands",
+            "The fleet's latest commands, newest first (the audit trail)",
+            _ref("CommandList"),
+            [limit],
+        ),
+        "/api/ops/dead-letters": operation(
+            "dead_letters",
+            "Messages the ingest set aside, with the reason, newest first",
+            {
+                "type": "object",
+                "properties": {"dead_letters": {"type": "array", "items": dead_letter}, "total": {"type": "integer"}},
+                "required": ["dead_letters", "total"],
+            },
+            [limit],
+        ),
+        "/api/ops/alerts": operation(
+            "alerts",
+            "Open alerts and the latest alert events of every program",
+            {
+                "type": "object",
+                "properties": {
+                    "active": {"type": "array", "items": {"type": "object"}},
+                    "recent": {"type": "array", "items": alert_event},
+                },
+                "required": ["active", "recent"],
+            },
+            [],
+        ),
+    }
+
+
 def _args_name(command: str) -> str:
     return "".join(part.capitalize() for part in command.split("_")) + "Args"
 
@@ -522,8 +599,10 @@ def build_openapi(settings: ApiSettings) -> dict[str, Any]:
                 "tags": ["live"],
                 "summary": "WebSocket: the vehicle's state changes as they happen",
                 "description": (
-                    "Upgrade to a WebSocket; authenticate with `?access_token=<jwt or API key>` (browsers cannot "
-                    'set headers on WebSockets). The first message is `{"type": "snapshot", "vehicles": '
+                    "Upgrade to a WebSocket. Browsers cannot set headers on WebSockets: offer the subprotocols "
+                    "`vehicle-backend.v1` and `access_token.<jwt or API key>` (the API selects the first and never "
+                    "echoes the token), or pass `?access_token=` (it then lands in access logs). "
+                    'The first message is `{"type": "snapshot", "vehicles": '
                     '[...]}`; then one `{"type": "telemetry", "vin", "key", "value", "received_at"}` '
                     "per changed value."
                 ),
@@ -549,6 +628,7 @@ def build_openapi(settings: ApiSettings) -> dict[str, Any]:
     }
     for command in sorted(COMMAND_ARGS):
         paths[f"/api/vehicles/{{vin}}/commands/{command}"] = _command_operation(command, settings)
+    paths |= _operations_paths()
     return {
         "openapi": "3.1.0",
         "info": {

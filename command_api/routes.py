@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from command_api import audit, derived, history, vehicles
+from command_api import audit, derived, history, operations, vehicles
 from command_api.auth import Authenticator, Principal
 from command_api.commands import CommandService
 from command_api.errors import ApiError
@@ -20,6 +20,7 @@ from command_api.openapi import build_openapi, docs_page
 from command_api.ratelimit import KeyedRateLimiter
 from command_api.responses import json_response
 from command_api.settings import ApiSettings
+from command_api.status import AlertBoard
 from common.commands import COMMAND_ARGS, InvalidArguments, validate_args
 
 SETTINGS = web.AppKey("settings", ApiSettings)
@@ -30,6 +31,7 @@ VEHICLE_COMMAND_LIMIT = web.AppKey("vehicle_command_limit", KeyedRateLimiter)
 COMMANDS = web.AppKey("commands", CommandService)
 LIVE = web.AppKey("live", LiveHub)
 OPENAPI = web.AppKey("openapi", dict)
+ALERTS = web.AppKey("alerts", AlertBoard)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api-docs"})
@@ -199,6 +201,25 @@ async def fleet_live(request: web.Request) -> web.WebSocketResponse:
     return await request.app[LIVE].serve(request, vins, {"type": "snapshot", "vehicles": snapshot})
 
 
+async def ops_commands(request: web.Request) -> web.Response:
+    operations.require_operator(principal_of(request))
+    limit = operations.rows_limit(request)
+    async with pool_of(request).acquire() as conn:
+        return json_response(await operations.recent_commands(conn, limit))
+
+
+async def ops_dead_letters(request: web.Request) -> web.Response:
+    operations.require_operator(principal_of(request))
+    limit = operations.rows_limit(request)
+    async with pool_of(request).acquire() as conn:
+        return json_response(await operations.recent_dead_letters(conn, limit))
+
+
+async def ops_alerts(request: web.Request) -> web.Response:
+    operations.require_operator(principal_of(request))
+    return json_response(request.app[ALERTS].view())
+
+
 async def openapi_document(request: web.Request) -> web.Response:
     return json_response(request.app[OPENAPI])
 
@@ -224,3 +245,6 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/live", vehicle_live)
     app.router.add_get("/api/live", fleet_live)
     app.router.add_get("/api/commands/{id}", get_command)
+    app.router.add_get("/api/ops/commands", ops_commands)
+    app.router.add_get("/api/ops/dead-letters", ops_dead_letters)
+    app.router.add_get("/api/ops/alerts", ops_alerts)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import aiomqtt
 
@@ -40,3 +42,32 @@ class StatusBoard:
         payload = message.payload.decode("utf-8", "replace") if isinstance(message.payload, bytes) else ""
         self.components[name] = ComponentStatus(payload.strip() or "unknown", datetime.now(UTC))
         return True
+
+
+@dataclass
+class AlertBoard:
+    """Every program's open alerts and latest alert events, from their retained alerts topics."""
+
+    prefix: str
+    by_component: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        return [(topics.alerts_topic(self.prefix, "+"), 1)]
+
+    def on_message(self, message: aiomqtt.Message) -> bool:
+        parts = message.topic.value.split("/")
+        if len(parts) != 4 or parts[1] != "_internal" or parts[3] != "alerts":
+            return False
+        try:
+            body = json.loads(message.payload if isinstance(message.payload, bytes) else b"")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return True  # not ours to crash on; the publisher is one of our programs
+        if isinstance(body, dict):
+            self.by_component[parts[2]] = body
+        return True
+
+    def view(self) -> dict[str, Any]:
+        active = [a | {"component": c} for c, body in self.by_component.items() for a in body.get("active", [])]
+        recent = [e for body in self.by_component.values() for e in body.get("recent", [])]
+        recent.sort(key=lambda e: str(e.get("at", "")), reverse=True)
+        return {"active": active, "recent": recent}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,6 +22,7 @@ from common.settings import EnvSettings
 log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT = aiohttp.ClientTimeout(total=10)
+RECENT_ALERTS = 50
 
 
 class AlertSettings(EnvSettings):
@@ -37,6 +40,9 @@ class Alerts:
     settings: AlertSettings
     active: dict[str, datetime] = field(default_factory=dict)
     """Open incidents by key, with the time each started."""
+    recent: deque[dict[str, str]] = field(default_factory=lambda: deque(maxlen=RECENT_ALERTS))
+    """The latest firings and resolutions, newest last (for the operations console)."""
+    on_change: Callable[[Alerts], None] | None = None
 
     async def fire(self, key: str, message: str) -> None:
         """Open incident `key` (a vehicle, a program); only the first call per incident notifies."""
@@ -44,6 +50,7 @@ class Alerts:
             return
         self.active[key] = datetime.now(UTC)
         log.error("ALERT %s", message, extra={"alert": key, "alert_state": "firing"})
+        self._record(key, "firing", message)
         await self._deliver(key, "firing", message)
 
     async def clear(self, key: str, message: str) -> None:
@@ -53,7 +60,22 @@ class Alerts:
         lasted = (datetime.now(UTC) - started).total_seconds()
         text = f"{message} (after {lasted:.0f}s)"
         log.warning("RESOLVED %s", text, extra={"alert": key, "alert_state": "resolved"})
+        self._record(key, "resolved", text)
         await self._deliver(key, "resolved", text)
+
+    def _record(self, key: str, state: str, message: str) -> None:
+        at = datetime.now(UTC).isoformat()
+        self.recent.append({"alert": key, "state": state, "component": self.component, "message": message, "at": at})
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def snapshot(self) -> dict[str, object]:
+        """What the operations console shows: the open incidents and the latest events."""
+        return {
+            "component": self.component,
+            "active": [{"alert": k, "since": v.isoformat()} for k, v in self.active.items()],
+            "recent": list(self.recent),
+        }
 
     async def _deliver(self, key: str, state: str, message: str) -> None:
         prefix = "🔴" if state == "firing" else "✅"

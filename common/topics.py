@@ -101,6 +101,11 @@ def metrics_topic(prefix: str, component: str) -> str:
     return f"{prefix}/_internal/{component}/metrics"
 
 
+def alerts_topic(prefix: str, component: str) -> str:
+    """A program's open alerts and latest alert events (JSON, retained), for the operations console."""
+    return f"{prefix}/_internal/{component}/alerts"
+
+
 def component_status_topic(prefix: str, component: str) -> str:
     return f"{prefix}/_internal/{component}/status"
 

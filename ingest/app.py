@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from datetime import UTC, datetime
 
+import aiomqtt
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from common import topics
 from common.alerts import Alerts, AlertSettings
 from common.backoff import Backoff
 from common.metrics import MetricsPublisher
-from common.mqtt import MqttConnection, MqttOptions
+from common.mqtt import MqttConnection, MqttNotConnected, MqttOptions
 from common.settings import DatabaseSettings, MqttSettings, SettingsError
 from ingest.cache import MalformedMessage, TelemetryCache
 from ingest.dead_letters import DeadLetters
@@ -118,6 +120,8 @@ class Ingest:
                 on_receive=self.receive,
             ),
         )
+        self.alerts.on_change = self._publish_alerts
+        self._alert_publishes: set[asyncio.Task[None]] = set()
         self.dead_letters = DeadLetters()
         self._early_flush: asyncio.Task[None] | None = None
         self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters, self.wal)
@@ -126,6 +130,18 @@ class Ingest:
             ingest_registry(self.cache, self.flusher),
             topics.metrics_topic(mqtt_settings.topic_prefix, "ingest"),
         )
+
+    def _publish_alerts(self, alerts: Alerts) -> None:
+        topic = topics.alerts_topic(self.mqtt.settings.topic_prefix, "ingest")
+        payload = json.dumps(alerts.snapshot())
+
+        async def publish() -> None:
+            with contextlib.suppress(MqttNotConnected, aiomqtt.MqttError):  # the log line has it already
+                await self.mqtt.publish(topic, payload, retain=True)
+
+        task = asyncio.create_task(publish())
+        self._alert_publishes.add(task)
+        task.add_done_callback(self._alert_publishes.discard)
 
     def receive(self, topic: str, payload: bytes) -> None:
         """One message, before its PUBACK: logged ahead, then merged into the cache."""
