@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from command_api.auth import Authenticator
 from command_api.commands import CommandRelay, CommandService
+from command_api.console_site import add_console
 from command_api.cors import cors_middleware
 from command_api.errors import ApiError, error_middleware
 from command_api.live import LiveHub
@@ -186,4 +187,5 @@ def create_app(settings: ApiSettings, mqtt_settings: MqttSettings, db: DatabaseS
     app.router.add_get("/api/health", health)
     app.router.add_get("/metrics", metrics)
     add_routes(app, settings)
+    add_console(app, settings)
     return app

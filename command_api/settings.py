@@ -33,6 +33,18 @@ class ApiSettings(EnvSettings):
     )
     user_requests_per_minute: int = Field(600, alias="RATE_LIMIT_REQUESTS_PER_MINUTE", gt=0)
     vehicle_commands_per_minute: int = Field(10, alias="RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE", gt=0)
+    telemetry_gap_alert: float = Field(
+        300.0, alias="TELEMETRY_GAP_ALERT", gt=0, description="the console marks a car red after this long silent (s)"
+    )
+    console_tile_url: str | None = Field(
+        None,
+        alias="CONSOLE_TILE_URL",
+        pattern=r"^https?://[^\s]*\{z\}[^\s]*\{x\}[^\s]*\{y\}",
+        description="map tiles for the console, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (none: no tiles)",
+    )
+    console_tile_attribution: str = Field(
+        "© OpenStreetMap contributors", alias="CONSOLE_TILE_ATTRIBUTION", max_length=200
+    )
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     @field_validator("api_key_hashes")

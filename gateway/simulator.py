@@ -1,7 +1,11 @@
 """A simulated fleet: believable drive, park and charge cycles that obey commands.
 
 Time is real time: a car at 50 km/h moves ~70 m per 5 s poll, a 7 kW charger adds ~1 % SoC
-a minute. Every vehicle is seeded from its index, so a fleet replays the same way each run.
+a minute. Charges end at the SoC target or when the driver unplugs (AC and DC, top-ups and
+full charges). Every vehicle is seeded from its index, so a fleet replays the same way each run.
+
+The first car opens every run the same way, so that a new user sees derived history at once: a
+40 s drive on a low battery to a 50 kW charger, a 40 s top-up, then parking.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ COLORS = ("Pebble Black", "Dover White", "Diamond Red", "Holborn Blue", "Camden 
 # Home bases the fleet spreads around: Amsterdam, Berlin, Lyon, Milan.
 BASES = ((52.3676, 4.9041), (52.5200, 13.4050), (45.7640, 4.8357), (45.4642, 9.1900))
 CLIMATE_AUTO_OFF_S = 600.0
+OPENING_DRIVE_S = 40.0
+OPENING_CHARGE = (50.0, 40.0)  # kW, seconds before the driver unplugs
 
 
 class Phase(Enum):
@@ -88,6 +94,8 @@ class SimulatedVehicle:
     interior_c: float = 18.0
     lights_until: float = 0.0
     updated_at: float = 0.0
+    next_charge: tuple[float, float] | None = None
+    """The next charge's power and how long until the driver unplugs; None: chosen at random."""
 
     # -- simulation -------------------------------------------------------------------------
 
@@ -135,15 +143,22 @@ class SimulatedVehicle:
     def _next_phase(self, now: float) -> None:
         if self.phase is Phase.DRIVING or (self.phase is Phase.CHARGING and not self.charger_connected):
             self.phase = Phase.PARKED
-            self.target_speed_kmh = 0.0
+            self.target_speed_kmh = self.speed_kmh = 0.0  # the drive ends when the car stands
             if self.soc < 30 or self.rng.random() < 0.25:
                 self.charger_connected = True
-                self._start_charging(self.rng.choice((7.4, 11.0, 11.0, 50.0)))
+                power, unplug_after = self.next_charge or (
+                    self.rng.choice((7.4, 11.0, 11.0, 50.0)),
+                    self.rng.choice((math.inf, self.rng.uniform(300, 3600))),  # to the target, or a top-up
+                )
+                self.next_charge = None
+                self._start_charging(power, now + unplug_after)
                 return
             self.phase_ends_at = now + self.rng.uniform(30, 240)
             return
-        if self.phase is Phase.CHARGING:
-            return  # charging ends when the target is reached or on command
+        if self.phase is Phase.CHARGING:  # the driver unplugs before the target
+            self.charger_connected = False
+            self._stop_charging()
+            return
         self.charger_connected = False
         if self.soc < 12:
             self.charger_connected = True
@@ -155,10 +170,10 @@ class SimulatedVehicle:
         self.target_speed_kmh = self.rng.choice((30.0, 50.0, 80.0))
         self.phase_ends_at = now + self.rng.uniform(60, 600)
 
-    def _start_charging(self, power_kw: float) -> None:
+    def _start_charging(self, power_kw: float, unplug_at: float = math.inf) -> None:
         self.phase = Phase.CHARGING
         self.charge_power_kw = power_kw
-        self.phase_ends_at = math.inf
+        self.phase_ends_at = unplug_at
 
     def _stop_charging(self) -> None:
         self.phase = Phase.PARKED
@@ -275,6 +290,10 @@ def make_vehicle(index: int, seed: int, clock: Callable[[], float] = time.time) 
     vehicle.phase = rng.choice((Phase.PARKED, Phase.PARKED, Phase.DRIVING))
     vehicle.target_speed_kmh = 50.0 if vehicle.phase is Phase.DRIVING else 0.0
     vehicle.phase_ends_at = clock() + rng.uniform(20, 300)
+    if index == 0:  # the opening: a short drive on a low battery to a fast charger
+        vehicle.phase, vehicle.target_speed_kmh, vehicle.soc = Phase.DRIVING, 50.0, 22.0
+        vehicle.phase_ends_at = clock() + OPENING_DRIVE_S
+        vehicle.next_charge = OPENING_CHARGE
     return vehicle
 
 

@@ -39,12 +39,19 @@ async def ensure_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
-async def count_rows(url: str) -> tuple[int, int]:
+COUNTS = """
+SELECT (SELECT count(*) FROM vehicles), (SELECT count(*) FROM vehicle_telemetry),
+       (SELECT count(*) FROM drives WHERE NOT in_progress), (SELECT count(*) FROM charges WHERE NOT in_progress)
+"""
+
+
+async def count_rows(url: str) -> tuple[int, int, int, int]:
     conn = await asyncpg.connect(url)
     try:
-        vehicles = await conn.fetchval("SELECT count(*) FROM vehicles")
-        rows = await conn.fetchval("SELECT count(*) FROM vehicle_telemetry")
-        return int(vehicles), int(rows)
+        counts = await conn.fetchrow(COUNTS)
+        assert counts is not None
+        vehicles, rows, drives, charges = counts
+        return int(vehicles), int(rows), int(drives), int(charges)
     finally:
         await conn.close()
 
@@ -79,6 +86,7 @@ def main() -> int:
 
     port = env.get("PORT", "8080")
     say(f"API on http://127.0.0.1:{port}; development API key in {data_dir / 'dev-api-key'}")
+    say(f"console: http://127.0.0.1:{port}/console/ (sign in with the key: {env['COMMAND_API_KEY']})")
     say(
         f'lock a simulated car: curl -s -X POST -H "X-API-Key: $(cat {data_dir / "dev-api-key"})" '
         f"http://127.0.0.1:{port}/api/vehicles/LSJSIM00000000001/commands/lock"
@@ -108,15 +116,15 @@ def main() -> int:
 
 
 def report_first_rows(supervisor: subprocess.Popen[bytes], url: str) -> None:
-    """For the first minute, say how many telemetry rows have arrived."""
-    deadline = time.monotonic() + 60
+    """For the first two minutes, say how many telemetry rows, drives and charges there are."""
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline and supervisor.poll() is None:
         try:
             supervisor.wait(timeout=15)
         except subprocess.TimeoutExpired:
             try:
-                vehicles, rows = asyncio.run(count_rows(url))
-                say(f"{rows} telemetry rows from {vehicles} vehicles so far")
+                vehicles, rows, drives, charges = asyncio.run(count_rows(url))
+                say(f"{rows} telemetry rows from {vehicles} vehicles, {drives} drives, {charges} charges so far")
             except (OSError, asyncpg.PostgresError) as exc:
                 say(f"database not ready yet ({type(exc).__name__})")
 

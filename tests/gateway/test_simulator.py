@@ -138,3 +138,33 @@ async def test_fleet_serves_every_vehicle() -> None:
     for info in infos:
         assert info.topic_values()[topics.INFO_MODEL] == info.model
         assert topics.DRIVETRAIN_SOC in await fleet.poll(info.vin)
+
+
+def test_the_first_car_opens_with_a_drive_to_a_fast_charger_then_parks() -> None:
+    clock = Clock()
+    car = make_vehicle(0, seed=1, clock=clock)
+    phases = []
+    for _ in range(24):  # two minutes of 5 s polls
+        clock.advance(5)
+        car.advance()
+        readings = car.readings()
+        phases.append((car.phase, readings[topics.DRIVETRAIN_POWER]))
+    seen = [phase for phase, _ in phases]
+    assert seen[0] is Phase.DRIVING
+    first_charge = seen.index(Phase.CHARGING)
+    assert first_charge < seen.index(Phase.PARKED, first_charge)  # unplugged, parked
+    assert {power for phase, power in phases if phase is Phase.CHARGING} == {-50.0}  # a DC charger
+
+
+def test_a_top_up_ends_when_the_driver_unplugs() -> None:
+    clock = Clock()
+    car = make_vehicle(1, seed=1, clock=clock)
+    car.soc, car.soc_target, car.charger_connected = 40.0, 80, True
+    car.advance()
+    car._start_charging(11.0, unplug_at=clock.now + 600)
+    for _ in range(130):
+        clock.advance(5)
+        car.advance()
+    assert car.phase is not Phase.CHARGING
+    assert not car.charger_connected
+    assert 40.0 < car.soc < 45.0  # ten minutes at 11 kW, far from the target
