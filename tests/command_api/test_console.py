@@ -17,9 +17,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from bench.browser import chromium, find_chromium
 from common.settings import DatabaseSettings, MqttSettings
+from gateway.app import Gateway
 from gateway.simulator import SimulatedFleet
 from tests.command_api.conftest import API_KEY, Api, running_api
-from tests.gateway.test_gateway import Gateway, running_gateway, vin
+from tests.gateway.test_gateway import running_gateway, vin
 from tests.helpers import wait_until
 from tests.ingest.test_ingest import running_ingest
 
@@ -113,7 +114,8 @@ async def test_the_console_shows_the_fleet_live_runs_a_command_and_draws_a_drive
             click(browser, "#drives tr[data-drive]")
             wait_for(browser, "its path", lambda b: b.find_elements(By.CSS_SELECTOR, "#vehicle-map polyline.path"))
             browser.save_screenshot(str(tmp_path / "vehicle.png"))
-            severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
+            log = browser.get_log("browser")  # type: ignore[no-untyped-call]
+            severe = [e for e in log if e["level"] == "SEVERE" and "favicon" not in e["message"]]
             assert severe == [], severe
 
         await asyncio.to_thread(drive_on_the_map)
