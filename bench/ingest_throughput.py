@@ -12,6 +12,8 @@ measured in the same run, and the flush duration for 10,000 vehicles.
 - Ingest: the real one (write-ahead log, cache, PostgreSQL sink), in this process; measured from
   its connect until every history row is in PostgreSQL. Flush interval 1 s for this run, so the
   last scheduled flush adds at most 1 s.
+- The same ingest with derivation off (DERIVE_PERIODS=false), into a database of its own: the
+  baseline for the cost of deriving drives, charges and parks in each flush.
 - Raw COPY: asyncpg `copy_records_to_table` of the same R rows into a copy of `vehicle_telemetry`.
 - Flush of 10,000 vehicles, one reading each (10,000 state rows and 10,000 history rows): every
   one of the 63 topics the gateway publishes into an empty database (cold start), all 63 again with
@@ -47,6 +49,7 @@ from ingest.app import Ingest, open_sink
 from ingest.cache import TelemetryCache
 from ingest.dead_letters import DeadLetters
 from ingest.flusher import Flusher
+from ingest.periods import PeriodSettings
 from ingest.postgres_sink import PostgresSink
 from ingest.settings import IngestSettings
 from ingest.spool import Spool
@@ -136,11 +139,14 @@ async def _subscribe_then_leave(connection: MqttConnection) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def ingest_rate(mqtt: MqttSettings, url: str, readings: int, vehicles: int) -> tuple[float, float]:
-    """(messages received per second, history rows stored per second), both from the ingest's start."""
+async def ingest_rate(
+    mqtt: MqttSettings, url: str, readings: int, vehicles: int, derive: bool = True
+) -> tuple[float, float]:
+    """(messages received per second, history rows stored per second), both from the ingest's start;
+    `derive`: drives, charges and parks derived in each flush (the default), or not."""
     total = readings * MESSAGES_PER_READING
     stop = asyncio.Event()
-    sink = await open_sink("postgres", {"DATABASE_URL": url}, stop)
+    sink = await open_sink("postgres", {"DATABASE_URL": url, "DERIVE_PERIODS": str(derive).lower()}, stop)
     assert sink is not None
     with tempfile.TemporaryDirectory() as data:
         settings = IngestSettings.from_env(
@@ -233,7 +239,7 @@ def _full_vehicle(vin: str, ts: datetime, keys: tuple[str, ...] | None = None) -
 async def flush_of(url: str, vehicles: int) -> list[float]:
     """Flush durations (s): cold start, full republish, steady state."""
     pool = await asyncpg.create_pool(url, min_size=1, max_size=3)
-    sink = PostgresSink(pool)
+    sink = PostgresSink(pool, PeriodSettings.from_env({}))
     await sink.ready()
     cache = TelemetryCache("saic")
     durations = []
@@ -259,9 +265,15 @@ async def main(readings: int, vehicles: int, implementation: str, flush_vehicles
         publisher, bare = await bare_subscriber(mqtt, readings, vehicles)
         print(f"publisher (context)     {publisher:9.0f} msg/s")
         print(f"bare subscriber         {bare:9.0f} msg/s")
+        with postgres() as plain_url:
+            _, plain_rows = await ingest_rate(mqtt, plain_url, readings, vehicles, derive=False)
+        print(f"ingest, no derivation   {plain_rows * MESSAGES_PER_READING:9.0f} msg/s end to end (baseline)")
         received, rows = await ingest_rate(mqtt, url, readings, vehicles)
         print(f"ingest, received        {received:9.0f} msg/s   ({received / bare:.2f} x the bare subscriber)")
-        print(f"ingest, end to end      {rows * MESSAGES_PER_READING:9.0f} msg/s = {rows:.0f} history rows/s")
+        print(
+            f"ingest, end to end      {rows * MESSAGES_PER_READING:9.0f} msg/s = {rows:.0f} history rows/s "
+            f"with drives, charges and parks derived ({rows / plain_rows:.2f} x without)"
+        )
         copy = await copy_rate(url, readings, vehicles)
         print(f"raw COPY                {copy:9.0f} rows/s   (ingest end to end = {rows / copy:.2f} x COPY)")
     with postgres() as url:
