@@ -102,11 +102,17 @@ def screenshots(base: str, key: str, folder: Path) -> None:
         browser.save_screenshot(str(folder / "fleet.png"))
         browser.get(f"{base}/console/#/vehicle/{simulated_vin(1)}")
         WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#drives tr[data-drive]"))
+        browser.find_element(By.CSS_SELECTOR, "[data-command=lock]").click()
+        WebDriverWait(browser, 30).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, "#lifecycle [data-testid=command-status].succeeded")
+        )
         browser.find_element(By.CSS_SELECTOR, "#drives tr[data-drive]").click()
         WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#vehicle-map polyline.path"))
-        browser.execute_script("document.body.style.zoom = '0.8'")
+        browser.set_window_size(1440, 1900)  # the whole page: state, commands, charts, drives, charges
+        browser.execute_script("window.scrollTo(0, 0)")
         time.sleep(1)
         browser.save_screenshot(str(folder / "vehicle.png"))
+        browser.set_window_size(1440, 1100)
         browser.get(f"{base}/console/#/ops")
         browser.refresh()
         WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#health [data-component]"))

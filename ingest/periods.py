@@ -17,7 +17,7 @@ live derivation and a backfill give the same rows.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -77,11 +77,15 @@ class Reading:
     running: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ts": self.ts.isoformat()}
+        # Every value is a scalar: no need for asdict's deep copy, which costs more than the rules.
+        return {name: getattr(self, name) for name in READING_FIELDS} | {"ts": self.ts.isoformat()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reading:
         return cls(**{**data, "ts": datetime.fromisoformat(data["ts"])})
+
+
+READING_FIELDS = tuple(f.name for f in fields(Reading))
 
 
 @dataclass(slots=True)
@@ -105,7 +109,7 @@ class Period:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            **{f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("start", "end", "kind")},
+            **{name: getattr(self, name) for name in PERIOD_TOTALS},
             "kind": self.kind.value,
             "start": self.start.to_json(),
             "end": self.end.to_json(),
@@ -121,6 +125,9 @@ class Period:
                 "end": Reading.from_json(data["end"]),
             }
         )
+
+
+PERIOD_TOTALS = tuple(f.name for f in fields(Period) if f.name not in ("start", "end", "kind"))
 
 
 @dataclass
