@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 READING_COLUMNS = ("ts", "soc", "latitude", "longitude", "speed_kmh", "odometer_km", "power_kw", "charging", "running")
 REBUILD_BATCH = 20_000
 
+# One derivation of a vehicle at a time (a flush, a rebuild, another ingest replica): each holds the
+# vehicle's transaction-scoped lock, taken in VIN order so that two flushes cannot deadlock.
+LOCK_VEHICLES = """
+SELECT count(pg_advisory_xact_lock(hashtextextended('derive:' || vin, 0)))
+FROM (SELECT vin FROM unnest($1::text[]) AS v(vin) ORDER BY vin) AS ordered
+"""
+
 STATES = """
 SELECT v.vin, d.state,
        CASE WHEN jsonb_typeof(s.state -> 'drivetrain/totalBatteryCapacity') = 'number'
@@ -253,6 +260,7 @@ async def derive_inserted(conn: Connection, settings: PeriodSettings, inserted: 
     how many period rows were written."""
     if not inserted:
         return 0
+    await conn.execute(LOCK_VEHICLES, list(inserted))
     records = await conn.fetch(STATES, list(inserted))
     batch = DerivedBatch.empty()
     for record in records:
@@ -282,6 +290,7 @@ async def rebuild(conn: Connection, settings: PeriodSettings, vins: Iterable[str
     counts: dict[str, int] = defaultdict(int)
     for vin in vins:
         async with conn.transaction():
+            await conn.execute(LOCK_VEHICLES, [vin])
             await _delete_from(conn, vin, None)
             await conn.execute("DELETE FROM vehicle_derivation WHERE vin = $1", vin)
             capacity = (await conn.fetch(STATES, [vin]))[0]["capacity_kwh"]

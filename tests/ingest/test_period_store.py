@@ -3,6 +3,7 @@ middle of a drive, a replayed batch and a late one, and compared with a rebuild 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from common.database import Connection, create_pool
 from common.settings import DatabaseSettings
 from gateway.simulator import Phase, make_vehicle
 from ingest.cache import VehicleSnapshot
-from ingest.period_store import rebuild
+from ingest.period_store import LOCK_VEHICLES, rebuild
 from ingest.periods import PeriodSettings
 from ingest.postgres_sink import PostgresSink
 
@@ -114,4 +115,26 @@ async def test_replaying_every_batch_adds_nothing(db_settings: DatabaseSettings,
         for i in range(0, len(car), 60):
             await sink.write(car[i : i + 60])
         assert await periods(conn) == before
+    await sink.close()
+
+
+async def test_a_flush_and_a_rebuild_of_one_vehicle_wait_for_each_other(
+    db_settings: DatabaseSettings, pool: asyncpg.Pool
+) -> None:
+    """Two derivations of one vehicle at once would each write the state they started from: a flush,
+    a rebuild and another ingest replica take the vehicle's lock first."""
+    car = [snap for snap, _ in simulated_day(0, hours=1)]
+    sink = await PostgresSink.connect(db_settings, SETTINGS)
+    await sink.ready()
+    await sink.write(car[:12])
+    async with pool.acquire() as holder, pool.acquire() as other:
+        for work in (lambda: sink.write(car[12:24]), lambda: rebuild(other, SETTINGS)):
+            transaction = holder.transaction()
+            await transaction.start()
+            await holder.execute(LOCK_VEHICLES, [car[0].vin])
+            task = asyncio.create_task(work())
+            await asyncio.sleep(0.5)
+            assert not task.done(), "derived while another derivation of the vehicle was under way"
+            await transaction.commit()
+            await asyncio.wait_for(task, 10)
     await sink.close()
