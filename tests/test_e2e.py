@@ -214,6 +214,34 @@ async def test_metrics_of_every_program_through_the_api(stack_process: Stack, ht
     await wait_until(complete, timeout=30, interval=1, what="metrics from the API, gateway, ingest and broker")
 
 
+async def test_the_opening_drive_is_derived_once_and_the_console_is_served(
+    stack_process: Stack, http: aiohttp.ClientSession
+) -> None:
+    """The first simulated car drives for 40 s, then charges: one drive, from its first reading, even
+    though the ingest was killed with SIGKILL during the first minute (the test above)."""
+
+    async def drive_finished() -> bool:
+        return bool(
+            await stack_process.fetchval(f"SELECT count(*) FROM drives WHERE vin = '{VIN}' AND NOT in_progress")
+        )
+
+    await wait_until(drive_finished, timeout=90, interval=1, what="the opening drive, finished")
+    async with http.get(f"{stack_process.api}/api/vehicles/{VIN}/drives", headers={"X-API-Key": API_KEY}) as response:
+        drives = (await response.json())["items"]
+    first_reading = await stack_process.fetchval(f"SELECT min(ts) FROM vehicle_telemetry WHERE vin = '{VIN}'")
+    opening = [d for d in drives if not d["in_progress"]]
+    assert len(opening) == 1, drives
+    assert opening[0]["start_ts"] == first_reading.isoformat()  # type: ignore[attr-defined]
+    assert opening[0]["distance_km"] > 0
+    async with http.get(f"{stack_process.api}/") as response:
+        page = await response.text()
+        assert response.status == 200
+        assert str(response.url).endswith("/console/")
+    assert "uPlot.iife.min.js" in page
+    async with http.get(f"{stack_process.api}/console/static/console.js") as response:
+        assert response.status == 200
+
+
 def test_sigterm_stops_everything_within_cloud_runs_10_seconds(stack_process: Stack) -> None:
     children = psutil.Process(stack_process.process.pid).children(recursive=True)
     assert len(children) >= 6  # supervisord, the process monitor and the four programs
