@@ -54,15 +54,19 @@ async def get_period(conn: Connection, table: str, period: int) -> dict[str, Any
     return dict(row)
 
 
-async def drive_path(conn: Connection, drive: dict[str, Any]) -> list[dict[str, Any]]:
-    """The readings of the drive that have a position, in time order (thinned evenly past 5,000)."""
-    rows = await conn.fetch(
-        "SELECT ts, latitude, longitude, speed_kmh, soc FROM vehicle_telemetry WHERE vin = $1 AND ts BETWEEN $2 AND $3"
-        " AND latitude IS NOT NULL AND longitude IS NOT NULL ORDER BY ts",
-        drive["vin"],
-        drive["start_ts"],
-        drive["end_ts"],
-    )
+PATH = (
+    "SELECT ts, latitude, longitude, speed_kmh, soc FROM vehicle_telemetry WHERE vin = $1 AND ts BETWEEN $2 AND $3"
+    " AND latitude IS NOT NULL AND longitude IS NOT NULL ORDER BY ts"
+)
+CURVE = (
+    "SELECT ts, soc, abs(power_kw) AS power_kw FROM vehicle_telemetry WHERE vin = $1 AND ts BETWEEN $2 AND $3"
+    " ORDER BY ts"
+)
+
+
+async def _readings_of(conn: Connection, query: str, period: dict[str, Any]) -> list[dict[str, Any]]:
+    """The period's readings in time order, thinned evenly past 5,000 (the last one always kept)."""
+    rows = await conn.fetch(query, period["vin"], period["start_ts"], period["end_ts"])
     step = max(1, -(-len(rows) // MAX_PATH_POINTS))
     kept = rows[::step]
     if rows and kept[-1] is not rows[-1]:
@@ -70,16 +74,14 @@ async def drive_path(conn: Connection, drive: dict[str, Any]) -> list[dict[str, 
     return [dict(r) for r in kept]
 
 
+async def drive_path(conn: Connection, drive: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where the drive went: its readings with a position."""
+    return await _readings_of(conn, PATH, drive)
+
+
 async def charge_curve(conn: Connection, charge: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        "SELECT ts, soc, abs(power_kw) AS power_kw FROM vehicle_telemetry WHERE vin = $1 AND ts BETWEEN $2 AND $3"
-        " ORDER BY ts LIMIT $4",
-        charge["vin"],
-        charge["start_ts"],
-        charge["end_ts"],
-        MAX_PATH_POINTS,
-    )
-    return [dict(r) for r in rows]
+    """SoC and power (positive) through the charge."""
+    return await _readings_of(conn, CURVE, charge)
 
 
 STATS = """

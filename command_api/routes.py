@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,7 @@ from command_api.responses import json_response
 from command_api.settings import ApiSettings
 from command_api.status import AlertBoard
 from common.commands import COMMAND_ARGS, InvalidArguments, validate_args
+from common.database import Connection
 
 SETTINGS = web.AppKey("settings", ApiSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -37,6 +39,7 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api-docs"})
 VIN_PATTERN = "{vin:[A-Za-z0-9_-]{1,64}}"
 MAX_IDEMPOTENCY_KEY = 255
+type PeriodDetails = Callable[[Connection, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
 
 
 @web.middleware
@@ -92,20 +95,17 @@ async def vehicle_stats(request: web.Request) -> web.Response:
         return json_response(await derived.stats(conn, vin, request))
 
 
-async def get_drive(request: web.Request) -> web.Response:
-    drive_id = derived.period_id(request)
-    async with pool_of(request).acquire() as conn:
-        drive = await derived.get_period(conn, "drives", drive_id)
-        await vehicles.authorize(conn, principal_of(request), drive["vin"])
-        return json_response(drive | {"path": await derived.drive_path(conn, drive)})
+def _period_detail(table: str, key: str, details: PeriodDetails) -> Handler:
+    """One drive or charge, with what it is read with (its path, its power curve)."""
 
+    async def handler(request: web.Request) -> web.Response:
+        period_id = derived.period_id(request)
+        async with pool_of(request).acquire() as conn:
+            period = await derived.get_period(conn, table, period_id)
+            await vehicles.authorize(conn, principal_of(request), period["vin"])
+            return json_response(period | {key: await details(conn, period)})
 
-async def get_charge(request: web.Request) -> web.Response:
-    charge_id = derived.period_id(request)
-    async with pool_of(request).acquire() as conn:
-        charge = await derived.get_period(conn, "charges", charge_id)
-        await vehicles.authorize(conn, principal_of(request), charge["vin"])
-        return json_response(charge | {"curve": await derived.charge_curve(conn, charge)})
+    return handler
 
 
 async def vehicle_commands(request: web.Request) -> web.Response:
@@ -239,8 +239,8 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     for table in derived.PERIOD_TABLES:
         app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/{table}", _periods_of(table))
     app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/stats", vehicle_stats)
-    app.router.add_get("/api/drives/{id}", get_drive)
-    app.router.add_get("/api/charges/{id}", get_charge)
+    app.router.add_get("/api/drives/{id}", _period_detail("drives", "path", derived.drive_path))
+    app.router.add_get("/api/charges/{id}", _period_detail("charges", "curve", derived.charge_curve))
     app.router.add_post(f"/api/vehicles/{VIN_PATTERN}/commands/{{command}}", send_command)
     app.router.add_get(f"/api/vehicles/{VIN_PATTERN}/live", vehicle_live)
     app.router.add_get("/api/live", fleet_live)

@@ -122,6 +122,8 @@ class Ingest:
         )
         self.alerts.on_change = self._publish_alerts
         self._alert_publishes: set[asyncio.Task[None]] = set()
+        # On every connect too: a retained snapshot from before a crash must not outlive its incidents.
+        self.mqtt.options.on_connect.append(self._republish_alerts)
         self.dead_letters = DeadLetters()
         self._early_flush: asyncio.Task[None] | None = None
         self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters, self.wal)
@@ -142,6 +144,9 @@ class Ingest:
         task = asyncio.create_task(publish())
         self._alert_publishes.add(task)
         task.add_done_callback(self._alert_publishes.discard)
+
+    async def _republish_alerts(self) -> None:
+        self._publish_alerts(self.alerts)
 
     def receive(self, topic: str, payload: bytes) -> None:
         """One message, before its PUBACK: logged ahead, then merged into the cache."""

@@ -326,7 +326,7 @@ class PeriodEngine:
 
 
 def derive(settings: PeriodSettings, readings: list[Reading], state: DerivationState | None = None) -> PeriodEngine:
-    """Run readings (in time order) through a new engine; for tests and the rebuild."""
+    """Run readings (in time order) through an engine, from `state` or from nothing."""
     engine = PeriodEngine(settings, state)
     for r in readings:
         engine.feed(r)
