@@ -2,7 +2,8 @@
 
 Time is real time: a car at 50 km/h moves ~70 m per 5 s poll, a 7 kW charger adds ~1 % SoC
 a minute. Charges end at the SoC target or when the driver unplugs (AC and DC, top-ups and
-full charges). Every vehicle is seeded from its index, so a fleet replays the same way each run.
+full charges). Parked cars lose a little SoC every hour, and now and then stay parked for the night.
+Every vehicle is seeded from its index, so a fleet replays the same way each run.
 
 The first car opens every run the same way, so that a new user sees derived history at once: a
 40 s drive on a low battery to a 50 kW charger, a 40 s top-up, then parking.
@@ -44,6 +45,8 @@ COLORS = ("Pebble Black", "Dover White", "Diamond Red", "Holborn Blue", "Camden 
 # Home bases the fleet spreads around: Amsterdam, Berlin, Lyon, Milan.
 BASES = ((52.3676, 4.9041), (52.5200, 13.4050), (45.7640, 4.8357), (45.4642, 9.1900))
 CLIMATE_AUTO_OFF_S = 600.0
+OVERNIGHT_PARK_CHANCE = 0.1
+OVERNIGHT_PARK_S = (4 * 3600.0, 12 * 3600.0)
 OPENING_DRIVE_S = 40.0
 OPENING_CHARGE = (50.0, 40.0)  # kW, seconds before the driver unplugs
 
@@ -96,6 +99,8 @@ class SimulatedVehicle:
     updated_at: float = 0.0
     next_charge: tuple[float, float] | None = None
     """The next charge's power and how long until the driver unplugs; None: chosen at random."""
+    drain_per_hour: float = 0.05
+    """SoC points a parked car loses an hour (the 12 V battery, the modem, the BMS: vampire drain)."""
 
     # -- simulation -------------------------------------------------------------------------
 
@@ -113,6 +118,8 @@ class SimulatedVehicle:
     def _move(self, dt: float) -> None:
         if self.phase is not Phase.DRIVING:
             self.speed_kmh = max(0.0, self.speed_kmh - 40.0)
+            if self.phase is Phase.PARKED:
+                self.soc = max(0.0, self.soc - self.drain_per_hour * dt / 3600)
             return
         self.speed_kmh += max(-15.0, min(15.0, self.target_speed_kmh - self.speed_kmh))
         if self.rng.random() < 0.15:
@@ -153,7 +160,8 @@ class SimulatedVehicle:
                 self.next_charge = None
                 self._start_charging(power, now + unplug_after)
                 return
-            self.phase_ends_at = now + self.rng.uniform(30, 240)
+            overnight = self.rng.random() < OVERNIGHT_PARK_CHANCE
+            self.phase_ends_at = now + self.rng.uniform(*(OVERNIGHT_PARK_S if overnight else (30, 240)))
             return
         if self.phase is Phase.CHARGING:  # the driver unplugs before the target
             self.charger_connected = False
@@ -284,6 +292,7 @@ def make_vehicle(index: int, seed: int, clock: Callable[[], float] = time.time) 
         soc=rng.uniform(25, 95),
         mileage_km=rng.uniform(2_000, 60_000),
         exterior_c=rng.uniform(4, 16),
+        drain_per_hour=rng.uniform(0.03, 0.12),
     )
     vehicle.interior_c = vehicle.exterior_c
     # Start the fleet in mixed phases so that something moves from the first minute.

@@ -168,3 +168,15 @@ def test_a_top_up_ends_when_the_driver_unplugs() -> None:
     assert car.phase is not Phase.CHARGING
     assert not car.charger_connected
     assert 40.0 < car.soc < 45.0  # ten minutes at 11 kW, far from the target
+
+
+def test_a_parked_car_drains_slowly() -> None:
+    clock = Clock()
+    car = make_vehicle(2, seed=1, clock=clock)
+    car.phase, car.phase_ends_at, car.soc = Phase.PARKED, clock.now + 86400, 60.0
+    car.advance()
+    for _ in range(12 * 60):  # twelve hours, polled every minute
+        clock.advance(60)
+        car.advance()
+    assert 60.0 - 12 * 0.12 <= car.soc <= 60.0 - 12 * 0.03
+    assert car.phase is Phase.PARKED
