@@ -26,20 +26,22 @@ log = logging.getLogger(__name__)
 READING_COLUMNS = ("ts", "soc", "latitude", "longitude", "speed_kmh", "odometer_km", "power_kw", "charging", "running")
 REBUILD_BATCH = 20_000
 
-# One derivation of a vehicle at a time (a flush, a rebuild, another ingest replica): each holds the
-# vehicle's transaction-scoped lock, taken in VIN order so that two flushes cannot deadlock.
-LOCK_VEHICLES = """
-SELECT count(pg_advisory_xact_lock(hashtextextended('derive:' || vin, 0)))
-FROM (SELECT vin FROM unnest($1::text[]) AS v(vin) ORDER BY vin) AS ordered
-"""
+# One derivation of a vehicle at a time (a flush, a rebuild, another ingest replica). A lock per
+# vehicle would put 10,000 locks in one flush's transaction, past PostgreSQL's shared lock table
+# (max_locks_per_transaction x max_connections, 6,400 by default): vehicles share 1,024 buckets
+# instead, locked in order so that two flushes cannot deadlock.
+DERIVATION_LOCK = 0x5A1C_0002
+LOCK_VEHICLES = f"""
+SELECT count(pg_advisory_xact_lock({DERIVATION_LOCK}, bucket))
+FROM (SELECT DISTINCT hashtext(vin) & 1023 AS bucket FROM unnest($1::text[]) AS v(vin) ORDER BY 1) AS buckets
+"""  # noqa: S608 - a constant
 
-STATES = """
-SELECT v.vin, d.state,
-       CASE WHEN jsonb_typeof(s.state -> 'drivetrain/totalBatteryCapacity') = 'number'
-            THEN (s.state ->> 'drivetrain/totalBatteryCapacity')::float8 END AS capacity_kwh
-FROM unnest($1::text[]) AS v(vin)
-LEFT JOIN vehicle_derivation d USING (vin)
-LEFT JOIN vehicle_state s USING (vin)
+STATES = "SELECT vin, state FROM vehicle_derivation WHERE vin = ANY($1::text[])"
+
+CAPACITY = """
+SELECT CASE WHEN jsonb_typeof(state -> 'drivetrain/totalBatteryCapacity') = 'number'
+            THEN (state ->> 'drivetrain/totalBatteryCapacity')::float8 END
+FROM vehicle_state WHERE vin = $1
 """
 
 SAVE_STATES = """
@@ -255,18 +257,22 @@ async def _delete_from(conn: Connection, vin: str, since: datetime | None) -> No
             await conn.execute(f"DELETE FROM {table} WHERE vin = $1 AND start_ts >= $2", vin, since)  # noqa: S608
 
 
-async def derive_inserted(conn: Connection, settings: PeriodSettings, inserted: Mapping[str, Sequence[Reading]]) -> int:
-    """Derive from the history rows a flush has just inserted (inside its transaction); returns
-    how many period rows were written."""
+async def derive_inserted(
+    conn: Connection,
+    settings: PeriodSettings,
+    inserted: Mapping[str, Sequence[Reading]],
+    capacities: Mapping[str, float | None],
+) -> int:
+    """Derive from the history rows a flush has just inserted (inside its transaction), with each
+    car's battery capacity as the flush knows it; returns how many period rows were written."""
     if not inserted:
         return 0
     await conn.execute(LOCK_VEHICLES, list(inserted))
-    records = await conn.fetch(STATES, list(inserted))
+    stored = {r["vin"]: r["state"] for r in await conn.fetch(STATES, list(inserted))}
     batch = DerivedBatch.empty()
-    for record in records:
-        vin = record["vin"]
-        readings = sorted(inserted[vin], key=lambda r: r.ts)
-        state = DerivationState.from_json(json.loads(record["state"])) if record["state"] else None
+    for vin, new in inserted.items():
+        readings = sorted(new, key=lambda r: r.ts)
+        state = DerivationState.from_json(json.loads(stored[vin])) if vin in stored else None
         if state is not None and state.last is not None and readings[0].ts <= state.last.ts:
             since = await conn.fetchval(REWIND_POINT, vin, readings[0].ts)
             await _delete_from(conn, vin, since)
@@ -275,7 +281,7 @@ async def derive_inserted(conn: Connection, settings: PeriodSettings, inserted: 
         engine = PeriodEngine(settings, state)
         for r in readings:
             engine.feed(r)
-        batch.add(vin, engine, record["capacity_kwh"], settings)
+        batch.add(vin, engine, capacities.get(vin), settings)
     await _write(conn, batch)
     return batch.periods
 
@@ -293,7 +299,7 @@ async def rebuild(conn: Connection, settings: PeriodSettings, vins: Iterable[str
             await conn.execute(LOCK_VEHICLES, [vin])
             await _delete_from(conn, vin, None)
             await conn.execute("DELETE FROM vehicle_derivation WHERE vin = $1", vin)
-            capacity = (await conn.fetch(STATES, [vin]))[0]["capacity_kwh"]
+            capacity = await conn.fetchval(CAPACITY, vin)
             engine = PeriodEngine(settings)
             cursor = conn.cursor(READINGS, vin, None, prefetch=REBUILD_BATCH)
             async for row in cursor:

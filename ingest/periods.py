@@ -76,13 +76,13 @@ class Reading:
     charging: bool | None = None
     running: bool | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        # Every value is a scalar: no need for asdict's deep copy, which costs more than the rules.
-        return {name: getattr(self, name) for name in READING_FIELDS} | {"ts": self.ts.isoformat()}
+    def to_json(self) -> list[Any]:
+        """As a list in field order: a vehicle's stored state holds a few of these, every flush."""
+        return [self.ts.isoformat(), *(getattr(self, name) for name in READING_FIELDS[1:])]
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Reading:
-        return cls(**{**data, "ts": datetime.fromisoformat(data["ts"])})
+    def from_json(cls, data: list[Any]) -> Reading:
+        return cls(datetime.fromisoformat(data[0]), *data[1:])
 
 
 READING_FIELDS = tuple(f.name for f in fields(Reading))

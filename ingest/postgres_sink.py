@@ -74,7 +74,7 @@ class PostgresSink:
                     for row in rows.telemetry:
                         if (row["vin"], row["ts"]) in new:
                             readings.setdefault(row["vin"], []).append(reading(row))
-                    self.derived_rows += await derive_inserted(conn, self.periods, readings)
+                    self.derived_rows += await derive_inserted(conn, self.periods, readings, rows.capacities)
         except DATABASE_ERRORS as exc:
             raise _error(exc) from exc
         return FlushResult(len(rows.vehicles), moved, len(inserted))

@@ -39,6 +39,8 @@ class FlushRows:
     """JSON-ready rows for `ingest_vehicle_states(..., state_rows)`."""
     telemetry: list[dict[str, Any]]
     """History rows keyed by TELEMETRY_COLUMNS; `ts` a datetime, `payload` the values the reading changed."""
+    capacities: dict[str, float | None]
+    """Each vehicle's battery capacity (kWh) as its latest snapshot reports it, for derived energy."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
         }
         for s in history.values()
     ]
-    return FlushRows(vehicles, states, telemetry)
+    capacities = {vin: _number(s.values, topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY) for vin, s in seen.items()}
+    return FlushRows(vehicles, states, telemetry, capacities)
 
 
 def dumps(value: Any) -> str:
