@@ -165,6 +165,11 @@ async def test_signed_in_users_read_only_their_vehicles(postgrest: PostgrestServ
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("INSERT INTO user_vehicles (user_id, vin) VALUES ($1, 'VIN_A'), ($2, 'VIN_B')", alice, bob)
+        for table in ("drives", "charges", "parks"):  # derived history (the PostgreSQL sink derives it)
+            await conn.execute(
+                f"INSERT INTO {table} (vin, start_ts, end_ts, duration_s, readings) "
+                "SELECT vin, now(), now(), 0, 1 FROM vehicles"
+            )
 
         async def visible(user: uuid.UUID | None, table: str) -> list[str]:
             async with conn.transaction():
@@ -173,7 +178,7 @@ async def test_signed_in_users_read_only_their_vehicles(postgrest: PostgrestServ
                 await conn.execute("SELECT set_config('request.jwt.claims', $1, true)", claims)
                 return [r["vin"] for r in await conn.fetch(f"SELECT vin FROM {table} ORDER BY vin")]
 
-        for table in ("vehicles", "vehicle_state", "vehicle_telemetry", "user_vehicles"):
+        for table in ("vehicles", "vehicle_state", "vehicle_telemetry", "user_vehicles", "drives", "charges", "parks"):
             assert await visible(alice, table) == ["VIN_A"], table
             assert await visible(bob, table) == ["VIN_B"], table
             assert await visible(None, table) == [], table
@@ -181,6 +186,10 @@ async def test_signed_in_users_read_only_their_vehicles(postgrest: PostgrestServ
             await conn.execute("SET LOCAL ROLE anon")
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.fetch("SELECT * FROM vehicle_state")
+        async with conn.transaction():  # the ingest's bookkeeping is no user's business
+            await conn.execute("SET LOCAL ROLE authenticated")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetch("SELECT * FROM vehicle_derivation")
         unprotected = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND NOT rowsecurity"
         )
