@@ -39,6 +39,9 @@ async def running_gateway(settings: MqttSettings, vehicles: int = 2, poll: float
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))
     await wait_until(lambda: gateway.polls >= 1, what="first poll")
+    # Polls do not wait for the broker: a test's /set or command sent before the gateway has
+    # subscribed would be lost, as it would be for any client (it is not retained).
+    await gateway.mqtt.wait_connected(10)
     try:
         yield gateway
     finally:
