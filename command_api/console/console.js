@@ -152,7 +152,7 @@ function connectLive() {
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "snapshot") {
-      for (const v of message.vehicles) state.vehicles.set(v.vin, v);
+      mergeVehicles(message.vehicles);
     } else if (message.type === "telemetry") {
       applyTelemetry(message);
     }
@@ -172,6 +172,10 @@ function setLive(on) {
   badge.textContent = on ? "live" : "reconnecting…";
 }
 
+function mergeVehicles(vehicles) {
+  for (const v of vehicles) state.vehicles.set(v.vin, { ...state.vehicles.get(v.vin), ...v });
+}
+
 let vehicleListRefresh = null;
 
 function refreshVehicles() {
@@ -180,7 +184,7 @@ function refreshVehicles() {
   vehicleListRefresh = setTimeout(async () => {
     try {
       const { vehicles } = await api("/api/vehicles");
-      for (const v of vehicles) state.vehicles.set(v.vin, { ...state.vehicles.get(v.vin), ...v });
+      mergeVehicles(vehicles);
       for (const listener of state.liveListeners) listener({ type: "vehicles" });
     } catch (problem) {
       report(problem);
@@ -256,7 +260,7 @@ async function fleetView(root) {
     onSelect: (vin) => (location.hash = `#/vehicle/${vin}`),
   });
   const { vehicles } = await api("/api/vehicles");
-  for (const v of vehicles) state.vehicles.set(v.vin, { ...state.vehicles.get(v.vin), ...v });
+  mergeVehicles(vehicles);
   const render = () => {
     const list = [...state.vehicles.values()].sort((a, b) => a.vin.localeCompare(b.vin));
     const gap = state.config.gap_alert_s;
@@ -346,7 +350,7 @@ async function vehicleView(root, vin) {
     </section>`;
   const map = new SvgMap($("#vehicle-map"), { tileUrl: state.config.tile_url, attribution: state.config.tile_attribution });
   const vehicle = await api(`/api/vehicles/${encodeURIComponent(vin)}`);
-  state.vehicles.set(vin, { ...state.vehicles.get(vin), ...vehicle });
+  mergeVehicles([vehicle]);
   $("#vehicle-title").textContent = `${vehicle.model || "Vehicle"} · ${vin}`;
   const flat = {};
   const flatten = (node, prefix) => {
