@@ -55,6 +55,8 @@ def setup_logging(component: str, level: str = "INFO", stream: TextIO = sys.stdo
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Library chatter at INFO drowns the programs' own lines.
-    for noisy in ("amqtt", "transitions", "apscheduler", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Library chatter at INFO drowns the programs' own lines: httpx alone logs every SAIC request
+    # (32,000 lines per 90 s at 1,000 cars). LOG_LEVEL=DEBUG lets it all through.
+    quiet = logging.WARNING if root.level > logging.DEBUG else logging.DEBUG
+    for noisy in ("amqtt", "transitions", "apscheduler", "aiohttp.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(quiet)
