@@ -286,6 +286,16 @@ async def derive_inserted(
     return batch.periods
 
 
+NEVER_DERIVED = """
+SELECT EXISTS (SELECT 1 FROM vehicle_telemetry) AND NOT EXISTS (SELECT 1 FROM vehicle_derivation)
+"""
+
+
+async def never_derived(conn: Connection) -> bool:
+    """History is stored but nothing was ever derived from it: stored before derivation existed."""
+    return bool(await conn.fetchval(NEVER_DERIVED))
+
+
 async def rebuild(conn: Connection, settings: PeriodSettings, vins: Iterable[str] | None = None) -> dict[str, int]:
     """Derive every period again from the whole history, vehicle by vehicle, each in one transaction.
 

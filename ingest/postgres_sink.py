@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 import asyncpg
 
 from common.database import DATABASE_ERRORS, apply_migrations, create_pool
 from common.settings import DatabaseSettings
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
-from ingest.period_store import derive_inserted, reading
+from ingest.period_store import derive_inserted, never_derived, reading, rebuild
 from ingest.periods import PeriodSettings, Reading
 from ingest.rows import TELEMETRY_COLUMNS, FlushResult, dumps, plan_rows
 from ingest.sink import SinkError, refuses_the_data
+
+log = logging.getLogger(__name__)
 
 INGEST_STATES = "SELECT ingest_vehicle_states($1::jsonb, $2::jsonb)"
 
@@ -44,6 +50,7 @@ class PostgresSink:
         self.periods = periods
         """Derive drives, charges and parks in the flush's transaction (None: off)."""
         self.derived_rows = 0
+        self._backfill: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, settings: DatabaseSettings, periods: PeriodSettings | None = None) -> PostgresSink:
@@ -55,8 +62,25 @@ class PostgresSink:
     async def ready(self) -> None:
         try:
             await apply_migrations(self.pool)
+            if self.periods is not None and self.periods.enabled and self._backfill is None:
+                async with self.pool.acquire() as conn:
+                    upgrade = await never_derived(conn)
+                if upgrade:  # checked before the first flush derives anything
+                    self._backfill = asyncio.create_task(self._derive_earlier_history(self.periods))
         except DATABASE_ERRORS as exc:
             raise SinkError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _derive_earlier_history(self, periods: PeriodSettings) -> None:
+        """History stored before drives and charges were derived (an upgrade): derive it once, in
+        the background. Flushes go on meanwhile; the per-vehicle locks keep the two apart."""
+        log.warning("history stored before drives and charges were derived: deriving it now")
+        try:
+            async with self.pool.acquire() as conn:
+                counts = await rebuild(conn, periods)
+        except DATABASE_ERRORS as exc:
+            log.error("deriving the earlier history failed (%s): run `python -m ingest rebuild`", exc)
+            return
+        log.info("derived the earlier history of %d vehicles from %d readings", len(counts), sum(counts.values()))
 
     async def write(self, snapshots: list[VehicleSnapshot]) -> FlushResult:
         if not snapshots:
@@ -90,4 +114,8 @@ class PostgresSink:
             raise _error(exc) from exc
 
     async def close(self) -> None:
+        if self._backfill is not None:
+            self._backfill.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._backfill
         await self.pool.close()

@@ -16,9 +16,10 @@ from common.database import Connection, create_pool
 from common.settings import DatabaseSettings
 from gateway.simulator import Phase, make_vehicle
 from ingest.cache import VehicleSnapshot
-from ingest.period_store import LOCK_VEHICLES, rebuild
+from ingest.period_store import LOCK_VEHICLES, never_derived, rebuild
 from ingest.periods import PeriodSettings
 from ingest.postgres_sink import PostgresSink
+from tests.helpers import wait_until
 
 SETTINGS = PeriodSettings.from_env({})
 START = datetime(2026, 11, 30, 6, 0, tzinfo=UTC).timestamp()
@@ -138,3 +139,30 @@ async def test_a_flush_and_a_rebuild_of_one_vehicle_wait_for_each_other(
             await transaction.commit()
             await asyncio.wait_for(task, 10)
     await sink.close()
+
+
+async def test_history_stored_before_derivation_is_derived_once_at_start(
+    db_settings: DatabaseSettings, pool: asyncpg.Pool
+) -> None:
+    """An upgrade: the history of an earlier version, never derived. The ingest derives it in the
+    background while its flushes go on, and the result is what a rebuild gives."""
+    car = [snap for snap, _ in simulated_day(0, hours=2)]
+    batches = [car[i : i + 12] for i in range(0, len(car), 12)]
+    earlier = await PostgresSink.connect(db_settings)  # an ingest that did not derive
+    await earlier.ready()
+    for batch in batches[:600]:
+        await earlier.write(batch)
+    await earlier.close()
+
+    sink = await PostgresSink.connect(db_settings, SETTINGS)
+    await sink.ready()
+    for batch in batches[600:]:
+        await sink.write(batch)
+    await wait_until(lambda: sink._backfill is not None and sink._backfill.done(), what="the backfill")
+    await sink.close()
+    async with pool.acquire() as conn:
+        live = await periods(conn)
+        assert live["drives"][0]["start_ts"] == car[0].ts  # from the very first stored reading
+        await rebuild(conn, SETTINGS)
+        assert await periods(conn) == live
+        assert not await never_derived(conn)
