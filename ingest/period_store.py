@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from common.database import Connection
-from ingest.periods import DerivationState, Kind, Period, PeriodEngine, PeriodSettings, Reading
+from ingest.periods import DerivationState, Kind, Period, PeriodEngine, PeriodSettings, Reading, derive
 
 log = logging.getLogger(__name__)
 
@@ -278,10 +278,7 @@ async def derive_inserted(
             await _delete_from(conn, vin, since)
             state = None
             readings = [reading(r) for r in await conn.fetch(READINGS, vin, since)]
-        engine = PeriodEngine(settings, state)
-        for r in readings:
-            engine.feed(r)
-        batch.add(vin, engine, capacities.get(vin), settings)
+        batch.add(vin, derive(settings, readings, state), capacities.get(vin), settings)
     await _write(conn, batch)
     return batch.periods
 

@@ -17,6 +17,7 @@ live derivation and a backfill give the same rows.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -325,7 +326,7 @@ class PeriodEngine:
                 period.soc_gain_without_power += max(0.0, r.soc - previous.soc)
 
 
-def derive(settings: PeriodSettings, readings: list[Reading], state: DerivationState | None = None) -> PeriodEngine:
+def derive(settings: PeriodSettings, readings: Iterable[Reading], state: DerivationState | None = None) -> PeriodEngine:
     """Run readings (in time order) through an engine, from `state` or from nothing."""
     engine = PeriodEngine(settings, state)
     for r in readings:
