@@ -120,6 +120,12 @@ async def bare_subscriber(mqtt: MqttSettings, readings: int, vehicles: int) -> t
     )
     await _subscribe_then_leave(MqttConnection(mqtt, options))
     publish_rate = await asyncio.to_thread(run_publisher, mqtt, readings, vehicles)
+    return publish_rate, total / await drain_seconds(mqtt, options, done)
+
+
+async def drain_seconds(mqtt: MqttSettings, options: MqttOptions, done: asyncio.Event) -> float:
+    """Connect the programs' own MQTT connection to its persistent session and time it until `done`
+    (set by its receive hook once the whole backlog is in)."""
     connection = MqttConnection(mqtt, options)
     started = time.perf_counter()
     task = asyncio.create_task(connection.run())
@@ -127,7 +133,7 @@ async def bare_subscriber(mqtt: MqttSettings, readings: int, vehicles: int) -> t
     elapsed = time.perf_counter() - started
     await connection.close()
     task.cancel()
-    return publish_rate, total / elapsed
+    return elapsed
 
 
 async def _subscribe_then_leave(connection: MqttConnection) -> None:

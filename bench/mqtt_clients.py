@@ -29,7 +29,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest_throughput import MESSAGES_PER_READING, run_publisher
+from bench.ingest_throughput import MESSAGES_PER_READING, drain_seconds, run_publisher
 from bench.servers import broker
 from common.mqtt import MqttConnection, MqttOptions, set_tcp_nodelay
 from common.settings import MqttSettings
@@ -99,14 +99,7 @@ def drain_project(port: int, password: str, client_id: str, total: int) -> float
             clean_session=False,
             on_receive=receive,
         )
-        connection = MqttConnection(settings, options)
-        started = time.perf_counter()
-        task = asyncio.create_task(connection.run())
-        await asyncio.wait_for(done.wait(), 300)
-        elapsed = time.perf_counter() - started
-        await connection.close()
-        task.cancel()
-        return total / elapsed
+        return total / await drain_seconds(settings, options, done)
 
     return asyncio.run(run())
 
