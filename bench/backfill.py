@@ -20,7 +20,7 @@ from bench.servers import postgres
 from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings
 from ingest.period_store import rebuild
-from ingest.periods import PeriodEngine, PeriodSettings, Reading
+from ingest.periods import READING_FIELDS, PeriodSettings, Reading, derive
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CYCLE = (("drive", 240, 5.0), ("park", 12, 300.0), ("charge", 240, 5.0), ("park", 24, 300.0))
@@ -64,19 +64,8 @@ def history(vin: str, count: int) -> list[tuple[Any, ...]]:
     return rows
 
 
-COLUMNS = [
-    "vin",
-    "ts",
-    "soc",
-    "latitude",
-    "longitude",
-    "speed_kmh",
-    "odometer_km",
-    "power_kw",
-    "charging",
-    "running",
-    "payload",
-]
+COLUMNS = ["vin", *READING_FIELDS, "payload"]
+"""The history rows' columns: `history` builds its tuples in this order."""
 
 
 async def main(total: int, vehicles: int) -> None:
@@ -93,11 +82,9 @@ async def main(total: int, vehicles: int) -> None:
             for vin in vins:
                 rows = history(vin, per_vehicle)
                 await conn.copy_records_to_table("vehicle_telemetry", records=rows, columns=COLUMNS)
-                readings = [Reading(*r[1:10]) for r in rows]  # COLUMNS[1:10] is Reading's field order
+                readings = [Reading(*r[1:-1]) for r in rows]  # the columns between vin and payload
                 engine_started = time.perf_counter()
-                engine = PeriodEngine(settings)
-                for reading in readings:
-                    engine.feed(reading)
+                derive(settings, readings)
                 engine_seconds += time.perf_counter() - engine_started
             loaded = time.perf_counter() - started
             rows_total = per_vehicle * vehicles

@@ -19,11 +19,19 @@ from typing import Any
 import asyncpg
 
 from common.database import Connection
-from ingest.periods import DerivationState, Kind, Period, PeriodEngine, PeriodSettings, Reading, derive
+from ingest.periods import (
+    READING_FIELDS,
+    DerivationState,
+    Kind,
+    Period,
+    PeriodEngine,
+    PeriodSettings,
+    Reading,
+    derive,
+)
 
 log = logging.getLogger(__name__)
 
-READING_COLUMNS = ("ts", "soc", "latitude", "longitude", "speed_kmh", "odometer_km", "power_kw", "charging", "running")
 REBUILD_BATCH = 20_000
 
 # One derivation of a vehicle at a time (a flush, a rebuild, another ingest replica). A lock per
@@ -58,15 +66,16 @@ SELECT start_ts FROM (
 ) p ORDER BY start_ts DESC OFFSET 1 LIMIT 1
 """
 
-# The column lists below are this module's constants, never input.
+# The column lists below are this module's constants, never input. A reading's fields are columns of
+# vehicle_telemetry under the same names.
 READINGS = (
-    f"SELECT {', '.join(READING_COLUMNS)} FROM vehicle_telemetry "  # noqa: S608
+    f"SELECT {', '.join(READING_FIELDS)} FROM vehicle_telemetry "  # noqa: S608
     "WHERE vin = $1 AND ts >= COALESCE($2::timestamptz, '-infinity') ORDER BY ts"
 )
 
 TABLES = {Kind.DRIVE: "drives", Kind.CHARGE: "charges", Kind.PARK: "parks"}
 
-COLUMNS: dict[Kind, tuple[tuple[str, str], ...]] = {
+KIND_COLUMNS: dict[Kind, tuple[tuple[str, str], ...]] = {
     Kind.DRIVE: (
         ("start_latitude", "float8"),
         ("start_longitude", "float8"),
@@ -114,8 +123,12 @@ COMMON_COLUMNS = (
 )
 
 
+COLUMNS = {kind: (*COMMON_COLUMNS, *KIND_COLUMNS[kind]) for kind in Kind}
+"""Every column of each table, as (name, PostgreSQL type)."""
+
+
 def _upsert_sql(kind: Kind) -> str:
-    columns = (*COMMON_COLUMNS, *COLUMNS[kind])
+    columns = COLUMNS[kind]
     names = ", ".join(name for name, _ in columns)
     arrays = ", ".join(f"${i}::{pgtype}[]" for i, (_, pgtype) in enumerate(columns, start=1))
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name, _ in columns[2:])
@@ -212,7 +225,7 @@ def _soc_gain(period: Period) -> float:
 
 
 def reading(row: Mapping[str, Any] | asyncpg.Record) -> Reading:
-    return Reading(**{c: row[c] for c in READING_COLUMNS})
+    return Reading(*(row[name] for name in READING_FIELDS))
 
 
 @dataclass
@@ -243,18 +256,19 @@ async def _write(conn: Connection, batch: DerivedBatch) -> None:
         await conn.execute(f"DELETE FROM {TABLES[kind]} WHERE vin = $1 AND start_ts = $2", vin, start)  # noqa: S608
     for kind, rows in batch.rows.items():
         if rows:
-            columns = (*COMMON_COLUMNS, *COLUMNS[kind])
-            await conn.execute(UPSERTS[kind], *[[row[name] for row in rows] for name, _ in columns])
+            await conn.execute(UPSERTS[kind], *[[row[name] for row in rows] for name, _ in COLUMNS[kind]])
     if batch.states:
         await conn.execute(SAVE_STATES, list(batch.states), [json.dumps(s.to_json()) for s in batch.states.values()])
 
 
 async def _delete_from(conn: Connection, vin: str, since: datetime | None) -> None:
+    """The vehicle's periods that start at `since` or later (None: all of them)."""
     for table in TABLES.values():
-        if since is None:
-            await conn.execute(f"DELETE FROM {table} WHERE vin = $1", vin)  # noqa: S608
-        else:
-            await conn.execute(f"DELETE FROM {table} WHERE vin = $1 AND start_ts >= $2", vin, since)  # noqa: S608
+        await conn.execute(
+            f"DELETE FROM {table} WHERE vin = $1 AND start_ts >= COALESCE($2::timestamptz, '-infinity')",  # noqa: S608
+            vin,
+            since,
+        )
 
 
 async def derive_inserted(
