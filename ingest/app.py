@@ -120,10 +120,10 @@ class Ingest:
                 on_receive=self.receive,
             ),
         )
-        self.alerts.on_change = self._publish_alerts
+        self.alerts.on_change = self._alerts_changed
         self._alert_publishes: set[asyncio.Task[None]] = set()
         # On every connect too: a retained snapshot from before a crash must not outlive its incidents.
-        self.mqtt.options.on_connect.append(self._republish_alerts)
+        self.mqtt.options.on_connect.append(self._publish_alerts)
         self.dead_letters = DeadLetters()
         self._early_flush: asyncio.Task[None] | None = None
         self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters, self.wal)
@@ -133,20 +133,16 @@ class Ingest:
             topics.metrics_topic(mqtt_settings.topic_prefix, "ingest"),
         )
 
-    def _publish_alerts(self, alerts: Alerts) -> None:
+    async def _publish_alerts(self) -> None:
+        """The open alerts and latest alert events, retained for the operations console."""
         topic = topics.alerts_topic(self.mqtt.settings.topic_prefix, "ingest")
-        payload = json.dumps(alerts.snapshot())
+        with contextlib.suppress(MqttNotConnected, aiomqtt.MqttError):  # the log line has it already
+            await self.mqtt.publish(topic, json.dumps(self.alerts.snapshot()), retain=True)
 
-        async def publish() -> None:
-            with contextlib.suppress(MqttNotConnected, aiomqtt.MqttError):  # the log line has it already
-                await self.mqtt.publish(topic, payload, retain=True)
-
-        task = asyncio.create_task(publish())
+    def _alerts_changed(self, _alerts: Alerts) -> None:
+        task = asyncio.create_task(self._publish_alerts())
         self._alert_publishes.add(task)
         task.add_done_callback(self._alert_publishes.discard)
-
-    async def _republish_alerts(self) -> None:
-        self._publish_alerts(self.alerts)
 
     def receive(self, topic: str, payload: bytes) -> None:
         """One message, before its PUBACK: logged ahead, then merged into the cache."""

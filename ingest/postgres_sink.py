@@ -47,8 +47,8 @@ class PostgresSink:
 
     def __init__(self, pool: asyncpg.Pool, periods: PeriodSettings | None = None) -> None:
         self.pool = pool
-        self.periods = periods
-        """Derive drives, charges and parks in the flush's transaction (None: off)."""
+        self.periods = periods if periods is not None and periods.enabled else None
+        """Derive drives, charges and parks in the flush's transaction with these rules (None: off)."""
         self.derived_rows = 0
         self._backfill: asyncio.Task[None] | None = None
 
@@ -62,7 +62,7 @@ class PostgresSink:
     async def ready(self) -> None:
         try:
             await apply_migrations(self.pool)
-            if self.periods is not None and self.periods.enabled and self._backfill is None:
+            if self.periods is not None and self._backfill is None:
                 async with self.pool.acquire() as conn:
                     upgrade = await never_derived(conn)
                 if upgrade:  # checked before the first flush derives anything
@@ -92,7 +92,7 @@ class PostgresSink:
             async with self.pool.acquire() as conn, conn.transaction():
                 moved = await conn.fetchval(INGEST_STATES, dumps(rows.vehicles), dumps(rows.states))
                 inserted = await conn.fetch(INSERT_TELEMETRY, *columns) if rows.telemetry else []
-                if self.periods is not None and self.periods.enabled and inserted:
+                if self.periods is not None and inserted:
                     new = {(r["vin"], r["ts"]) for r in inserted}
                     readings: dict[str, list[Reading]] = {}
                     for row in rows.telemetry:
