@@ -41,10 +41,11 @@ def timestamp_param(query: web.BaseRequest, name: str) -> datetime | None:
     return value
 
 
-def limit_param(request: web.BaseRequest) -> int:
-    text = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise ApiError(400, "invalid_parameter", f"`limit` must be an integer from 1 to {MAX_LIMIT}, got {text[:20]!r}")
+def limit_param(request: web.BaseRequest, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
+    """`?limit=`: 1 to `maximum`, `default` when absent."""
+    text = request.query.get("limit", str(default))
+    if not text.isdigit() or not 1 <= int(text) <= maximum:
+        raise ApiError(400, "invalid_parameter", f"`limit` must be an integer from 1 to {maximum}, got {text[:20]!r}")
     return int(text)
 
 

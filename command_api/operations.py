@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 from command_api import audit
 from command_api.auth import Principal
 from command_api.errors import ApiError
@@ -27,13 +25,6 @@ FROM dead_letters ORDER BY received_at DESC, id DESC LIMIT $1
 def require_operator(principal: Principal) -> None:
     if principal.kind != "service":
         raise ApiError(403, "forbidden", "operations data is for services and operators: use an API key")
-
-
-def rows_limit(request: web.BaseRequest, default: int = 50) -> int:
-    text = request.query.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ROWS:
-        raise ApiError(400, "invalid_parameter", f"`limit` must be an integer from 1 to {MAX_ROWS}, got {text[:20]!r}")
-    return int(text)
 
 
 async def recent_commands(conn: Connection, limit: int) -> dict[str, Any]:

@@ -110,12 +110,10 @@ def _period_detail(table: str, key: str, details: PeriodDetails) -> Handler:
 
 async def vehicle_commands(request: web.Request) -> web.Response:
     vin = request.match_info["vin"]
-    text = request.query.get("limit", "20")
-    if not text.isdigit() or not 1 <= int(text) <= 100:
-        raise ApiError(400, "invalid_parameter", f"`limit` must be an integer from 1 to 100, got {text[:20]!r}")
+    limit = history.limit_param(request, default=20, maximum=100)
     async with pool_of(request).acquire() as conn:
         await vehicles.authorize(conn, principal_of(request), vin)
-        rows = await audit.recent(conn, vin, int(text))
+        rows = await audit.recent(conn, vin, limit)
     return json_response({"commands": [audit.command_json(r) for r in rows]})
 
 
@@ -203,14 +201,14 @@ async def fleet_live(request: web.Request) -> web.WebSocketResponse:
 
 async def ops_commands(request: web.Request) -> web.Response:
     operations.require_operator(principal_of(request))
-    limit = operations.rows_limit(request)
+    limit = history.limit_param(request, default=50, maximum=operations.MAX_ROWS)
     async with pool_of(request).acquire() as conn:
         return json_response(await operations.recent_commands(conn, limit))
 
 
 async def ops_dead_letters(request: web.Request) -> web.Response:
     operations.require_operator(principal_of(request))
-    limit = operations.rows_limit(request)
+    limit = history.limit_param(request, default=50, maximum=operations.MAX_ROWS)
     async with pool_of(request).acquire() as conn:
         return json_response(await operations.recent_dead_letters(conn, limit))
 

@@ -55,15 +55,15 @@ class AlertBoard:
         return [(topics.alerts_topic(self.prefix, "+"), 1)]
 
     def on_message(self, message: aiomqtt.Message) -> bool:
-        parts = message.topic.value.split("/")
-        if len(parts) != 4 or parts[1] != "_internal" or parts[3] != "alerts":
+        if not message.topic.matches(topics.alerts_topic(self.prefix, "+")):
             return False
+        component = message.topic.value.split("/")[-2]
         try:
             body = json.loads(message.payload if isinstance(message.payload, bytes) else b"")
         except (json.JSONDecodeError, UnicodeDecodeError):
             return True  # not ours to crash on; the publisher is one of our programs
         if isinstance(body, dict):
-            self.by_component[parts[2]] = body
+            self.by_component[component] = body
         return True
 
     def view(self) -> dict[str, Any]:
