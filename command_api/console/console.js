@@ -26,7 +26,7 @@ const LIVE_FIELDS = {
   "refresh/lastVehicleState": "ts",
 };
 
-const state = { config: null, vehicles: new Map(), socket: null, timers: [], liveListeners: new Set() };
+const state = { config: null, vehicles: new Map(), socket: null, scope: null, liveListeners: new Set() };
 const $ = (selector, root = document) => root.querySelector(selector);
 
 // -- talking to the API ---------------------------------------------------------------------------
@@ -205,14 +205,36 @@ function applyTelemetry({ vin, key, value, received_at }) {
 
 // -- views ------------------------------------------------------------------------------------------
 
-function clearTimers() {
-  state.timers.forEach(clearInterval);
-  state.timers = [];
-  state.liveListeners.clear();
+// What one view holds while it is shown. Navigating ends it: its timers stop, its live listeners go,
+// and a view still awaiting the API when it ends sees `alive` false and leaves the page alone.
+class ViewScope {
+  constructor() {
+    this.alive = true;
+    this.timers = [];
+    this.listeners = new Set();
+  }
+
+  every(ms, fn) {
+    if (this.alive) this.timers.push(setInterval(fn, ms));
+  }
+
+  onLive(listener) {
+    if (!this.alive) return;
+    this.listeners.add(listener);
+    state.liveListeners.add(listener);
+  }
+
+  end() {
+    this.alive = false;
+    this.timers.forEach(clearInterval);
+    for (const listener of this.listeners) state.liveListeners.delete(listener);
+  }
 }
 
-function every(ms, fn) {
-  state.timers.push(setInterval(fn, ms));
+function newScope() {
+  state.scope?.end();
+  state.scope = new ViewScope();
+  return state.scope;
 }
 
 function signInView() {
@@ -243,7 +265,7 @@ function signInView() {
   });
 }
 
-async function fleetView(root) {
+async function fleetView(root, scope) {
   root.innerHTML = `
     <h1>Fleet</h1>
     <div class="cards" id="fleet-cards"></div>
@@ -260,6 +282,7 @@ async function fleetView(root) {
     onSelect: (vin) => (location.hash = `#/vehicle/${vin}`),
   });
   const { vehicles } = await api("/api/vehicles");
+  if (!scope.alive) return;
   mergeVehicles(vehicles);
   const render = () => {
     const list = [...state.vehicles.values()].sort((a, b) => a.vin.localeCompare(b.vin));
@@ -307,18 +330,18 @@ async function fleetView(root) {
   render();
   performance.mark("fleet-rendered"); // what bench.console measures: navigation to a usable fleet view
   let pending = false;
-  state.liveListeners.add(() => {
+  scope.onLive(() => {
     if (pending) return; // a burst of changes renders once
     pending = true;
     requestAnimationFrame(() => {
       pending = false;
-      render();
+      if (scope.alive) render();
     });
   });
-  every(5000, render); // ages move on even when nothing changes
+  scope.every(5000, render); // ages move on even when nothing changes
 }
 
-async function vehicleView(root, vin) {
+async function vehicleView(root, vin, scope) {
   root.innerHTML = `
     <p><a href="#/fleet">← Fleet</a></p>
     <h1 id="vehicle-title">${escapeHtml(vin)}</h1>
@@ -350,6 +373,7 @@ async function vehicleView(root, vin) {
     </section>`;
   const map = new SvgMap($("#vehicle-map"), { tileUrl: state.config.tile_url, attribution: state.config.tile_attribution });
   const vehicle = await api(`/api/vehicles/${encodeURIComponent(vin)}`);
+  if (!scope.alive) return;
   mergeVehicles([vehicle]);
   $("#vehicle-title").textContent = `${vehicle.model || "Vehicle"} · ${vin}`;
   const flat = {};
@@ -381,20 +405,20 @@ async function vehicleView(root, vin) {
     if (!map.path.length) map.setPoints([{ id: vin, lat: s.latitude, lon: s.longitude, label: v.model || vin }]);
   };
   renderLive();
-  state.liveListeners.add((message) => {
+  scope.onLive((message) => {
     if (message.type === "telemetry" && message.vin === vin) {
       flat[message.key] = message.value;
       renderLive();
     }
   });
-  every(5000, renderLive);
+  scope.every(5000, renderLive);
 
   $(".commands").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-command]");
     if (button) sendCommand(vin, ...COMMANDS[Number(button.dataset.index)]);
   });
 
-  const charts = new Charts($("#charts"));
+  const charts = new Charts($("#charts"), $("#chart-note"));
   const pickWindow = async (name) => {
     for (const b of document.querySelectorAll("[data-window]")) b.classList.toggle("active", b.dataset.window === name);
     await charts.load(vin, WINDOWS[name]).catch(report);
@@ -406,6 +430,7 @@ async function vehicleView(root, vin) {
   await pickWindow("6 h");
 
   const drives = await api(`/api/vehicles/${encodeURIComponent(vin)}/drives?limit=50`);
+  if (!scope.alive) return;
   $("#drives tbody").innerHTML =
     drives.items
       .map(
@@ -433,6 +458,7 @@ async function vehicleView(root, vin) {
   });
 
   const charges = await api(`/api/vehicles/${encodeURIComponent(vin)}/charges?limit=50`);
+  if (!scope.alive) return;
   $("#charges tbody").innerHTML =
     charges.items
       .map(
@@ -477,8 +503,9 @@ async function sendCommand(vin, command, label, args) {
 }
 
 class Charts {
-  constructor(root) {
+  constructor(root, note) {
     this.root = root;
+    this.note = note;
     this.plots = [];
   }
 
@@ -492,7 +519,7 @@ class Charts {
       path = body.next_cursor ? `${path.split("&cursor=")[0]}&cursor=${body.next_cursor}` : null;
     }
     rows.reverse(); // oldest first
-    $("#chart-note").textContent = `${rows.length} readings`;
+    this.note.textContent = `${rows.length} readings`;
     const x = rows.map((r) => Date.parse(r.ts) / 1000);
     const col = (name) => rows.map((r) => r[name] ?? null);
     this.plots.forEach((p) => p.destroy());
@@ -524,7 +551,7 @@ class Charts {
   }
 }
 
-async function opsView(root) {
+async function opsView(root, scope) {
   root.innerHTML = `
     <h1>Operations</h1>
     <div class="cards" id="health"></div>
@@ -540,6 +567,7 @@ async function opsView(root) {
     </section>`;
   const refresh = async () => {
     const health = await fetch("/api/health", { cache: "no-store" }).then((r) => r.json()).catch(() => null);
+    if (!scope.alive) return;
     $("#health").innerHTML = health
       ? Object.entries(health.components)
           .map(
@@ -556,6 +584,7 @@ async function opsView(root) {
         api("/api/ops/alerts"),
         api("/api/ops/dead-letters?limit=30"),
       ]);
+      if (!scope.alive) return;
       renderMetrics(parseMetrics(metricsText));
       $("#audit tbody").innerHTML =
         audit.commands
@@ -592,7 +621,7 @@ async function opsView(root) {
     }
   };
   await refresh();
-  every(5000, refresh);
+  scope.every(5000, refresh);
 }
 
 function parseMetrics(text) {
@@ -628,13 +657,13 @@ function renderMetrics(m) {
 function signOut(clearNotice = true) {
   sessionStorage.removeItem(CREDENTIAL);
   if (state.socket) state.socket.close();
-  clearTimers();
+  newScope();
   if (clearNotice) notify("");
   signInView();
 }
 
 async function route() {
-  clearTimers();
+  const scope = newScope();
   if (!credential()) return signInView();
   $("#nav").hidden = false;
   $("#sign-out").hidden = false;
@@ -643,9 +672,9 @@ async function route() {
   for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("active", link.dataset.view === view);
   const root = $("#view");
   try {
-    if (view === "vehicle" && arg) await vehicleView(root, decodeURIComponent(arg));
-    else if (view === "ops") await opsView(root);
-    else await fleetView(root);
+    if (view === "vehicle" && arg) await vehicleView(root, decodeURIComponent(arg), scope);
+    else if (view === "ops") await opsView(root, scope);
+    else await fleetView(root, scope);
   } catch (problem) {
     report(problem);
   }
