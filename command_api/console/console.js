@@ -118,7 +118,6 @@ const fmt = {
     if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
     return `${(seconds / 3600).toFixed(1)} h ago`;
   },
-  flag: (v, yes, no) => (v === true ? yes : v === false ? no : "—"),
 };
 
 function escapeHtml(text) {
@@ -128,6 +127,12 @@ function escapeHtml(text) {
 function lastReadingAge(vehicle) {
   const times = [vehicle.state?.ts, vehicle.state?.received_at].filter(Boolean).map((t) => Date.parse(t));
   return times.length ? (Date.now() - Math.max(...times)) / 1000 : Infinity;
+}
+
+// A figure in a box: label (none: null) above the value, an optional note below.
+function card(label, value, cls = "", { attrs = "", note = null } = {}) {
+  const line = (text) => (text === null ? "" : `<div class="label">${text}</div>`);
+  return `<div class="card ${cls}" ${attrs}>${line(label)}<div class="value">${value}</div>${line(note)}</div>`;
 }
 
 function lockPill(locked) {
@@ -287,10 +292,11 @@ async function fleetView(root, scope) {
   const render = () => {
     const list = [...state.vehicles.values()].sort((a, b) => a.vin.localeCompare(b.vin));
     const gap = state.config.gap_alert_s;
+    const ages = new Map(list.map((v) => [v.vin, lastReadingAge(v)]));
     $("#fleet tbody").innerHTML = list
       .map((v) => {
         const s = v.state || {};
-        const age = lastReadingAge(v);
+        const age = ages.get(v.vin);
         return `<tr class="clickable" data-vin="${escapeHtml(v.vin)}">
           <td><strong>${escapeHtml(v.model || "Vehicle")}</strong><br><span class="muted">${escapeHtml(v.vin)}</span></td>
           <td data-field="soc">${socBar(s.soc)}</td>
@@ -302,7 +308,7 @@ async function fleetView(root, scope) {
         </tr>`;
       })
       .join("");
-    const online = list.filter((v) => lastReadingAge(v) <= gap).length;
+    const online = list.filter((v) => ages.get(v.vin) <= gap).length;
     const charging = list.filter((v) => v.state?.charging).length;
     const moving = list.filter((v) => (v.state?.speed_kmh || 0) > 3).length;
     $("#fleet-cards").innerHTML = [
@@ -311,7 +317,7 @@ async function fleetView(root, scope) {
       ["Charging", charging, ""],
       ["Moving", moving, ""],
     ]
-      .map(([label, value, cls]) => `<div class="card ${cls}"><div class="label">${label}</div><div class="value">${value}</div></div>`)
+      .map(([label, value, cls]) => card(label, value, cls))
       .join("");
     map.setPoints(
       list.map((v) => ({
@@ -319,7 +325,7 @@ async function fleetView(root, scope) {
         lat: v.state?.latitude,
         lon: v.state?.longitude,
         label: `${v.model || v.vin} ${v.state?.soc != null ? Math.round(v.state.soc) + " %" : ""}`,
-        color: lastReadingAge(v) > gap ? "#cf222e" : v.state?.charging ? "#8250df" : "#1f6feb",
+        color: ages.get(v.vin) > gap ? "#cf222e" : v.state?.charging ? "#8250df" : "#1f6feb",
       })),
     );
   };
@@ -571,12 +577,14 @@ async function opsView(root, scope) {
     $("#health").innerHTML = health
       ? Object.entries(health.components)
           .map(
-            ([name, c]) => `<div class="card ${c.status === "ok" ? "ok" : "bad"}" data-component="${name}">
-              <div class="label">${escapeHtml(name)}</div><div class="value">${escapeHtml(c.status)}</div>
-              <div class="label">${c.since ? `since ${fmt.short(c.since)}` : escapeHtml(c.error || "")}</div></div>`,
+            ([name, c]) =>
+              card(escapeHtml(name), escapeHtml(c.status), c.status === "ok" ? "ok" : "bad", {
+                attrs: `data-component="${escapeHtml(name)}"`,
+                note: c.since ? `since ${fmt.short(c.since)}` : escapeHtml(c.error || ""),
+              }),
           )
           .join("")
-      : '<div class="card bad"><div class="value">API unreachable</div></div>';
+      : card(null, "API unreachable", "bad");
     try {
       const [metricsText, audit, alerts, dead] = await Promise.all([
         api("/metrics"),
@@ -648,7 +656,7 @@ function renderMetrics(m) {
     ["Broker clients", m.mqtt_broker_clients_connected ?? "—", ""],
   ];
   $("#ops-metrics").innerHTML = cards
-    .map(([label, value, cls]) => `<div class="card ${cls}" data-metric="${label}"><div class="label">${label}</div><div class="value">${value}</div></div>`)
+    .map(([label, value, cls]) => card(label, value, cls, { attrs: `data-metric="${label}"` }))
     .join("");
 }
 
