@@ -7,7 +7,8 @@
   gateway's republish after a reconnect).
 
 Candidates: the project's connection (`common.mqtt`, aiomqtt over paho, TCP_NODELAY), paho's own
-threaded loop (TCP_NODELAY set the same way) and gmqtt. gmqtt acknowledges after the callback only
+threaded loop (TCP_NODELAY set the same way), gmqtt and zmqtt (pure asyncio; it acknowledges when
+the application calls `message.ack()`, after taking the message from its subscription queue). gmqtt acknowledges after the callback only
 with `optimistic_acknowledgement=False` and a coroutine `on_message`: it sends the PUBACK when the
 coroutine's task completes. A plain function there is never acknowledged, and the broker stops
 after its in-flight window (20 messages on Mosquitto).
@@ -186,6 +187,49 @@ def burst_gmqtt(port: int, password: str, count: int) -> float:
     return asyncio.run(run())
 
 
+def drain_zmqtt(port: int, password: str, client_id: str, total: int) -> float:
+    from zmqtt import QoS, create_client
+
+    async def run() -> float:
+        client = create_client(
+            "127.0.0.1",
+            port,
+            client_id=client_id,
+            clean_session=False,
+            username="ingest",
+            password=password,
+            session_replay_buffer_size=0,
+        )
+        started = time.perf_counter()
+        async with client, client.subscribe(SUBSCRIPTION, qos=QoS.AT_LEAST_ONCE, auto_ack=False) as messages:
+            count = 0
+            async for message in messages:
+                count += 1
+                await message.ack()  # the PUBACK after the handling, as the ingest needs
+                if count == total:
+                    break
+            elapsed = time.perf_counter() - started
+        return total / elapsed
+
+    return asyncio.run(run())
+
+
+def burst_zmqtt(port: int, password: str, count: int) -> float:
+    from zmqtt import QoS, create_client
+
+    async def run() -> float:
+        client = create_client(
+            "127.0.0.1", port, client_id=f"burst-{uuid.uuid4().hex[:8]}", username="gateway", password=password
+        )
+        async with client:
+            started = time.perf_counter()
+            await asyncio.gather(*(client.publish(BURST_TOPIC, b"50.5", qos=QoS.AT_LEAST_ONCE) for _ in range(count)))
+            elapsed = time.perf_counter() - started
+        return count / elapsed
+
+    return asyncio.run(run())
+
+
 def in_process(target: Callable[..., float], *args: Any) -> float:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return float(pool.apply(target, args))
@@ -195,6 +239,7 @@ CANDIDATES: dict[str, tuple[Callable[..., float], Callable[..., float], str]] = 
     "project (aiomqtt)": (drain_project, burst_project, "yes"),
     "paho, own loop": (drain_paho, burst_paho, "yes"),
     "gmqtt 0.8.0": (drain_gmqtt, burst_gmqtt, "yes, with a coroutine callback (a task per message)"),
+    "zmqtt 0.2.5": (drain_zmqtt, burst_zmqtt, "yes, `await message.ack()` (auto_ack=False)"),
 }
 
 
