@@ -14,12 +14,14 @@ from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
 from ingest.period_store import derive_inserted, never_derived, reading, rebuild
 from ingest.periods import PeriodSettings, Reading
-from ingest.rows import TELEMETRY_COLUMNS, FlushResult, dumps, plan_rows
+from ingest.rows import STATE_COLUMNS, TELEMETRY_COLUMNS, VEHICLE_COLUMNS, FlushResult, columns, dumps, plan_rows
 from ingest.sink import SinkError, refuses_the_data
 
 log = logging.getLogger(__name__)
 
-INGEST_STATES = "SELECT ingest_vehicle_states($1::jsonb, $2::jsonb)"
+# Arrays in PostgreSQL's binary format: nothing for the server to parse but each row's `state`.
+UPSERT_VEHICLES = "SELECT upsert_vehicles($1, $2, $3, $4, $5)"
+UPSERT_STATES = "SELECT upsert_vehicle_states($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 
 INSERT_TELEMETRY = """
 INSERT INTO vehicle_telemetry (vin, ts, soc, range_km, latitude, longitude, speed_kmh, charging, odometer_km,
@@ -86,12 +88,15 @@ class PostgresSink:
         if not snapshots:
             return FlushResult(0, 0, 0)
         rows = plan_rows(snapshots)
-        columns = [[row[c] for row in rows.telemetry] for c in TELEMETRY_COLUMNS]
-        columns[-1] = [dumps(payload) for payload in columns[-1]]
+        states = columns(rows.states, STATE_COLUMNS)
+        states[STATE_COLUMNS.index("state")] = [dumps(state) for state in states[STATE_COLUMNS.index("state")]]
+        telemetry = columns(rows.telemetry, TELEMETRY_COLUMNS)
+        telemetry[-1] = [dumps(payload) for payload in telemetry[-1]]
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                moved = await conn.fetchval(INGEST_STATES, dumps(rows.vehicles), dumps(rows.states))
-                inserted = await conn.fetch(INSERT_TELEMETRY, *columns) if rows.telemetry else []
+                await conn.execute(UPSERT_VEHICLES, *columns(rows.vehicles, VEHICLE_COLUMNS))
+                moved = await conn.fetchval(UPSERT_STATES, *states) if rows.states else 0
+                inserted = await conn.fetch(INSERT_TELEMETRY, *telemetry) if rows.telemetry else []
                 if self.periods is not None and inserted:
                     new = {(r["vin"], r["ts"]) for r in inserted}
                     readings: dict[str, list[Reading]] = {}

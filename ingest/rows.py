@@ -29,14 +29,31 @@ TELEMETRY_COLUMNS = (
     "exterior_temp_c",
     "payload",
 )
+VEHICLE_COLUMNS = ("vin", "account", "brand", "model", "last_seen")
+STATE_COLUMNS = (
+    "vin",
+    "ts",
+    "received_at",
+    "soc",
+    "range_km",
+    "latitude",
+    "longitude",
+    "speed_kmh",
+    "locked",
+    "charging",
+    "available",
+    "state",
+    "ts_from_arrival",
+)
 
 
 @dataclass(frozen=True)
 class FlushRows:
     vehicles: list[dict[str, Any]]
-    """JSON-ready rows for `ingest_vehicle_states(vehicle_rows, ...)`."""
+    """Rows keyed by VEHICLE_COLUMNS (`upsert_vehicles`); `last_seen` a datetime."""
     states: list[dict[str, Any]]
-    """JSON-ready rows for `ingest_vehicle_states(..., state_rows)`."""
+    """Latest-state rows keyed by STATE_COLUMNS (`upsert_vehicle_states`); times are datetimes,
+    `state` the values the row may lack (the database merges them into what it has)."""
     telemetry: list[dict[str, Any]]
     """History rows keyed by TELEMETRY_COLUMNS; `ts` a datetime, `payload` the values the reading changed."""
     capacities: dict[str, float | None]
@@ -95,15 +112,15 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
             "account": s.account,
             "brand": _text(s.values, topics.INFO_BRAND),
             "model": _text(s.values, topics.INFO_MODEL),
-            "last_seen": s.received_at.isoformat(),
+            "last_seen": s.received_at,
         }
         for s in seen.values()
     ]
     states = [
         {
             "vin": s.vin,
-            "ts": ts.isoformat(),
-            "received_at": s.received_at.isoformat(),
+            "ts": ts,
+            "received_at": s.received_at,
             "soc": _number(s.values, topics.DRIVETRAIN_SOC),
             "range_km": _number(s.values, topics.DRIVETRAIN_RANGE),
             "latitude": _number(s.values, topics.LOCATION_LATITUDE),
@@ -141,4 +158,16 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """Compact JSON; datetimes in ISO 8601 (rows for the JSON entry points)."""
+    return json.dumps(value, separators=(",", ":"), default=_isoformat)
+
+
+def _isoformat(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[list[Any]]:
+    """Rows as one list per column, in `names`' order (for `unnest` of typed arrays)."""
+    return [[row[name] for row in rows] for name in names]

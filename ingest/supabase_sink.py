@@ -9,6 +9,7 @@ so a batch that fails between them is simply written again.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -44,6 +45,11 @@ def _error(exc: Exception) -> SinkError:
     return SinkError(f"Supabase is unreachable: {type(exc).__name__}: {exc}")
 
 
+def _json_ready(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with their datetimes in ISO 8601, as PostgREST takes them."""
+    return [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows]
+
+
 class SupabaseSink:
     name = "supabase"
 
@@ -75,10 +81,10 @@ class SupabaseSink:
         if not snapshots:
             return FlushResult(0, 0, 0)
         rows = plan_rows(snapshots)
-        history = [{**row, "ts": row["ts"].isoformat()} for row in rows.telemetry]
+        history = _json_ready(rows.telemetry)
         inserted = 0
         try:
-            moved = await self._rpc(rows.vehicles, rows.states)
+            moved = await self._rpc(_json_ready(rows.vehicles), _json_ready(rows.states))
             if history:
                 response = await (
                     self.client.table("vehicle_telemetry")
