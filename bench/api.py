@@ -1,9 +1,10 @@
 """The command API under load: command round trips with 50 concurrent clients, latest-state reads
 beside a bare aiohttp handler, and a state change reaching 1,000 WebSocket clients.
 
-The API runs as `python -m command_api` in a process of its own; the simulated fleet (gateway)
-and the ingest run in this process with the clients, against Mosquitto and PostgreSQL. The
-simulated cars answer commands at once, so a round trip is the backend's own overhead
+Each program runs in a process of its own, as under supervisord: `python -m command_api`,
+`python -m gateway` (the simulated fleet, one car per client, polled every 5 s) and
+`python -m ingest` (flush every 5 s), against Mosquitto and PostgreSQL; the clients run in this
+process. The simulated cars answer commands at once, so a round trip is the backend's own overhead
 (HTTP -> audit row -> MQTT -> gateway -> result -> audit row -> HTTP).
 
 - Commands: 50 clients, each sending lock / unlock to its own car, back to back, for `--seconds`.
@@ -33,7 +34,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench.servers import ROOT, running_backend
+from bench.servers import ROOT, broker, postgres
 from common.settings import COMPONENTS, MqttSettings
 from gateway.simulator import simulated_vin
 from local_stack.ports import free_port, wait_for_port
@@ -47,28 +48,43 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], env: dict[str, str], port: int) -> Iterator[None]:
+def _process(args: list[str], env: dict[str, str], port: int | None = None) -> Iterator[None]:
     with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False) as log:
         proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=log)
     try:
-        wait_for_port(port, timeout=30)
+        if port is not None:
+            wait_for_port(port, timeout=30)
         yield
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def _api_env(mqtt: MqttSettings, database_url: str, port: int) -> dict[str, str]:
+def _program_env(mqtt: MqttSettings, database_url: str) -> dict[str, str]:
     env = {f"MQTT_{c.upper()}_PASSWORD": mqtt.password_for(c) for c in COMPONENTS}
-    return env | {
-        "MQTT_PORT": str(mqtt.port),
-        "DATABASE_URL": database_url,
+    return env | {"MQTT_PORT": str(mqtt.port), "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+
+
+def _api_env(mqtt: MqttSettings, database_url: str, port: int) -> dict[str, str]:
+    return _program_env(mqtt, database_url) | {
         "PORT": str(port),
         "COMMAND_API_KEY": KEY,
         "RATE_LIMIT_REQUESTS_PER_MINUTE": "10000000",
         "RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE": "10000000",
-        "LOG_LEVEL": "WARNING",
     }
+
+
+@contextlib.contextmanager
+def _programs(mqtt: MqttSettings, database_url: str, vehicles: int, api_port: int) -> Iterator[None]:
+    """The ingest, the simulated fleet and the API, each in its own process, as supervisord runs them."""
+    env = _program_env(mqtt, database_url)
+    fleet = {"SIMULATED_VEHICLES": str(vehicles), "SIMULATOR_COMMAND_LATENCY": "0", "HA_DISCOVERY_ENABLED": "false"}
+    with (
+        _process([sys.executable, "-m", "ingest"], env | {"INGEST_SPOOL_DIR": tempfile.mkdtemp(prefix="bench-spool-")}),
+        _process([sys.executable, "-m", "gateway"], env | fleet),
+        _process([sys.executable, "-m", "command_api"], _api_env(mqtt, database_url, api_port), api_port),
+    ):
+        yield
 
 
 async def _for(seconds: float, clients: int, one: Callable[[int], Awaitable[None]]) -> None:
@@ -147,10 +163,9 @@ async def live(base: str, mqtt: MqttSettings, account: str, vin: str, clients: i
 
 
 async def main(seconds: float, clients: int, websockets: int) -> None:
-    async with running_backend("mosquitto", vehicles=clients, flush_interval=0.5) as backend:
-        database_url = backend.db.url.get_secret_value()
+    with broker("mosquitto") as mqtt, postgres() as database_url:
         api_port, bare_port = free_port(), free_port()
-        with _process([sys.executable, "-m", "command_api"], _api_env(backend.mqtt, database_url, api_port), api_port):
+        with _programs(mqtt, database_url, clients, api_port):
             base = f"http://127.0.0.1:{api_port}"
             conn = await asyncpg.connect(database_url)
             while await conn.fetchval("SELECT count(*) FROM vehicle_state") < clients:  # noqa: ASYNC110 - polls the DB
@@ -179,7 +194,7 @@ async def main(seconds: float, clients: int, websockets: int) -> None:
                     f"GET latest state ({len(body)} bytes), {clients} concurrent clients: API {api_rate:.0f} req/s, "
                     f"bare aiohttp handler {bare_rate:.0f} req/s, ratio {api_rate / bare_rate:.2f}"
                 )
-            rounds = await live(base, backend.mqtt, account, simulated_vin(1), websockets, rounds=10)
+            rounds = await live(base, mqtt, account, simulated_vin(1), websockets, rounds=10)
             p50s = [statistics.median(r) for r in rounds]
             p99s = [_percentile(r, 0.99) for r in rounds]
             print(

@@ -7,11 +7,11 @@
   gateway's republish after a reconnect).
 
 Candidates: the project's connection (`common.mqtt`, aiomqtt over paho, TCP_NODELAY), paho's own
-threaded loop (TCP_NODELAY set the same way), gmqtt and zmqtt (pure asyncio; it acknowledges when
-the application calls `message.ack()`, after taking the message from its subscription queue). gmqtt acknowledges after the callback only
-with `optimistic_acknowledgement=False` and a coroutine `on_message`: it sends the PUBACK when the
-coroutine's task completes. A plain function there is never acknowledged, and the broker stops
-after its in-flight window (20 messages on Mosquitto).
+threaded loop (TCP_NODELAY set the same way), gmqtt and zmqtt. zmqtt (pure asyncio) acknowledges
+when the application calls `message.ack()`, after taking the message from its subscription queue.
+gmqtt acknowledges after the callback only with `optimistic_acknowledgement=False` and a coroutine
+`on_message`: it sends the PUBACK when the coroutine's task completes. A plain function there is
+never acknowledged, and the broker stops after its in-flight window (20 messages on Mosquitto).
 
     .venv/bin/python -m bench.mqtt_clients [--backlog 25000] [--burst 50000]
 """

@@ -4,7 +4,6 @@ connection (command results, component status, metrics, the live stream) and bac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -32,11 +31,13 @@ from command_api.routes import (
     LIVE,
     POOL,
     SETTINGS,
+    STATE_CACHE,
     VEHICLE_COMMAND_LIMIT,
     add_routes,
     auth_middleware,
 )
 from command_api.settings import ApiSettings
+from command_api.state_cache import LatestStateCache
 from command_api.status import AlertBoard, StatusBoard
 from command_api.tracing import trace_middleware
 from common.backoff import Backoff
@@ -96,11 +97,15 @@ def database_context(db: DatabaseSettings) -> Any:
         # min_size=0: the API starts (and reports the database down) even while PostgreSQL is not up.
         app[POOL] = await create_pool(db, min_size=0, max_size=10)
         app[SCHEMA_READY] = asyncio.Event()
-        task = asyncio.create_task(_ensure_schema(app[POOL], app[SCHEMA_READY]))
+        app[STATE_CACHE] = LatestStateCache()
+        tasks = [
+            asyncio.create_task(_ensure_schema(app[POOL], app[SCHEMA_READY])),
+            asyncio.create_task(_listen_once_migrated(app[POOL], app[SCHEMA_READY], app[STATE_CACHE])),
+        ]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await app[POOL].close()
 
     return context
@@ -118,6 +123,12 @@ async def _ensure_schema(pool: asyncpg.Pool, ready: asyncio.Event) -> None:
         else:
             ready.set()
             return
+
+
+async def _listen_once_migrated(pool: asyncpg.Pool, ready: asyncio.Event, cache: LatestStateCache) -> None:
+    """The cache's notifications come from triggers that the migrations create."""
+    await ready.wait()
+    await cache.listen(pool)
 
 
 def mqtt_context(mqtt_settings: MqttSettings) -> Any:

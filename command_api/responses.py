@@ -18,5 +18,14 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def dumps(body: Any) -> str:
+    return json.dumps(body, default=_default)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(body, status=status, headers=headers, dumps=lambda obj: json.dumps(obj, default=_default))
+    return web.json_response(body, status=status, headers=headers, dumps=dumps)
+
+
+def encoded_json_response(body: bytes) -> web.Response:
+    """A body already encoded by `dumps` (a cached one), with json_response's headers."""
+    return web.Response(body=body, content_type="application/json", charset="utf-8")

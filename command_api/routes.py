@@ -19,8 +19,9 @@ from command_api.errors import ApiError
 from command_api.live import LiveHub
 from command_api.openapi import build_openapi, docs_page
 from command_api.ratelimit import KeyedRateLimiter
-from command_api.responses import json_response
+from command_api.responses import dumps, encoded_json_response, json_response
 from command_api.settings import ApiSettings
+from command_api.state_cache import LatestStateCache
 from command_api.status import AlertBoard
 from common.commands import COMMAND_ARGS, InvalidArguments, validate_args
 from common.database import Connection
@@ -34,6 +35,7 @@ COMMANDS = web.AppKey("commands", CommandService)
 LIVE = web.AppKey("live", LiveHub)
 OPENAPI = web.AppKey("openapi", dict)
 ALERTS = web.AppKey("alerts", AlertBoard)
+STATE_CACHE = web.AppKey("state_cache", LatestStateCache)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api-docs"})
@@ -66,9 +68,21 @@ async def list_vehicles(request: web.Request) -> web.Response:
 
 
 async def get_vehicle(request: web.Request) -> web.Response:
-    vin = request.match_info["vin"]
-    async with pool_of(request).acquire() as conn:
-        return json_response(await vehicles.readable_vehicle(conn, principal_of(request), vin))
+    vin, pool = request.match_info["vin"], pool_of(request)
+    principal = principal_of(request)
+    if principal.user_id is not None:
+        async with pool.acquire() as conn:
+            await vehicles.authorize(conn, principal, vin, must_exist=False)
+
+    async def load() -> bytes | None:
+        async with pool.acquire() as conn:
+            vehicle = await vehicles.get_vehicle(conn, vin)
+        return None if vehicle is None else dumps(vehicle).encode()
+
+    body = await request.app[STATE_CACHE].get(vin, load)
+    if body is None:
+        raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
+    return encoded_json_response(body)
 
 
 async def vehicle_telemetry(request: web.Request) -> web.Response:

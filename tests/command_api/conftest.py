@@ -56,6 +56,7 @@ class Client:
     base: str
     http: aiohttp.ClientSession
     settings: ApiSettings
+    app: web.Application
 
     async def call(
         self, method: str, path: str, *, token: str | None = None, key: str | None = None, **kwargs: Any
@@ -133,7 +134,7 @@ async def secured_api(mqtt: MqttSettings, db: DatabaseSettings, **env: str) -> A
         app = create_app(settings, mqtt, db)
         async with serving(app, port) as base, aiohttp.ClientSession() as http:
             await app[MQTT].wait_connected(10)
-            yield Client(base, http, settings)
+            yield Client(base, http, settings, app)
 
 
 @pytest.fixture
