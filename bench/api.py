@@ -35,7 +35,8 @@ import aiohttp
 import asyncpg
 
 from bench.servers import ROOT, broker, postgres
-from common.settings import COMPONENTS, MqttSettings
+from common.database import apply_migrations, create_pool
+from common.settings import COMPONENTS, DatabaseSettings, MqttSettings
 from gateway.simulator import simulated_vin
 from local_stack.ports import free_port, wait_for_port
 
@@ -85,6 +86,14 @@ def _programs(mqtt: MqttSettings, database_url: str, vehicles: int, api_port: in
         _process([sys.executable, "-m", "command_api"], _api_env(mqtt, database_url, api_port), api_port),
     ):
         yield
+
+
+async def _migrate(database_url: str) -> None:
+    pool = await create_pool(DatabaseSettings.from_env({"DATABASE_URL": database_url}))
+    try:
+        await apply_migrations(pool)
+    finally:
+        await pool.close()
 
 
 async def _for(seconds: float, clients: int, one: Callable[[int], Awaitable[None]]) -> None:
@@ -164,6 +173,7 @@ async def live(base: str, mqtt: MqttSettings, account: str, vin: str, clients: i
 
 async def main(seconds: float, clients: int, websockets: int) -> None:
     with broker("mosquitto") as mqtt, postgres() as database_url:
+        await _migrate(database_url)
         api_port, bare_port = free_port(), free_port()
         with _programs(mqtt, database_url, clients, api_port):
             base = f"http://127.0.0.1:{api_port}"

@@ -158,7 +158,7 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
             if status.on_message(message) or programs.on_message(message) or alerts.on_message(message):
                 return
             if message.topic.matches(results_filter):
-                await service.on_result(message)
+                service.on_result(message)
             else:
                 live.on_message(message)
 
@@ -167,6 +167,7 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
         tasks = [asyncio.create_task(mqtt.run()), asyncio.create_task(service.sweep_expired())]
         yield
         await live.close_all()
+        await service.finish_writes()
         await mqtt.close()
         for task in tasks:
             task.cancel()

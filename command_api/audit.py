@@ -4,6 +4,7 @@ expired) and who asked: the audit trail."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,12 +18,17 @@ COLUMNS = (
     "id, vin, command, args, status, error, requested_by, idempotency_key, created_at, updated_at, finished_at, "
     "expires_at"
 )
+COLUMN_NAMES = tuple(COLUMNS.split(", "))
 # Queries over the constant column list (no caller input is ever formatted into SQL).
+# The vehicle's account and the new row in one round trip: no row at all for an unknown vehicle,
+# the account alone when this caller already used the idempotency key.
 INSERT = (
-    "INSERT INTO commands (id, vin, command, args, status, requested_by, idempotency_key, expires_at)"  # noqa: S608
-    " VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7)"
+    "WITH vehicle AS (SELECT account FROM vehicles WHERE vin = $2), inserted AS ("  # noqa: S608
+    " INSERT INTO commands (id, vin, command, args, status, requested_by, idempotency_key, expires_at)"
+    " SELECT $1, $2, $3, $4, 'queued', $5, $6, $7 FROM vehicle"
     " ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-    f" RETURNING {COLUMNS}"
+    f" RETURNING {COLUMNS})"
+    " SELECT vehicle.account, inserted.* FROM vehicle LEFT JOIN inserted ON true"
 )
 BY_IDEMPOTENCY_KEY = f"SELECT {COLUMNS} FROM commands WHERE requested_by = $1 AND idempotency_key = $2"  # noqa: S608
 BY_ID = f"SELECT {COLUMNS} FROM commands WHERE id = $1"  # noqa: S608
@@ -36,6 +42,14 @@ EXPIRE_OVERDUE = (
 TERMINAL = frozenset({"succeeded", "failed", "rejected", "expired"})
 
 
+@dataclass(frozen=True)
+class Inserted:
+    account: str | None
+    """The vehicle's SAIC account; None: no such vehicle (and nothing inserted)."""
+    command: dict[str, Any] | None
+    """The new command (command_json); None when this caller already used the idempotency key."""
+
+
 async def insert(
     conn: Connection,
     command_id: UUID,
@@ -45,9 +59,8 @@ async def insert(
     requested_by: str,
     idempotency_key: str | None,
     expires_at: datetime,
-) -> asyncpg.Record | None:
-    """The new row; None when this caller already used the idempotency key."""
-    return await conn.fetchrow(
+) -> Inserted:
+    row = await conn.fetchrow(
         INSERT,
         command_id,
         vin,
@@ -57,6 +70,9 @@ async def insert(
         idempotency_key,
         expires_at,
     )
+    if row is None:
+        return Inserted(None, None)
+    return Inserted(row["account"], None if row["id"] is None else command_json(row))
 
 
 async def by_idempotency_key(conn: Connection, requested_by: str, key: str) -> asyncpg.Record | None:
@@ -86,17 +102,17 @@ async def mark_failed(conn: Connection, command_id: UUID, error: str) -> None:
     )
 
 
-async def record_result(conn: Connection, result: CommandResult) -> bool:
-    """The gateway's answer; it also overrides an `expired` set while the answer was on its way."""
-    status = await conn.execute(
-        "UPDATE commands SET status = $2, error = $3, finished_at = $4, updated_at = now()"
-        " WHERE id = $1 AND status IN ('queued', 'sent', 'expired')",
+async def record_result(conn: Connection, result: CommandResult) -> asyncpg.Record | None:
+    """The gateway's answer, and the command as it now stands; None when there was nothing to
+    update. It also overrides an `expired` set while the answer was on its way."""
+    return await conn.fetchrow(
+        "UPDATE commands SET status = $2, error = $3, finished_at = $4, updated_at = now()"  # noqa: S608
+        f" WHERE id = $1 AND status IN ('queued', 'sent', 'expired') RETURNING {COLUMNS}",
         result.id,
         result.status.value,
         result.error,
         result.finished_at,
     )
-    return status != "UPDATE 0"
 
 
 async def expire_overdue(conn: Connection) -> int:
@@ -105,6 +121,6 @@ async def expire_overdue(conn: Connection) -> int:
 
 
 def command_json(row: asyncpg.Record) -> dict[str, Any]:
-    body = dict(row)
+    body = {name: row[name] for name in COLUMN_NAMES}
     body["args"] = json.loads(body["args"])
     return body

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -15,10 +16,11 @@ import aiomqtt
 import asyncpg
 from pydantic import ValidationError
 
-from command_api import audit, vehicles
+from command_api import audit
 from command_api.auth import Principal
 from command_api.errors import ApiError
 from common import topics
+from common.backoff import Backoff
 from common.commands import CommandRequest, CommandResult
 from common.database import DATABASE_ERRORS
 from common.mqtt import MqttConnection
@@ -26,33 +28,39 @@ from common.mqtt import MqttConnection
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_EVERY = 5.0
+RECORD_ATTEMPTS = 5
 
 
 class CommandRelay:
-    """Publishes requests; resolves each waiter when the result with its id arrives."""
+    """Publishes requests; hands each waiter its command once the result with its id is recorded."""
 
     def __init__(self, mqtt: MqttConnection, prefix: str) -> None:
         self.mqtt = mqtt
         self.prefix = prefix
-        self._pending: dict[UUID, asyncio.Future[CommandResult]] = {}
+        self._pending: dict[UUID, asyncio.Future[dict[str, Any]]] = {}
 
     def result_subscription(self) -> tuple[str, int]:
         return topics.command_result_filter(self.prefix), 1
 
-    def parse_result(self, message: aiomqtt.Message) -> CommandResult | None:
+    @staticmethod
+    def parse_result(message: aiomqtt.Message) -> CommandResult | None:
         try:
-            result = CommandResult.model_validate_json(message.payload if isinstance(message.payload, bytes) else b"")
+            return CommandResult.model_validate_json(message.payload if isinstance(message.payload, bytes) else b"")
         except ValidationError as exc:
             log.warning("ignoring a malformed command result on %s: %s", message.topic.value, exc.errors()[0]["msg"])
             return None
-        if result.id is not None and (future := self._pending.get(result.id)) is not None and not future.done():
-            future.set_result(result)
-        return result
+
+    def waits_for(self, command_id: UUID) -> bool:
+        return command_id in self._pending
+
+    def resolve(self, command_id: UUID, recorded: dict[str, Any]) -> None:
+        if (future := self._pending.get(command_id)) is not None and not future.done():
+            future.set_result(recorded)
 
     async def send(
         self, account: str, vin: str, command: str, request: CommandRequest
-    ) -> asyncio.Future[CommandResult]:
-        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+    ) -> asyncio.Future[dict[str, Any]]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
         future.add_done_callback(lambda _f: self._pending.pop(request.id, None))
         if request.expires_at is not None:  # nobody waits for ever: the entry goes when the command expires
@@ -68,10 +76,15 @@ class CommandRelay:
 
 
 class CommandService:
+    """A command costs one statement before it is published (the vehicle's account and the audit row
+    together) and two after it, neither in the caller's way: `sent` is written beside the wait,
+    and the result once, as it arrives, whoever waits for it; the waiter is answered with that row."""
+
     def __init__(self, pool: asyncpg.Pool, relay: CommandRelay, timeout: float) -> None:
         self.pool = pool
         self.relay = relay
         self.timeout = timeout
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def submit(
         self,
@@ -86,36 +99,74 @@ class CommandService:
         command_id = uuid.uuid4()
         expires_at = datetime.now(UTC) + timedelta(seconds=self.timeout)
         async with self.pool.acquire() as conn:
-            account = await vehicles.vehicle_account(conn, vin)
-            if account is None:
-                raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
-            row = await audit.insert(
+            inserted = await audit.insert(
                 conn, command_id, vin, command, args, principal.requested_by, idempotency_key, expires_at
             )
-            if row is None:
+            if inserted.account is None:
+                raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
+            if inserted.command is None:
                 assert idempotency_key is not None
                 earlier = await audit.by_idempotency_key(conn, principal.requested_by, idempotency_key)
                 assert earlier is not None
                 return self._replay(audit.command_json(earlier), vin, command, args), True
         request = CommandRequest(id=command_id, args=args, requested_by=principal.requested_by, expires_at=expires_at)
         try:
-            future = await self.relay.send(account, vin, command, request)
+            future = await self.relay.send(inserted.account, vin, command, request)
         except Exception as exc:
             async with self.pool.acquire() as conn:
                 await audit.mark_failed(conn, command_id, f"not sent: {exc}")
             raise
-        async with self.pool.acquire() as conn:
-            await audit.mark_sent(conn, command_id)
+        sent = self._write(self._mark_sent(command_id))
         if wait > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(future), wait)
+                return await asyncio.wait_for(asyncio.shield(future), wait), False
+        await sent  # the answer below must not predate its own `sent`
         async with self.pool.acquire() as conn:
-            if future.done() and not future.cancelled():
-                # The result handler records it too; whichever comes first, the answer is the audit row.
-                await audit.record_result(conn, future.result())
             recorded = await audit.get(conn, command_id)
         assert recorded is not None
         return audit.command_json(recorded), False
+
+    def on_result(self, message: aiomqtt.Message) -> None:
+        """Record a result in the background: results do not queue behind each other's writes."""
+        result = self.relay.parse_result(message)
+        if result is not None and result.id is not None:
+            self._write(self._record(result, result.id))
+
+    async def _record(self, result: CommandResult, command_id: UUID) -> None:
+        backoff = Backoff(initial=0.2, maximum=2)
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                async with self.pool.acquire() as conn:
+                    row = await audit.record_result(conn, result)
+                    if row is None and self.relay.waits_for(command_id):  # already final: answer with that
+                        row = await audit.get(conn, command_id)
+            except DATABASE_ERRORS as exc:
+                if attempt == RECORD_ATTEMPTS:
+                    log.error("could not record the result of command %s: %s", command_id, exc)
+                    return
+                await asyncio.sleep(backoff.next_delay())
+            else:
+                if row is not None:
+                    self.relay.resolve(command_id, audit.command_json(row))
+                return
+
+    async def _mark_sent(self, command_id: UUID) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                await audit.mark_sent(conn, command_id)
+        except DATABASE_ERRORS as exc:  # the result, when it comes, is recorded all the same
+            log.warning("could not mark command %s sent: %s", command_id, exc)
+
+    def _write(self, write: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(write)
+        self._writes.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._writes.discard)
+        return task
+
+    async def finish_writes(self) -> None:
+        """At shutdown: let the audit writes under way land."""
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=5)
 
     @staticmethod
     def _replay(earlier: dict[str, Any], vin: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -127,13 +178,6 @@ class CommandService:
                 {"id": str(earlier["id"])},
             )
         return earlier
-
-    async def on_result(self, message: aiomqtt.Message) -> None:
-        result = self.relay.parse_result(message)
-        if result is None or result.id is None:
-            return
-        async with self.pool.acquire() as conn:
-            await audit.record_result(conn, result)
 
     async def sweep_expired(self) -> None:
         """Mark commands nobody answered in time as `expired`, for ever (a cleanup_ctx task)."""

@@ -111,8 +111,3 @@ async def visible_vins(conn: Connection, principal: Principal) -> frozenset[str]
         return None
     rows = await conn.fetch("SELECT vin FROM user_vehicles WHERE user_id = $1", principal.user_id)
     return frozenset(r["vin"] for r in rows)
-
-
-async def vehicle_account(conn: Connection, vin: str) -> str | None:
-    account: str | None = await conn.fetchval("SELECT account FROM vehicles WHERE vin = $1", vin)
-    return account

@@ -30,7 +30,14 @@ async def create_pool(settings: DatabaseSettings, *, min_size: int = 1, max_size
         max_size=max_size,
         statement_cache_size=settings.statement_cache_size,
         command_timeout=30,
+        reset=_no_session_state,
     )
+
+
+async def _no_session_state(_conn: asyncpg.Connection) -> None:
+    """Released connections skip asyncpg's reset query (`RESET ALL`, `UNLISTEN *`, ...), a round trip
+    on every release: the programs keep no session state (locks are transaction-scoped, settings
+    `SET LOCAL`, a listener removes its LISTEN itself). asyncpg still rolls back an open transaction."""
 
 
 async def apply_migrations(pool: asyncpg.Pool, directory: Path = MIGRATIONS_DIR) -> list[str]:
