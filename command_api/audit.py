@@ -11,7 +11,6 @@ from uuid import UUID
 
 import asyncpg
 
-from common.commands import CommandResult
 from common.database import Connection
 
 COLUMNS = (
@@ -87,31 +86,12 @@ async def recent(conn: Connection, vin: str, limit: int) -> list[asyncpg.Record]
     return await conn.fetch(RECENT, vin, limit)
 
 
-async def mark_sent(conn: Connection, command_id: UUID) -> None:
-    await conn.execute(
-        "UPDATE commands SET status = 'sent', updated_at = now() WHERE id = $1 AND status = 'queued'", command_id
-    )
-
-
 async def mark_failed(conn: Connection, command_id: UUID, error: str) -> None:
     await conn.execute(
         "UPDATE commands SET status = 'failed', error = $2, finished_at = now(), updated_at = now()"
         " WHERE id = $1 AND status = 'queued'",
         command_id,
         error,
-    )
-
-
-async def record_result(conn: Connection, result: CommandResult) -> asyncpg.Record | None:
-    """The gateway's answer, and the command as it now stands; None when there was nothing to
-    update. It also overrides an `expired` set while the answer was on its way."""
-    return await conn.fetchrow(
-        "UPDATE commands SET status = $2, error = $3, finished_at = $4, updated_at = now()"  # noqa: S608
-        f" WHERE id = $1 AND status IN ('queued', 'sent', 'expired') RETURNING {COLUMNS}",
-        result.id,
-        result.status.value,
-        result.error,
-        result.finished_at,
     )
 
 

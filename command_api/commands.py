@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -19,8 +18,8 @@ from pydantic import ValidationError
 from command_api import audit
 from command_api.auth import Principal
 from command_api.errors import ApiError
+from command_api.status_writer import StatusWriter
 from common import topics
-from common.backoff import Backoff
 from common.commands import CommandRequest, CommandResult
 from common.database import DATABASE_ERRORS
 from common.mqtt import MqttConnection
@@ -28,7 +27,6 @@ from common.mqtt import MqttConnection
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_EVERY = 5.0
-RECORD_ATTEMPTS = 5
 
 
 class CommandRelay:
@@ -77,14 +75,15 @@ class CommandRelay:
 
 class CommandService:
     """A command costs one statement before it is published (the vehicle's account and the audit row
-    together) and two after it, neither in the caller's way: `sent` is written beside the wait,
-    and the result once, as it arrives, whoever waits for it; the waiter is answered with that row."""
+    together). After it, `sent` and the result go through the StatusWriter, which writes every
+    change pending at once in one statement, and the waiter is answered with the recorded row."""
 
     def __init__(self, pool: asyncpg.Pool, relay: CommandRelay, timeout: float) -> None:
         self.pool = pool
         self.relay = relay
         self.timeout = timeout
-        self._writes: set[asyncio.Task[None]] = set()
+        self.statuses = StatusWriter(pool)
+        self._answers: set[asyncio.Task[None]] = set()
 
     async def submit(
         self,
@@ -116,57 +115,42 @@ class CommandService:
             async with self.pool.acquire() as conn:
                 await audit.mark_failed(conn, command_id, f"not sent: {exc}")
             raise
-        sent = self._write(self._mark_sent(command_id))
+        sent = self.statuses.mark_sent(command_id)
         if wait > 0:
             with contextlib.suppress(TimeoutError):
                 return await asyncio.wait_for(asyncio.shield(future), wait), False
-        await sent  # the answer below must not predate its own `sent`
+        with contextlib.suppress(ConnectionError):  # the read-back below says what was written
+            await sent  # the answer must not predate its own `sent`
         async with self.pool.acquire() as conn:
             recorded = await audit.get(conn, command_id)
         assert recorded is not None
         return audit.command_json(recorded), False
 
     def on_result(self, message: aiomqtt.Message) -> None:
-        """Record a result in the background: results do not queue behind each other's writes."""
+        """Record a result, whoever waits for it; results do not queue behind each other's writes."""
         result = self.relay.parse_result(message)
-        if result is not None and result.id is not None:
-            self._write(self._record(result, result.id))
+        if result is None or result.id is None:
+            return
+        written = self.statuses.record(result.id, result.status.value, result.error, result.finished_at)
+        if self.relay.waits_for(result.id):
+            task = asyncio.create_task(self._answer(result.id, written))
+            self._answers.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._answers.discard)
 
-    async def _record(self, result: CommandResult, command_id: UUID) -> None:
-        backoff = Backoff(initial=0.2, maximum=2)
-        for attempt in range(1, RECORD_ATTEMPTS + 1):
-            try:
-                async with self.pool.acquire() as conn:
-                    row = await audit.record_result(conn, result)
-                    if row is None and self.relay.waits_for(command_id):  # already final: answer with that
-                        row = await audit.get(conn, command_id)
-            except DATABASE_ERRORS as exc:
-                if attempt == RECORD_ATTEMPTS:
-                    log.error("could not record the result of command %s: %s", command_id, exc)
-                    return
-                await asyncio.sleep(backoff.next_delay())
-            else:
-                if row is not None:
-                    self.relay.resolve(command_id, audit.command_json(row))
-                return
-
-    async def _mark_sent(self, command_id: UUID) -> None:
+    async def _answer(self, command_id: UUID, written: asyncio.Future[asyncpg.Record | None]) -> None:
         try:
-            async with self.pool.acquire() as conn:
-                await audit.mark_sent(conn, command_id)
-        except DATABASE_ERRORS as exc:  # the result, when it comes, is recorded all the same
-            log.warning("could not mark command %s sent: %s", command_id, exc)
-
-    def _write(self, write: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(write)
-        self._writes.add(task)  # held until done: the loop keeps only weak references
-        task.add_done_callback(self._writes.discard)
-        return task
+            row = await written
+            if row is None:  # already final (a repeated result): answer with what is recorded
+                async with self.pool.acquire() as conn:
+                    row = await audit.get(conn, command_id)
+        except (ConnectionError, *DATABASE_ERRORS):
+            return  # logged by the writer; the waiter times out and reads the command back
+        if row is not None:
+            self.relay.resolve(command_id, audit.command_json(row))
 
     async def finish_writes(self) -> None:
         """At shutdown: let the audit writes under way land."""
-        if self._writes:
-            await asyncio.wait(list(self._writes), timeout=5)
+        await self.statuses.finish()
 
     @staticmethod
     def _replay(earlier: dict[str, Any], vin: str, command: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,103 @@
+"""Command status changes written in batches, each by its own rule, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from command_api import audit
+from command_api.status_writer import StatusWriter
+from common.database import apply_migrations, create_pool
+from common.settings import DatabaseSettings
+
+VIN = "VINWRITER00000001"
+
+
+@pytest.fixture
+async def pool(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(db_settings)
+    await apply_migrations(pool)
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO vehicles (vin, account) VALUES ($1, 'acct')", VIN)
+    yield pool
+    await pool.close()
+
+
+async def new_commands(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    expires = datetime.now(UTC) + timedelta(seconds=30)
+    async with pool.acquire() as conn:
+        for command_id in ids:
+            inserted = await audit.insert(conn, command_id, VIN, "lock", {}, "test", None, expires)
+            assert inserted.command is not None
+    return ids
+
+
+async def status_of(pool: asyncpg.Pool, command_id: uuid.UUID) -> str:
+    async with pool.acquire() as conn:
+        row = await audit.get(conn, command_id)
+    assert row is not None
+    return str(row["status"])
+
+
+async def test_changes_queued_together_share_one_statement(pool: asyncpg.Pool) -> None:
+    ids = await new_commands(pool, 50)
+    writer = StatusWriter(pool)
+    now = datetime.now(UTC)
+    written = [writer.mark_sent(i) for i in ids[:25]] + [writer.record(i, "succeeded", None, now) for i in ids[25:]]
+    rows = await asyncio.gather(*written)
+    assert writer.statements == 1
+    assert [row["status"] if row else None for row in rows] == ["sent"] * 25 + ["succeeded"] * 25
+    assert {await status_of(pool, i) for i in ids[:25]} == {"sent"}
+
+
+async def test_sent_never_undoes_a_result(pool: asyncpg.Pool) -> None:
+    first, second = await new_commands(pool, 2)
+    writer = StatusWriter(pool)
+    now = datetime.now(UTC)
+    # The same batch: the result replaces the `sent` queued before it, and a `sent` after it is moot.
+    sent, result, late_sent = (
+        writer.mark_sent(first),
+        writer.record(first, "failed", "no", now),
+        writer.mark_sent(first),
+    )
+    assert (await sent, await late_sent) == (None, None)
+    assert (await result)["status"] == "failed"
+    # Separate batches: `sent` only moves a queued command.
+    await writer.record(second, "succeeded", None, now)
+    assert await writer.mark_sent(second) is None
+    assert await status_of(pool, second) == "succeeded"
+    assert await status_of(pool, first) == "failed"
+
+
+async def test_a_final_result_is_not_written_twice(pool: asyncpg.Pool) -> None:
+    (command_id,) = await new_commands(pool, 1)
+    writer = StatusWriter(pool)
+    now = datetime.now(UTC)
+    assert (await writer.record(command_id, "succeeded", None, now))["status"] == "succeeded"
+    assert await writer.record(command_id, "failed", "again", now) is None
+    assert await status_of(pool, command_id) == "succeeded"
+
+
+async def test_a_database_outage_fails_the_change_instead_of_hanging() -> None:
+    pool = await create_pool(DatabaseSettings.from_env({"DATABASE_URL": "postgresql://x@127.0.0.1:1/none"}), min_size=0)
+    writer = StatusWriter(pool)
+    try:
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(writer.mark_sent(uuid.uuid4()), 30)
+    finally:
+        await pool.close()
+
+
+async def test_a_result_delivered_twice_is_answered_as_recorded(pool: asyncpg.Pool) -> None:
+    """amqtt delivers a message once per matching subscription: the API's result and live filters overlap."""
+    (command_id,) = await new_commands(pool, 1)
+    writer = StatusWriter(pool)
+    now = datetime.now(UTC)
+    first, again = writer.record(command_id, "succeeded", None, now), writer.record(command_id, "failed", "x", now)
+    assert [(await first)["status"], (await again)["status"]] == ["succeeded", "succeeded"]
