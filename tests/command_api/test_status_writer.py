@@ -38,6 +38,10 @@ async def new_commands(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
     return ids
 
 
+def status(row: asyncpg.Record | None) -> str | None:
+    return None if row is None else str(row["status"])
+
+
 async def status_of(pool: asyncpg.Pool, command_id: uuid.UUID) -> str:
     async with pool.acquire() as conn:
         row = await audit.get(conn, command_id)
@@ -52,7 +56,7 @@ async def test_changes_queued_together_share_one_statement(pool: asyncpg.Pool) -
     written = [writer.mark_sent(i) for i in ids[:25]] + [writer.record(i, "succeeded", None, now) for i in ids[25:]]
     rows = await asyncio.gather(*written)
     assert writer.statements == 1
-    assert [row["status"] if row else None for row in rows] == ["sent"] * 25 + ["succeeded"] * 25
+    assert [status(row) for row in rows] == ["sent"] * 25 + ["succeeded"] * 25
     assert {await status_of(pool, i) for i in ids[:25]} == {"sent"}
 
 
@@ -67,7 +71,7 @@ async def test_sent_never_undoes_a_result(pool: asyncpg.Pool) -> None:
         writer.mark_sent(first),
     )
     assert (await sent, await late_sent) == (None, None)
-    assert (await result)["status"] == "failed"
+    assert status(await result) == "failed"
     # Separate batches: `sent` only moves a queued command.
     await writer.record(second, "succeeded", None, now)
     assert await writer.mark_sent(second) is None
@@ -79,7 +83,7 @@ async def test_a_final_result_is_not_written_twice(pool: asyncpg.Pool) -> None:
     (command_id,) = await new_commands(pool, 1)
     writer = StatusWriter(pool)
     now = datetime.now(UTC)
-    assert (await writer.record(command_id, "succeeded", None, now))["status"] == "succeeded"
+    assert status(await writer.record(command_id, "succeeded", None, now)) == "succeeded"
     assert await writer.record(command_id, "failed", "again", now) is None
     assert await status_of(pool, command_id) == "succeeded"
 
@@ -100,4 +104,4 @@ async def test_a_result_delivered_twice_is_answered_as_recorded(pool: asyncpg.Po
     writer = StatusWriter(pool)
     now = datetime.now(UTC)
     first, again = writer.record(command_id, "succeeded", None, now), writer.record(command_id, "failed", "x", now)
-    assert [(await first)["status"], (await again)["status"]] == ["succeeded", "succeeded"]
+    assert [status(await first), status(await again)] == ["succeeded", "succeeded"]
