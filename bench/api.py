@@ -29,23 +29,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
 from bench.servers import ROOT, broker, postgres
+from bench.stats import percentile
 from common.database import apply_migrations, create_pool
 from common.settings import COMPONENTS, DatabaseSettings, MqttSettings
 from gateway.simulator import simulated_vin
 from local_stack.ports import free_port, wait_for_port
 
 KEY = "bench-api-key-0123456789"
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 @contextlib.contextmanager
@@ -171,7 +168,19 @@ async def live(base: str, mqtt: MqttSettings, account: str, vin: str, clients: i
     return results
 
 
-async def main(seconds: float, clients: int, websockets: int) -> None:
+@dataclass
+class ApiFigures:
+    commands: list[float]
+    """Milliseconds per command round trip."""
+    body_bytes: int
+    api_reads: float
+    bare_reads: float
+    """Reads per second of the latest state from the API and from a bare handler with the same bytes."""
+    live: list[list[float]]
+    """Per round, every WebSocket client's milliseconds from publish to receipt."""
+
+
+async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
     with broker("mosquitto") as mqtt, postgres() as database_url:
         await _migrate(database_url)
         api_port, bare_port = free_port(), free_port()
@@ -185,11 +194,6 @@ async def main(seconds: float, clients: int, websockets: int) -> None:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(headers={"X-API-Key": KEY}, connector=connector) as http:
                 latencies = await commands(http, base, clients, seconds)
-                print(
-                    f"commands: {len(latencies)} round trips by {clients} concurrent clients in {seconds:g}s: "
-                    f"p50 {statistics.median(latencies):.1f} ms, p99 {_percentile(latencies, 0.99):.1f} ms, "
-                    f"max {max(latencies):.1f} ms"
-                )
                 state_url = f"{base}/api/vehicles/{simulated_vin(1)}"
                 async with http.get(state_url) as response:
                     body = await response.read()
@@ -200,18 +204,31 @@ async def main(seconds: float, clients: int, websockets: int) -> None:
                 with _process(bare_args, {}, bare_port):
                     bare_rate = await reads(http, f"http://127.0.0.1:{bare_port}/", clients, seconds)
                 Path(sample.name).unlink()  # noqa: ASYNC240 - one small file
-                print(
-                    f"GET latest state ({len(body)} bytes), {clients} concurrent clients: API {api_rate:.0f} req/s, "
-                    f"bare aiohttp handler {bare_rate:.0f} req/s, ratio {api_rate / bare_rate:.2f}"
-                )
-            rounds = await live(base, mqtt, account, simulated_vin(1), websockets, rounds=10)
-            p50s = [statistics.median(r) for r in rounds]
-            p99s = [_percentile(r, 0.99) for r in rounds]
-            print(
-                f"live: a state change reaching {websockets} WebSocket clients, 10 rounds: "
-                f"median of per-round p50 {statistics.median(p50s):.1f} ms, p99 {statistics.median(p99s):.1f} ms, "
-                f"last client (worst round) {max(max(r) for r in rounds):.1f} ms"
-            )
+            rounds = await live(base, mqtt, account, simulated_vin(1), websockets, rounds=10) if websockets else []
+    return ApiFigures(latencies, len(body), api_rate, bare_rate, rounds)
+
+
+async def main(seconds: float, clients: int, websockets: int) -> None:
+    figures = await measure(seconds, clients, websockets)
+    latencies = figures.commands
+    print(
+        f"commands: {len(latencies)} round trips by {clients} concurrent clients in {seconds:g}s: "
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
+        f"max {max(latencies):.1f} ms"
+    )
+    print(
+        f"GET latest state ({figures.body_bytes} bytes), {clients} concurrent clients: "
+        f"API {figures.api_reads:.0f} req/s, bare aiohttp handler {figures.bare_reads:.0f} req/s, "
+        f"ratio {figures.api_reads / figures.bare_reads:.2f}"
+    )
+    if figures.live:
+        p50s = [statistics.median(r) for r in figures.live]
+        p99s = [percentile(r, 0.99) for r in figures.live]
+        print(
+            f"live: a state change reaching {websockets} WebSocket clients, 10 rounds: "
+            f"median of per-round p50 {statistics.median(p50s):.1f} ms, p99 {statistics.median(p99s):.1f} ms, "
+            f"last client (worst round) {max(max(r) for r in figures.live):.1f} ms"
+        )
 
 
 if __name__ == "__main__":

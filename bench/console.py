@@ -30,6 +30,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from bench.browser import chromium
 from bench.servers import running_backend
+from bench.stats import percentile
 from command_api.app import MQTT, create_app
 from command_api.settings import ApiSettings
 from common import topics
@@ -119,11 +120,6 @@ def screenshots(base: str, key: str, folder: Path) -> None:
         time.sleep(2)
         browser.save_screenshot(str(folder / "operations.png"))
     print(f"screenshots in {folder}: fleet.png, vehicle.png, operations.png")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 async def benchmark(loads: int, updates: int, implementation: str) -> None:
