@@ -13,15 +13,18 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import aiohttp
 from pydantic import Field, SecretStr
 
 from common.settings import EnvSettings
 
+if TYPE_CHECKING:
+    import aiohttp
+
 log = logging.getLogger(__name__)
 
-DELIVERY_TIMEOUT = aiohttp.ClientTimeout(total=10)
+DELIVERY_TIMEOUT = 10.0
 RECENT_ALERTS = 50
 
 
@@ -99,11 +102,15 @@ class Alerts:
             )
         if not posts:
             return
-        async with aiohttp.ClientSession(timeout=DELIVERY_TIMEOUT) as http:
+        import aiohttp  # only when an alert is delivered: the process monitor stays small without it
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DELIVERY_TIMEOUT)) as http:
             await asyncio.gather(*(self._post(http, url, body) for url, body in posts))
 
     @staticmethod
     async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, object]) -> None:
+        import aiohttp
+
         where = url.split("/bot", maxsplit=1)[0]  # never log the bot token
         try:
             async with http.post(url, json=body) as response:

@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime
 
 import aiomqtt
-from saic_ismart_client_ng.exceptions import SaicApiException
 
 from common import topics
 from common.backoff import Backoff
@@ -23,10 +22,6 @@ from gateway.dispatcher import CommandDispatcher
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import TelemetryPublisher
 from gateway.refresh import PERIOD_NAMES, RefreshMode, VehicleRefresh
-from gateway.saic.convert import InvalidStatus
-from gateway.saic.guards import CircuitOpen
-from gateway.saic.settings import SaicSettings
-from gateway.saic.source import SaicVehicleSource
 from gateway.set_topics import SetTopicHandler
 from gateway.settings import GatewaySettings
 from gateway.simulator import SimulatedFleet
@@ -40,6 +35,10 @@ LAG_WARNING_EVERY = 60.0
 
 def build_source(settings: GatewaySettings, metrics: GatewayMetrics) -> VehicleSource:
     if settings.uses_saic:
+        # Imported here: the SAIC client (and httpx) cost a simulated fleet 15 MiB it never uses.
+        from gateway.saic.settings import SaicSettings
+        from gateway.saic.source import SaicVehicleSource
+
         return SaicVehicleSource.from_settings(SaicSettings.from_env(), metrics)
     return SimulatedFleet(settings.simulated_vehicles, settings.simulator_seed, settings.simulator_command_latency)
 
@@ -178,7 +177,7 @@ class Gateway:
                 vin,
                 exc,
                 state.interval(time.monotonic()),
-                exc_info=not _expected(exc),
+                exc_info=not isinstance(exc, self.source.expected_errors),
             )
             await self.publisher.publish_changes(
                 self.roots[vin],
@@ -276,8 +275,3 @@ class Gateway:
             await self.mqtt.close()
             connection.cancel()
         await self.source.close()
-
-
-def _expected(exc: Exception) -> bool:
-    """Errors worth one log line, not a traceback: the API's own failures and refusals."""
-    return isinstance(exc, SaicApiException | InvalidStatus | CircuitOpen)

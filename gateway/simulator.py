@@ -398,6 +398,8 @@ class SimulatedControl(VehicleControl):
 
 
 class SimulatedFleet:
+    expected_errors: tuple[type[Exception], ...] = (CommandFailed,)
+
     def __init__(self, count: int, seed: int, command_latency: float, clock: Callable[[], float] = time.time) -> None:
         self._vehicles = {v.vin: v for v in (make_vehicle(i, seed, clock) for i in range(count))}
         self._latency = command_latency

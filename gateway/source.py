@@ -68,6 +68,10 @@ class VehicleControl(Protocol):
 
 
 class VehicleSource(Protocol):
+    expected_errors: tuple[type[Exception], ...]
+    """Failures that are the source's own (its API refusing, down or invalid): one log line each,
+    not a traceback."""
+
     async def vehicles(self) -> list[VehicleInfo]: ...
 
     async def close(self) -> None: ...

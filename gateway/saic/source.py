@@ -13,6 +13,7 @@ from common import topics
 from gateway.metrics import GatewayMetrics
 from gateway.saic import convert
 from gateway.saic.control import SaicControl
+from gateway.saic.guards import CircuitOpen
 from gateway.saic.session import SaicSession
 from gateway.saic.settings import SaicSettings
 from gateway.source import VehicleControl, VehicleInfo
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class SaicVehicleSource:
+    expected_errors: tuple[type[Exception], ...] = (SaicApiException, convert.InvalidStatus, CircuitOpen)
+
     def __init__(self, session: SaicSession, max_status_drift: float, clock: Callable[[], float] = time.time) -> None:
         self.session = session
         self.max_status_drift = max_status_drift
