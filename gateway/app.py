@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 import uuid
@@ -100,6 +101,9 @@ class Gateway:
         self._wake = asyncio.Event()
         self._vehicles_loaded = asyncio.Event()
         self._poll_slots = asyncio.Semaphore(settings.poll_concurrency)
+        self._due: list[tuple[float, str]] = []
+        """A heap of (when due, VIN): the scheduler pops what is due instead of scanning the fleet."""
+        self._worst_lag = 0.0
         self._poll_tasks: set[asyncio.Task[None]] = set()
 
     # -- MQTT input -------------------------------------------------------------------------
@@ -126,12 +130,12 @@ class Gateway:
     def set_refresh_mode(self, vin: str, mode: RefreshMode) -> None:
         self.refresh[vin].set_mode(mode)
         self._publish_refresh_settings(vin)
-        self._wake.set()
+        self._schedule(vin)
 
     def set_refresh_period(self, vin: str, name: str, seconds: int) -> None:
         setattr(self.refresh[vin].periods, PERIOD_NAMES[name], float(seconds))
         self._publish_refresh_settings(vin)
-        self._wake.set()
+        self._schedule(vin)
 
     def set_remote_temperature(self, vin: str, celsius: int) -> None:
         self._latest.setdefault(vin, {})[topics.CLIMATE_REMOTE_TEMPERATURE] = celsius
@@ -145,12 +149,12 @@ class Gateway:
     def mark_active(self, vin: str) -> None:
         self.refresh[vin].active = True
         self.refresh[vin].set_mode(RefreshMode.FORCE)
-        self._wake.set()
+        self._schedule(vin)
 
     async def force_refresh(self, vin: str) -> None:
         """Poll the vehicle as soon as possible (after a successful command)."""
         self.refresh[vin].set_mode(RefreshMode.FORCE)
-        self._wake.set()
+        self._schedule(vin)
 
     def _publish_refresh_settings(self, vin: str) -> None:
         state = self.refresh[vin]
@@ -192,41 +196,60 @@ class Gateway:
             await self.publisher.publish_changes(self.roots[vin], values)
         finally:
             self.polls += 1
-            self._wake.set()  # the scheduler recomputes when this vehicle is due next
+            self._schedule(vin)
 
-    async def _poll_when_free(self, vin: str) -> None:
+    async def _poll_when_free(self, vin: str, due: float) -> None:
         async with self._poll_slots:
+            # Measured when the poll really starts, behind the polls in flight: the lag is the truth.
+            lag = time.monotonic() - due
+            self.metrics.poll_lag.observe(lag)
+            self._worst_lag = max(self._worst_lag, lag)
             await self.poll_vehicle(vin)
+
+    def _schedule(self, vin: str) -> None:
+        """(Re)compute when `vin` is due and wake the scheduler. Entries that a later change made
+        stale stay in the heap; the scheduler checks each one against the vehicle when it pops it."""
+        due = self.refresh[vin].next_due(time.monotonic())
+        if due is not None:
+            heapq.heappush(self._due, (due, vin))
+        self._wake.set()
 
     async def _refresh_loop(self) -> None:
         last_heartbeat = time.monotonic()
-        last_lag_warning = 0.0
+        last_lag_check = time.monotonic()
         default_active = self.settings.refresh_periods().active
         while True:
             await self.mqtt.connected.wait()
             now = time.monotonic()
-            next_wake = now + MAX_TICK
-            worst_lag = 0.0
-            for vin, state in self.refresh.items():
+            while self._due and self._due[0][0] <= now:
+                _, vin = heapq.heappop(self._due)
+                state = self.refresh[vin]
                 if state.in_flight:
-                    continue
+                    continue  # scheduled again when this poll ends
                 due = state.next_due(now)
                 if due is None:
+                    continue  # refreshing is off: scheduled again when its mode changes
+                if due > now:
+                    heapq.heappush(self._due, (due, vin))  # a stale entry: the vehicle's periods changed
                     continue
-                if due <= now:
-                    worst_lag = max(worst_lag, now - due)
-                    state.in_flight = True
-                    task = asyncio.create_task(self._poll_when_free(vin))
-                    self._poll_tasks.add(task)
-                    task.add_done_callback(self._poll_tasks.discard)
-                else:
-                    next_wake = min(next_wake, due)
-            if worst_lag > default_active and now - last_lag_warning > LAG_WARNING_EVERY:
-                last_lag_warning = now
-                log.warning("polls start up to %.1fs late: more vehicles than the API and interval allow", worst_lag)
+                state.in_flight = True
+                task = asyncio.create_task(self._poll_when_free(vin, due))
+                self._poll_tasks.add(task)
+                task.add_done_callback(self._poll_tasks.discard)
+            if now - last_lag_check >= LAG_WARNING_EVERY:
+                if self._worst_lag > default_active:
+                    log.warning(
+                        "polls started up to %.1fs late in the last %.0fs: more vehicles than the API and "
+                        "the polls in flight (GATEWAY_POLL_CONCURRENCY=%d) allow",
+                        self._worst_lag,
+                        now - last_lag_check,
+                        self.settings.poll_concurrency,
+                    )
+                last_lag_check, self._worst_lag = now, 0.0
             if now - last_heartbeat >= self.settings.heartbeat_interval:
                 last_heartbeat = now
                 self.dispatcher.spawn(self.publisher.republish_all())
+            next_wake = min(self._due[0][0] if self._due else now + MAX_TICK, now + MAX_TICK)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(next_wake - time.monotonic(), 0.01))
@@ -258,6 +281,7 @@ class Gateway:
                 self.discovery.add_vehicle(info, root)
                 self._publish(info.vin, info.topic_values())
                 self._publish_refresh_settings(info.vin)
+                self._schedule(info.vin)
             self.dispatcher.known_vins.update(self.roots)
             self._vehicles_loaded.set()
             log.info("gateway serving %d vehicles of %s", len(self.roots), self.settings.account)

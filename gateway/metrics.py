@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 API_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+POLL_LAG_BUCKETS = (0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class GatewayMetrics:
@@ -25,6 +26,12 @@ class GatewayMetrics:
         self.logins = Counter("saic_logins", "SAIC login attempts by outcome", ["outcome"], registry=r)
         self.circuit_open = Gauge("saic_circuit_open", "1 while calls to the SAIC API are suspended", registry=r)
         self.polls = Counter("gateway_polls", "vehicle polls by outcome", ["outcome"], registry=r)
+        self.poll_lag = Histogram(
+            "gateway_poll_start_lag_seconds",
+            "how late polls start after they are due (waiting for a free slot included)",
+            buckets=POLL_LAG_BUCKETS,
+            registry=r,
+        )
         self.commands = Counter(
             "gateway_commands", "commands by name and final status", ["command", "status"], registry=r
         )

@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
 import aiomqtt
 import pytest
 
 from common import topics
 from common.settings import MqttSettings
+from common.values import TelemetryValue
 from gateway.app import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator import Phase, SimulatedFleet
@@ -215,3 +217,46 @@ async def test_everything_is_republished_after_the_broker_restarts(broker: Runni
         "color",
         *(f"configuration/{c}" for c in ("HeatedSeat", "Battery", "Sunroof")),
     }
+
+
+class SlowFleet(SimulatedFleet):
+    """Each poll takes 100 ms, as a slow SAIC API would."""
+
+    async def poll(self, vin: str) -> Mapping[str, TelemetryValue]:
+        await asyncio.sleep(0.1)
+        return await super().poll(vin)
+
+
+async def test_polls_that_cannot_keep_up_report_their_lag(
+    mqtt_settings: MqttSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """10 cars every 0.2 s with one poll in flight need 1 s of polling per 0.2 s: the lag grows and is
+    measured where polls really start (behind the slot), then logged."""
+    settings = GatewaySettings.from_env(
+        {"SAIC_USERNAME": ACCOUNT, "GATEWAY_POLL_INTERVAL": "0.2", "GATEWAY_POLL_CONCURRENCY": "1"}
+    )
+    gateway = Gateway(settings, mqtt_settings, SlowFleet(10, seed=1, command_latency=0))
+    stop = asyncio.Event()
+    with mock.patch("gateway.app.LAG_WARNING_EVERY", 1.0):
+        task = asyncio.create_task(gateway.run(stop))
+        try:
+            await wait_until(lambda: "polls started up to" in caplog.text, timeout=10, what="the lag warning")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    lag = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_sum")
+    count = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_count")
+    assert lag is not None
+    assert count
+    assert lag / count > 0.3, "polls queued behind one slot start late, and the metric says so"
+
+
+async def test_polls_that_keep_up_start_on_time(mqtt_settings: MqttSettings) -> None:
+    async with running_gateway(mqtt_settings, vehicles=10, poll=0.2) as gateway:
+        await asyncio.sleep(1.5)
+    lag = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_sum")
+    count = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_count")
+    assert lag is not None
+    assert count is not None
+    assert count >= 50
+    assert lag / count < 0.05
