@@ -21,6 +21,7 @@ from common.values import TelemetryValue
 from gateway.discovery import HomeAssistantDiscovery
 from gateway.dispatcher import CommandDispatcher
 from gateway.metrics import GatewayMetrics
+from gateway.poll_slots import PollSlots
 from gateway.publisher import TelemetryPublisher
 from gateway.refresh import PERIOD_NAMES, RefreshMode, VehicleRefresh
 from gateway.set_topics import SetTopicHandler
@@ -31,6 +32,8 @@ from gateway.source import VehicleInfo, VehicleSource
 log = logging.getLogger(__name__)
 
 MAX_TICK = 1.0
+LATE = 0.5
+"""A poll that starts this many seconds after it was due asks for more polls in flight."""
 LAG_WARNING_EVERY = 60.0
 
 
@@ -100,7 +103,7 @@ class Gateway:
         self.polls = 0
         self._wake = asyncio.Event()
         self._vehicles_loaded = asyncio.Event()
-        self._poll_slots = asyncio.Semaphore(settings.poll_concurrency)
+        self._poll_slots = PollSlots(settings.poll_concurrency)
         self._due: list[tuple[float, str]] = []
         """A heap of (when due, VIN): the scheduler pops what is due instead of scanning the fleet."""
         self._worst_lag = 0.0
@@ -176,6 +179,8 @@ class Gateway:
         except Exception as exc:
             state.failed(time.monotonic())
             self.metrics.polls.labels("failed").inc()
+            if isinstance(exc, self.source.expected_errors):
+                self._poll_slots.failed()
             log.warning(
                 "polling %s failed (%s); next attempt in %.0fs",
                 vin,
@@ -204,6 +209,9 @@ class Gateway:
             lag = time.monotonic() - due
             self.metrics.poll_lag.observe(lag)
             self._worst_lag = max(self._worst_lag, lag)
+            if lag > LATE:
+                self._poll_slots.started_late()
+            self.metrics.poll_slots.set(self._poll_slots.limit)
             await self.poll_vehicle(vin)
 
     def _schedule(self, vin: str) -> None:
@@ -239,10 +247,11 @@ class Gateway:
             if now - last_lag_check >= LAG_WARNING_EVERY:
                 if self._worst_lag > default_active:
                     log.warning(
-                        "polls started up to %.1fs late in the last %.0fs: more vehicles than the API and "
-                        "the polls in flight (GATEWAY_POLL_CONCURRENCY=%d) allow",
+                        "polls started up to %.1fs late in the last %.0fs: more vehicles than the API allows "
+                        "(%d polls in flight now, GATEWAY_POLL_CONCURRENCY=%d at most)",
                         self._worst_lag,
                         now - last_lag_check,
+                        self._poll_slots.limit,
                         self.settings.poll_concurrency,
                     )
                 last_lag_check, self._worst_lag = now, 0.0

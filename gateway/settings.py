@@ -24,7 +24,13 @@ class GatewaySettings(EnvSettings):
         600.0, alias="GATEWAY_SLEEP_GRACE", ge=0, description="how long after activity a car counts as asleep"
     )
     error_backoff_max: float = Field(900.0, alias="GATEWAY_ERROR_BACKOFF_MAX", gt=0)
-    poll_concurrency: int = Field(50, alias="GATEWAY_POLL_CONCURRENCY", ge=1, le=10_000)
+    poll_concurrency: int = Field(
+        50,
+        alias="GATEWAY_POLL_CONCURRENCY",
+        ge=1,
+        le=10_000,
+        description="the most polls in flight; below it the API's answers decide (gateway/poll_slots.py)",
+    )
     heartbeat_interval: float = Field(
         600.0,
         alias="GATEWAY_HEARTBEAT_INTERVAL",

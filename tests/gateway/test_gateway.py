@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
@@ -219,6 +219,17 @@ async def test_everything_is_republished_after_the_broker_restarts(broker: Runni
     }
 
 
+@pytest.fixture
+def private_mqtt(broker: RunningBroker, tmp_path: Path) -> Iterator[MqttSettings]:
+    """A broker of its own: a fleet of ten or fifty cars would leave its retained values on the
+    session's broker for the ingest's tests to find."""
+    private = start_broker(broker.implementation, tmp_path / "broker")
+    try:
+        yield private.mqtt_settings()
+    finally:
+        stop_process(private.process)
+
+
 class SlowFleet(SimulatedFleet):
     """Each poll takes 100 ms, as a slow SAIC API would."""
 
@@ -228,14 +239,14 @@ class SlowFleet(SimulatedFleet):
 
 
 async def test_polls_that_cannot_keep_up_report_their_lag(
-    mqtt_settings: MqttSettings, caplog: pytest.LogCaptureFixture
+    private_mqtt: MqttSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """10 cars every 0.2 s with one poll in flight need 1 s of polling per 0.2 s: the lag grows and is
     measured where polls really start (behind the slot), then logged."""
     settings = GatewaySettings.from_env(
         {"SAIC_USERNAME": ACCOUNT, "GATEWAY_POLL_INTERVAL": "0.2", "GATEWAY_POLL_CONCURRENCY": "1"}
     )
-    gateway = Gateway(settings, mqtt_settings, SlowFleet(10, seed=1, command_latency=0))
+    gateway = Gateway(settings, private_mqtt, SlowFleet(10, seed=1, command_latency=0))
     stop = asyncio.Event()
     with mock.patch("gateway.app.LAG_WARNING_EVERY", 1.0):
         task = asyncio.create_task(gateway.run(stop))
@@ -251,8 +262,8 @@ async def test_polls_that_cannot_keep_up_report_their_lag(
     assert lag / count > 0.3, "polls queued behind one slot start late, and the metric says so"
 
 
-async def test_polls_that_keep_up_start_on_time(mqtt_settings: MqttSettings) -> None:
-    async with running_gateway(mqtt_settings, vehicles=10, poll=0.2) as gateway:
+async def test_polls_that_keep_up_start_on_time(private_mqtt: MqttSettings) -> None:
+    async with running_gateway(private_mqtt, vehicles=10, poll=0.2) as gateway:
         await asyncio.sleep(1.5)
     lag = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_sum")
     count = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_count")
@@ -260,3 +271,16 @@ async def test_polls_that_keep_up_start_on_time(mqtt_settings: MqttSettings) -> 
     assert count is not None
     assert count >= 50
     assert lag / count < 0.05
+
+
+async def test_polls_in_flight_grow_to_what_a_slow_api_needs(private_mqtt: MqttSettings) -> None:
+    """50 cars every 0.5 s at 100 ms a poll need 10 polls in flight, more than the 8 the limit starts at."""
+    settings = GatewaySettings.from_env({"SAIC_USERNAME": ACCOUNT, "GATEWAY_POLL_INTERVAL": "0.5"})
+    gateway = Gateway(settings, private_mqtt, SlowFleet(50, seed=1, command_latency=0))
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    try:
+        await wait_until(lambda: gateway._poll_slots.limit > 8, timeout=10, what="more polls in flight")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
