@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from aiohttp import web
 
 from command_api.errors import ApiError
-from command_api.history import PageWindow, timestamp_param
+from command_api.history import PageWindow, positive_int, timestamp_param
 from common.database import Connection
 
 PERIOD_TABLES = {"drives": "drives", "charges": "charges", "parks": "parks"}
@@ -42,9 +42,10 @@ async def periods_page(conn: Connection, table: str, vin: str, request: web.Base
 
 def period_id(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isdigit() or not 1 <= int(text) <= POSTGRES_BIGINT_MAX:
+    period = positive_int(text, POSTGRES_BIGINT_MAX)
+    if period is None:
         raise ApiError(400, "invalid_parameter", f"the id must be a positive integer, got {text[:30]!r}")
-    return int(text)
+    return period
 
 
 async def get_period(conn: Connection, table: str, period: int) -> dict[str, Any]:

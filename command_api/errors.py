@@ -55,9 +55,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = exc.reason.lower().replace(" ", "_")
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-        return error_response(exc.status, code, message, {"path": request.path})
+        kept = {name: exc.headers[name] for name in ("Allow",) if name in exc.headers}  # a 405 says what is allowed
+        return error_response(exc.status, code, message, {"path": request.path}, kept)
     except MqttNotConnected:
         return error_response(503, "broker_unavailable", "the message broker is not reachable; try again shortly")
+    except asyncpg.DataError as exc:  # SQLSTATE 22: a value the database cannot take, so the caller's input
+        return error_response(400, "invalid_parameter", f"a value is out of range: {str(exc)[:200]}")
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         log.warning("database error on %s %s: %s", request.method, request.path, exc)
         return error_response(503, "database_unavailable", "the database is not reachable; try again shortly")

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -38,15 +38,28 @@ def timestamp_param(query: web.BaseRequest, name: str) -> datetime | None:
         raise ApiError(400, "invalid_parameter", f"`{name}` must be an ISO-8601 time, got {text[:40]!r}") from None
     if value.tzinfo is None:
         raise ApiError(400, "invalid_parameter", f"`{name}` needs a time zone (e.g. `Z` or `+00:00`)")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: no such instant in UTC
+        raise ApiError(400, "invalid_parameter", f"`{name}` is outside the years 1 to 9999 in UTC") from None
+
+
+def positive_int(text: str, maximum: int) -> int | None:
+    """`text` as an integer from 1 to `maximum`; None for anything else (only ASCII digits count:
+    `str.isdigit` accepts `²` and `١٠`, which `int` refuses or reads)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if 1 <= value <= maximum else None
 
 
 def limit_param(request: web.BaseRequest, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     """`?limit=`: 1 to `maximum`, `default` when absent."""
     text = request.query.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= maximum:
+    limit = positive_int(text, maximum)
+    if limit is None:
         raise ApiError(400, "invalid_parameter", f"`limit` must be an integer from 1 to {maximum}, got {text[:20]!r}")
-    return int(text)
+    return limit
 
 
 def encode_cursor(ts: datetime) -> str:
@@ -57,11 +70,11 @@ def decode_cursor(cursor: str) -> datetime:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = datetime.fromisoformat(json.loads(raw)["before"])
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        if value.tzinfo is None:
+            raise ValueError("no time zone")
+        return value.astimezone(UTC)
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError, OverflowError, RecursionError):
         raise ApiError(400, "invalid_cursor", "the cursor is not one this API returned") from None
-    if value.tzinfo is None:
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this API returned")
-    return value
 
 
 @dataclass(frozen=True)

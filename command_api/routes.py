@@ -150,8 +150,10 @@ async def _read_args(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, and an integer of over 4,300 digits
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body nests too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object of the command's arguments")
     return body

@@ -20,7 +20,7 @@ import asyncpg
 from dotenv import dotenv_values
 
 from local_stack.postgres import LocalPostgres, PostgresError
-from local_stack.secrets import load_or_create
+from local_stack.secrets import load_or_create, write_private
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "vehicles"
@@ -60,7 +60,7 @@ def main() -> int:
     data_dir = Path(os.environ.get("LOCAL_DATA_DIR", ROOT / ".data")).resolve()
     generated = load_or_create(data_dir / "secrets.env")
     env = {**generated, **{k: v for k, v in dotenv_values(ROOT / ".env").items() if v}, **os.environ}
-    (data_dir / "dev-api-key").write_text(env["COMMAND_API_KEY"] + "\n", encoding="utf-8")
+    write_private(data_dir / "dev-api-key", env["COMMAND_API_KEY"] + "\n")
     runtime_dir = data_dir / "run"
     runtime_dir.mkdir(parents=True, exist_ok=True)
     env["RUNTIME_DIR"] = str(runtime_dir)

@@ -30,3 +30,10 @@ def load_or_create(path: Path) -> dict[str, str]:
                 existing[name] = secrets.token_urlsafe(24)
                 out.write(f"{name}={existing[name]}\n")
     return existing
+
+
+def write_private(path: Path, text: str) -> None:
+    """`text` in a file only its owner can read (0600), whatever mode an earlier run left it with."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
