@@ -103,7 +103,7 @@ def render_mosquitto_conf(config: BrokerConfig, *, run_as: str | None) -> str:
         f"persistence {str(config.persistence).lower()}",
         f"max_queued_messages {config.max_queued_messages}",
         f"set_tcp_nodelay {str(config.tcp_nodelay).lower()}",
-        "log_dest stdout",
+        "log_dest stderr",  # unbuffered: stdout into a pipe holds lines until 4 KiB have piled up
         "log_type error",
         "log_type warning",
         "log_type notice",

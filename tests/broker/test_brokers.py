@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import struct
 import subprocess
@@ -14,7 +15,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from local_stack.ports import free_port
+from common.settings import COMPONENTS, INTEGRATIONS_USER, MqttSettings
+from local_stack.ports import free_port, wait_for_port
 from tests.conftest import ROOT, RunningBroker, start_broker, stop_process
 from tests.helpers import client, collect
 
@@ -164,3 +166,36 @@ async def test_message_flow_under_concurrent_clients(broker: RunningBroker) -> N
         )
         received = await collect(api, 200, timeout=10)
     assert sorted(int(m.payload) for m in received) == list(range(200))
+
+
+async def test_mosquittos_log_lines_arrive_as_they_happen(tmp_path: Path) -> None:
+    """Into a pipe (supervisord's), stdout is block-buffered: a notice waited minutes for 4 KiB."""
+    from broker.mosquitto import find_mosquitto
+
+    if find_mosquitto() is None:
+        pytest.skip("Mosquitto is not installed (scripts/test installs it with apt-get when run as root)")
+    port = free_port()
+    passwords = {c: secrets.token_urlsafe(12) for c in (*COMPONENTS, INTEGRATIONS_USER)}
+    env = {
+        **os.environ,
+        **{f"MQTT_{c.upper()}_PASSWORD": password for c, password in passwords.items()},
+        "MQTT_PORT": str(port),
+        "BROKER_IMPLEMENTATION": "mosquitto",
+        "BROKER_RUNTIME_DIR": str(tmp_path),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "broker", env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        await asyncio.to_thread(wait_for_port, port)
+        async with client(MqttSettings.from_env(env), "gateway", client_id="log-line-test"):
+            assert process.stdout is not None
+            seen = b""
+            async with asyncio.timeout(10):
+                while b"log-line-test" not in seen:  # "New client connected from ... as log-line-test"
+                    line = await process.stdout.readline()
+                    assert line, f"the broker ended: {seen.decode(errors='replace')}"
+                    seen += line
+    finally:
+        process.terminate()
+        await process.wait()
