@@ -242,6 +242,29 @@ async def test_the_opening_drive_is_derived_once_and_the_console_is_served(
         assert response.status == 200
 
 
+async def test_supervisorctl_reaches_supervisord_over_its_private_socket(stack_process: Stack) -> None:
+    """Operators restart one program with supervisorctl (docs/operations.md)."""
+    runtime = stack_process.log.parent
+    env = {**os.environ, "RUNTIME_DIR": str(runtime)}
+    ctl = [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(ROOT / "supervisord.conf")]
+    assert (runtime / "supervisor.sock").stat().st_mode & 0o077 == 0, "only its owner may talk to supervisord"
+
+    def supervisorctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*ctl, *args], env=env, capture_output=True, text=True, timeout=60)
+
+    async def gateway_running() -> bool:
+        status = await asyncio.to_thread(supervisorctl, "status")
+        return any(line.split()[:2] == ["programs:gateway", "RUNNING"] for line in status.stdout.splitlines())
+
+    await wait_until(gateway_running, timeout=30, interval=0.5, what="supervisorctl showing the gateway RUNNING")
+    pid = stack_process.program_pid("gateway")
+    restarted = await asyncio.to_thread(supervisorctl, "restart", "programs:gateway")
+    assert restarted.returncode == 0, restarted
+    await wait_until(
+        lambda: stack_process.program_pid("gateway") not in (None, pid), timeout=20, what="a new gateway process"
+    )
+
+
 def test_sigterm_stops_everything_within_cloud_runs_10_seconds(stack_process: Stack) -> None:
     children = psutil.Process(stack_process.process.pid).children(recursive=True)
     assert len(children) >= 6  # supervisord, the process monitor and the four programs
