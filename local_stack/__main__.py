@@ -8,6 +8,7 @@ program, the ingest writing its cache first) and then PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import subprocess
@@ -56,14 +57,35 @@ async def count_rows(url: str) -> tuple[int, int, int, int]:
         await conn.close()
 
 
+def lock_data_dir(data_dir: Path) -> int | None:
+    """An open descriptor holding the folder's lock for this process's life; None when another
+    `scripts/run` holds it (it would stop that run's PostgreSQL and take over its log and fleet)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def main() -> int:
     data_dir = Path(os.environ.get("LOCAL_DATA_DIR", ROOT / ".data")).resolve()
+    if lock_data_dir(data_dir) is None:
+        holder = (data_dir / ".lock").read_text().strip() or "?"
+        say(f"another scripts/run (pid {holder}) is using {data_dir}; stop it first, or set LOCAL_DATA_DIR")
+        return 1
     generated = load_or_create(data_dir / "secrets.env")
     env = {**generated, **{k: v for k, v in dotenv_values(ROOT / ".env").items() if v}, **os.environ}
     write_private(data_dir / "dev-api-key", env["COMMAND_API_KEY"] + "\n")
     runtime_dir = data_dir / "run"
     runtime_dir.mkdir(parents=True, exist_ok=True)
     env["RUNTIME_DIR"] = str(runtime_dir)
+    fatal = runtime_dir / "fatal"  # left by the process monitor when a program could not be started
+    fatal.unlink(missing_ok=True)
     env["BROKER_RUNTIME_DIR"] = str(runtime_dir / "broker")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -111,6 +133,9 @@ def main() -> int:
         if postgres is not None:
             say("stopping PostgreSQL")
             postgres.stop()
+    if fatal.exists():
+        say(f"{fatal.read_text().strip()} could not be started (see its lines above); exiting 1")
+        return 1
     say(f"stopped (supervisord exit status {code})")
     return code
 
