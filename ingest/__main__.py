@@ -59,13 +59,31 @@ def rebuild_command(vins: list[str]) -> None:
     run_program("ingest", run, os.environ.get("LOG_LEVEL", "INFO"))
 
 
+def migrate_command() -> None:
+    """Apply the migrations not applied yet to DATABASE_URL, as every program does at start."""
+
+    async def run(_stop: asyncio.Event) -> None:
+        IngestSettings.from_env()  # loads .env
+        pool = await create_pool(DatabaseSettings.from_env(), max_size=1)
+        try:
+            applied = await apply_migrations(pool)
+            log.info("applied %d migration(s): %s", len(applied), ", ".join(applied) or "none were due")
+        finally:
+            await pool.close()
+
+    run_program("ingest", run, os.environ.get("LOG_LEVEL", "INFO"))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
+    commands.add_parser("migrate", help="apply the database migrations not applied yet, then exit")
     rebuild_parser = commands.add_parser("rebuild", help="derive drives, charges and parks again from history")
     rebuild_parser.add_argument("vins", nargs="*", metavar="VIN", help="only these vehicles (default: all)")
     args = parser.parse_args()
     if args.command == "rebuild":
         rebuild_command(args.vins)
+    elif args.command == "migrate":
+        migrate_command()
     else:
         run_program("ingest", main, os.environ.get("LOG_LEVEL", "INFO"))

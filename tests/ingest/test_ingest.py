@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +23,7 @@ from common.values import KEY_KINDS
 from ingest.app import Ingest, open_sink, subscriptions
 from ingest.postgres_sink import PostgresSink
 from ingest.settings import IngestSettings
+from tests.conftest import ROOT
 from tests.gateway.test_gateway import root, running_gateway, vin
 from tests.helpers import client, wait_until
 from tests.ingest.test_cache_properties import PAYLOADS
@@ -188,3 +191,23 @@ async def test_thousands_of_generated_messages_leave_the_ingest_alive_and_counti
 
         await wait_until(good_reading_stored, timeout=15, what="the good reading after the garbage stored")
         assert ingest.flusher.failures == 0
+
+
+async def test_migrate_applies_the_migrations_and_exits(db_settings: DatabaseSettings) -> None:
+    """The documented way to prepare a database by hand (docs/operations.md)."""
+    env = {**os.environ, "DATABASE_URL": db_settings.url.get_secret_value(), "LOG_LEVEL": "INFO"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ingest",
+        "migrate",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, output.decode()
+    assert b"applied" in output
+    versions = await count(db_settings, "SELECT count(*) FROM schema_migrations")
+    assert versions == len(list((ROOT / "migrations").glob("*.sql")))
