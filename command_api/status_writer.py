@@ -47,6 +47,15 @@ class Change:
 
 
 type Written = asyncio.Future[asyncpg.Record | None]
+
+
+def _seen(future: Written) -> None:
+    """A change nobody awaits (no caller waits for the result) must not end in asyncio's "exception
+    was never retrieved": the writer has logged the failure already."""
+    if not future.cancelled():
+        future.exception()
+
+
 type Pending = dict[UUID, tuple[Change, Written]]
 
 
@@ -73,6 +82,7 @@ class StatusWriter:
                     return future
                 return earlier[1]  # the same result again (a broker's duplicate delivery)
             earlier[1].set_result(None)
+        future.add_done_callback(_seen)
         self._queued[command_id] = (change, future)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all())
