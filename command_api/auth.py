@@ -29,6 +29,8 @@ class Principal:
     kind: Literal["user", "service"]
     subject: str
     """The user's id (a UUID, `sub`) or the API key's name."""
+    expires_at: float | None = None
+    """When the user's token expires (Unix seconds, its `exp`); None for an API key."""
 
     @property
     def requested_by(self) -> str:
@@ -131,7 +133,7 @@ class Authenticator:
             subject = str(uuid.UUID(str(claims["sub"])))
         except ValueError:
             raise ApiError(401, "invalid_token", "the token's `sub` is not a user id (UUID)") from None
-        return Principal("user", subject)
+        return Principal("user", subject, float(claims["exp"]))
 
 
 WEBSOCKET_PROTOCOL = "vehicle-backend.v1"

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,8 @@ from common.values import decode, to_json
 log = logging.getLogger(__name__)
 
 CLIENT_QUEUE = 1000
+TOKEN_EXPIRED = 4401
+"""The close code when the token a stream was opened with expires: reconnect with a fresh one (as HTTP 401)."""
 SKIPPED_SEGMENTS = frozenset({topics.COMMAND_SEGMENT})
 UPSTREAM_REPLIES = (f"/{topics.SET_SUFFIX}", f"/{topics.RESULT_SUFFIX}")  # the upstream /set topics and their replies
 
@@ -87,15 +90,25 @@ class LiveHub:
                     task.add_done_callback(self._closing.discard)
 
     async def serve(
-        self, request: web.Request, vins: frozenset[str] | None, first: dict[str, Any]
+        self,
+        request: web.Request,
+        vins: frozenset[str] | None,
+        first: dict[str, Any],
+        expires_at: float | None = None,
     ) -> web.WebSocketResponse:
-        """Run one client until it goes: the current state first, then every change."""
+        """Run one client until it goes: the current state first, then every change; a stream opened
+        with a token ends when the token expires (authorization is not a snapshot)."""
         ws = web.WebSocketResponse(heartbeat=30, protocols=(WEBSOCKET_PROTOCOL,))
         await ws.prepare(request)
         client = LiveClient(ws, vins)
         await ws.send_str(json.dumps(first, default=str))
         self.clients.add(client)
         sender = asyncio.create_task(client.send_loop())
+        if expires_at is not None:
+            expiry = asyncio.get_running_loop().call_at(
+                asyncio.get_running_loop().time() + max(0.0, expires_at - time.time()), self._expire, client
+            )
+            sender.add_done_callback(lambda _task: expiry.cancel())
         try:
             async for _message in ws:  # clients only listen; reading keeps the connection's pings going
                 pass
@@ -105,6 +118,12 @@ class LiveHub:
             with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
                 await sender
         return ws
+
+    def _expire(self, client: LiveClient) -> None:
+        self.clients.discard(client)
+        task = asyncio.create_task(client.ws.close(code=TOKEN_EXPIRED, message=b"token expired"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close_all(self) -> None:
         for client in list(self.clients):

@@ -204,7 +204,12 @@ async def vehicle_live(request: web.Request) -> web.WebSocketResponse:
     vin = request.match_info["vin"]
     async with pool_of(request).acquire() as conn:
         snapshot = await vehicles.readable_vehicle(conn, principal_of(request), vin)
-    return await request.app[LIVE].serve(request, frozenset({vin}), {"type": "snapshot", "vehicles": [snapshot]})
+    return await request.app[LIVE].serve(
+        request,
+        frozenset({vin}),
+        {"type": "snapshot", "vehicles": [snapshot]},
+        principal_of(request).expires_at,
+    )
 
 
 async def fleet_live(request: web.Request) -> web.WebSocketResponse:
@@ -212,7 +217,9 @@ async def fleet_live(request: web.Request) -> web.WebSocketResponse:
     async with pool_of(request).acquire() as conn:
         vins = await vehicles.visible_vins(conn, principal)
         snapshot = await vehicles.list_vehicles(conn, principal)
-    return await request.app[LIVE].serve(request, vins, {"type": "snapshot", "vehicles": snapshot})
+    return await request.app[LIVE].serve(
+        request, vins, {"type": "snapshot", "vehicles": snapshot}, principal.expires_at
+    )
 
 
 async def ops_commands(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from command_api.live import TOKEN_EXPIRED
 from common.settings import DatabaseSettings, MqttSettings
 from tests.command_api.conftest import ALICE, API_KEY, BOB, VIN_A, VIN_B, Api, Client, user_token
 from tests.gateway.test_gateway import vin
@@ -134,3 +136,16 @@ async def test_live_stream_needs_a_token_and_access(api: Client) -> None:
         async with api.http.get(api.base + path, headers={"Connection": "Upgrade", "Upgrade": "websocket"}) as r:
             assert r.status == status
             assert json.loads(await r.text())["error"]["code"] in ("unauthorized", "forbidden")
+
+
+async def test_a_live_stream_ends_when_its_token_expires(api: Client) -> None:
+    """The acceptance run's socket streamed 12 more messages after its token had expired."""
+    for path in (f"/api/vehicles/{VIN_A}/live", "/api/live"):
+        token = user_token(ALICE, expires_in=2)
+        started = time.monotonic()
+        async with api.http.ws_connect(f"{api.base}{path}?access_token={token}") as ws:
+            assert (await ws.receive_json())["type"] == "snapshot"
+            closing = await asyncio.wait_for(ws.receive(), 10)
+        assert closing.type == aiohttp.WSMsgType.CLOSE, closing
+        assert (ws.close_code, closing.extra) == (TOKEN_EXPIRED, "token expired")
+        assert time.monotonic() - started < 4
