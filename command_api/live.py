@@ -105,9 +105,7 @@ class LiveHub:
         self.clients.add(client)
         sender = asyncio.create_task(client.send_loop())
         if expires_at is not None:
-            expiry = asyncio.get_running_loop().call_at(
-                asyncio.get_running_loop().time() + max(0.0, expires_at - time.time()), self._expire, client
-            )
+            expiry = asyncio.get_running_loop().call_later(max(0.0, expires_at - time.time()), self._expire, client)
             sender.add_done_callback(lambda _task: expiry.cancel())
         try:
             async for _message in ws:  # clients only listen; reading keeps the connection's pings going

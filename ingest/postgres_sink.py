@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # Arrays in PostgreSQL's binary format: nothing for the server to parse but each row's `state`.
 UPSERT_VEHICLES = "SELECT upsert_vehicles($1, $2, $3, $4, $5)"
 UPSERT_STATES = "SELECT upsert_vehicle_states($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+STATE_MAP = STATE_COLUMNS.index("state")
 
 INSERT_TELEMETRY = """
 INSERT INTO vehicle_telemetry (vin, ts, soc, range_km, latitude, longitude, speed_kmh, charging, odometer_km,
@@ -89,7 +90,7 @@ class PostgresSink:
             return FlushResult(0, 0, 0)
         rows = plan_rows(snapshots)
         states = columns(rows.states, STATE_COLUMNS)
-        states[STATE_COLUMNS.index("state")] = [dumps(state) for state in states[STATE_COLUMNS.index("state")]]
+        states[STATE_MAP] = [dumps(state) for state in states[STATE_MAP]]
         telemetry = columns(rows.telemetry, TELEMETRY_COLUMNS)
         telemetry[-1] = [dumps(payload) for payload in telemetry[-1]]
         try:

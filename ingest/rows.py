@@ -158,14 +158,7 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON; datetimes in ISO 8601 (rows for the JSON entry points)."""
-    return json.dumps(value, separators=(",", ":"), default=_isoformat)
-
-
-def _isoformat(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return json.dumps(value, separators=(",", ":"))
 
 
 def columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[list[Any]]:
