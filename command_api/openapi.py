@@ -604,7 +604,8 @@ def build_openapi(settings: ApiSettings) -> dict[str, Any]:
                     "echoes the token), or pass `?access_token=` (it then lands in access logs). "
                     'The first message is `{"type": "snapshot", "vehicles": '
                     '[...]}`; then one `{"type": "telemetry", "vin", "key", "value", "received_at"}` '
-                    "per changed value."
+                    "per changed value. The server closes with 4401 when the token expires (reconnect with a "
+                    "fresh one) and 1013 when the client reads too slowly."
                 ),
                 "parameters": [
                     vin,
