@@ -75,7 +75,7 @@ async def main(total: int, vehicles: int) -> None:
         pool = await create_pool(DatabaseSettings.from_env({"DATABASE_URL": url}), max_size=2)
         await apply_migrations(pool)
         async with pool.acquire() as conn:
-            vins = [f"BACKFILL{i:09d}" for i in range(vehicles)]
+            vins = [f"LSJBACKF{i:09d}" for i in range(vehicles)]
             await conn.executemany("INSERT INTO vehicles (vin, account) VALUES ($1, 'bench')", [(v,) for v in vins])
             started = time.perf_counter()
             engine_seconds = 0.0

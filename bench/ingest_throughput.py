@@ -44,7 +44,7 @@ from bench.servers import broker, postgres
 from common import topics
 from common.mqtt import MqttConnection, MqttOptions
 from common.settings import MqttSettings
-from common.values import KEY_KINDS, Kind, encode
+from common.values import CONTRACT, Kind, encode
 from ingest.app import Ingest, open_sink
 from ingest.cache import TelemetryCache
 from ingest.dead_letters import DeadLetters
@@ -58,8 +58,13 @@ T0 = datetime(2026, 6, 1, tzinfo=UTC)
 MESSAGES_PER_READING = 4
 
 
+def bench_vin(n: int) -> str:
+    """A valid VIN (the ingest dead-letters anything else)."""
+    return f"LSJBENCH{n:09d}"
+
+
 def _reading_topics(i: int, vehicles: int) -> list[tuple[str, str]]:
-    root = f"saic/bench/vehicles/BENCH{i % vehicles:05d}"
+    root = f"saic/bench/vehicles/{bench_vin(i % vehicles)}"
     ts = T0 + timedelta(seconds=i // vehicles)
     return [
         (f"{root}/{topics.REFRESH_LAST_VEHICLE_STATE}", ts.isoformat()),
@@ -105,7 +110,7 @@ async def bare_subscriber(mqtt: MqttSettings, readings: int, vehicles: int) -> t
     received = 0
     done = asyncio.Event()
 
-    def count(_topic: str, _payload: bytes) -> None:
+    def count(_topic: str, _payload: bytes, _retained: bool) -> None:
         nonlocal received
         received += 1
         if received == total:
@@ -190,7 +195,7 @@ async def copy_rate(url: str, readings: int, vehicles: int) -> float:
         values = {topic.split("/", 4)[-1]: payload for topic, payload in _reading_topics(i, vehicles)}
         rows.append(
             (
-                f"BENCH{i % vehicles:05d}",
+                bench_vin(i % vehicles),
                 T0 + timedelta(seconds=i // vehicles),
                 float(values[topics.DRIVETRAIN_SOC]),
                 float(values[topics.LOCATION_LATITUDE]),
@@ -233,13 +238,21 @@ def _full_vehicle(vin: str, ts: datetime, keys: tuple[str, ...] | None = None) -
         Kind.INT: 21,
         Kind.FLOAT: 52.25,
         Kind.TEXT: "on",
-        Kind.JSON: {"latitude": 52.1, "longitude": 4.3, "elevation": 2, "speed": 0.0, "heading": 90},
+        Kind.JSON: {"latitude": 52.1, "longitude": 4.3, "altitude": 2},
         Kind.TIMESTAMP: ts,
     }
+
+    def value(key: str) -> object:
+        contract = CONTRACT[key]
+        plain = sample[contract.kind]
+        if contract.low is None or contract.high is None or not isinstance(plain, int | float):
+            return plain
+        return type(plain)(min(max(plain, contract.low), contract.high))  # inside the key's range
+
     root = f"saic/bench/vehicles/{vin}"
     # The reading's time first, as the gateway publishes it: it opens a new reading.
-    keys = tuple(sorted(keys or KEY_KINDS, key=lambda k: k != topics.REFRESH_LAST_VEHICLE_STATE))
-    return [(f"{root}/{key}", encode(sample[KEY_KINDS[key]]).encode()) for key in keys]  # type: ignore[arg-type]
+    keys = tuple(sorted(keys or CONTRACT, key=lambda k: k != topics.REFRESH_LAST_VEHICLE_STATE))
+    return [(f"{root}/{key}", encode(value(key)).encode()) for key in keys]  # type: ignore[arg-type]
 
 
 async def flush_of(url: str, vehicles: int, derive: bool = True) -> list[float]:
@@ -253,7 +266,7 @@ async def flush_of(url: str, vehicles: int, derive: bool = True) -> list[float]:
         flusher = Flusher(cache, sink, Spool(Path(spool), 10**9), DeadLetters())
         for round_, keys in enumerate((None, None, STEADY_KEYS)):
             for n in range(vehicles):
-                for topic, payload in _full_vehicle(f"FLEET{n:05d}", T0 + timedelta(minutes=round_), keys):
+                for topic, payload in _full_vehicle(bench_vin(n), T0 + timedelta(minutes=round_), keys):
                     cache.add(topic, payload)
             started = time.perf_counter()
             result = await flusher.flush()

@@ -87,7 +87,9 @@ def drain_project(port: int, password: str, client_id: str, total: int) -> float
     async def run() -> float:
         done, count = asyncio.Event(), [0]
 
-        def receive(_topic: str, _payload: bytes) -> None:  # before the PUBACK (MqttOptions.on_receive)
+        def receive(
+            _topic: str, _payload: bytes, _retained: bool
+        ) -> None:  # before the PUBACK (MqttOptions.on_receive)
             count[0] += 1
             if count[0] == total:
                 done.set()

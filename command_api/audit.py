@@ -1,5 +1,5 @@
-"""The `commands` table: every command's lifecycle (queued, sent, succeeded, failed, rejected,
-expired) and who asked: the audit trail."""
+"""The `commands` table: every command's lifecycle (queued, sent, running, then succeeded, failed,
+rejected or expired) and who asked: the audit trail."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from common.database import Connection
 
 COLUMNS = (
     "id, vin, command, args, status, error, requested_by, idempotency_key, created_at, updated_at, finished_at, "
-    "expires_at"
+    "expires_at, answer_by"
 )
 COLUMN_NAMES = tuple(COLUMNS.split(", "))
 # Queries over the constant column list (no caller input is ever formatted into SQL).
@@ -38,6 +38,12 @@ EXPIRE_OVERDUE = (
     " WHERE status IN ('queued', 'sent') AND expires_at < now() - interval '2 seconds'"
 )
 """The 2 s grace: a result may still be on its way when a command's time is up."""
+FAIL_UNANSWERED = (
+    "UPDATE commands SET status = 'failed', finished_at = now(), updated_at = now(),"
+    " error = 'the vehicle started the command but no outcome arrived: it may have been carried out'"
+    " WHERE status = 'running' AND answer_by < now() - interval '2 seconds'"
+)
+"""A started command whose gateway went quiet (it died, or its answer was lost): its outcome is unknown."""
 TERMINAL = frozenset({"succeeded", "failed", "rejected", "expired"})
 
 
@@ -95,9 +101,12 @@ async def mark_failed(conn: Connection, command_id: UUID, error: str) -> None:
     )
 
 
-async def expire_overdue(conn: Connection) -> int:
-    status = await conn.execute(EXPIRE_OVERDUE)
-    return int(status.rsplit(" ", 1)[-1])
+async def expire_overdue(conn: Connection) -> tuple[int, int]:
+    """(commands expired before they started, started commands failed for want of an outcome)."""
+    async with conn.transaction():
+        expired = await conn.execute(EXPIRE_OVERDUE)
+        unanswered = await conn.execute(FAIL_UNANSWERED)
+    return int(expired.rsplit(" ", 1)[-1]), int(unanswered.rsplit(" ", 1)[-1])
 
 
 def command_json(row: asyncpg.Record) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from command_api.auth import Principal
 from command_api.errors import ApiError
 from command_api.status_writer import StatusWriter
 from common import topics
-from common.commands import CommandRequest, CommandResult
+from common.commands import CommandRequest, CommandResult, CommandStatus
 from common.database import DATABASE_ERRORS
 from common.mqtt import MqttConnection
 
@@ -131,8 +131,8 @@ class CommandService:
         result = self.relay.parse_result(message)
         if result is None or result.id is None:
             return
-        written = self.statuses.record(result.id, result.status.value, result.error, result.finished_at)
-        if self.relay.waits_for(result.id):
+        written = self.statuses.record(result.id, result.status, result.error, result.finished_at, result.answer_by)
+        if result.status is not CommandStatus.RUNNING and self.relay.waits_for(result.id):
             task = asyncio.create_task(self._answer(result.id, written))
             self._answers.add(task)  # held until done: the loop keeps only weak references
             task.add_done_callback(self._answers.discard)
@@ -169,7 +169,10 @@ class CommandService:
             await asyncio.sleep(EXPIRY_SWEEP_EVERY)
             try:
                 async with self.pool.acquire() as conn:
-                    if count := await audit.expire_overdue(conn):
-                        log.warning("%d command(s) expired without an answer from the vehicle", count)
+                    expired, unanswered = await audit.expire_overdue(conn)
+                if expired:
+                    log.warning("%d command(s) expired before the gateway started them", expired)
+                if unanswered:
+                    log.warning("%d started command(s) failed: no outcome arrived by their answer_by", unanswered)
             except DATABASE_ERRORS as exc:
                 log.warning("could not expire overdue commands: %s", exc)

@@ -21,7 +21,7 @@ from aiohttp import WSCloseCode, web
 
 from command_api.auth import WEBSOCKET_PROTOCOL
 from common import topics
-from common.values import decode, to_json
+from common.values import decode, is_vin, to_json
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,12 @@ class LiveHub:
         if parsed is None or parsed.path.split("/", 1)[0] in SKIPPED_SEGMENTS or parsed.path.endswith(UPSTREAM_REPLIES):
             return
         payload = message.payload if isinstance(message.payload, bytes) else b""
+        if not payload or not is_vin(parsed.vin):
+            return
         try:
             value: Any = to_json(decode(parsed.path, payload))
         except (ValueError, UnicodeDecodeError):
-            value = payload.decode(errors="replace")
+            return  # outside the telemetry contract: never relayed (the ingest dead-letters it)
         text = json.dumps(
             {
                 "type": "telemetry",

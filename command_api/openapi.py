@@ -16,13 +16,13 @@ from command_api.operations import MAX_ROWS as MAX_OPS_ROWS
 from command_api.settings import ApiSettings
 from common.commands import COMMAND_ARGS
 
-VIN = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "example": "LSJSIM00000000001"}
+VIN = {"type": "string", "pattern": "^[A-HJ-NPR-Z0-9]{17}$", "example": "LSJTEST0000000001"}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 NUMBER = {"type": ["number", "null"]}
 FLAG = {"type": ["boolean", "null"]}
 TEXT = {"type": ["string", "null"]}
-COMMAND_STATUSES = ["queued", "sent", "succeeded", "failed", "rejected", "expired"]
+COMMAND_STATUSES = ["queued", "sent", "running", "succeeded", "failed", "rejected", "expired"]
 
 ERROR_TEXT = {
     400: "The request is malformed; `error.message` says what was wrong",
@@ -102,7 +102,14 @@ def _schemas() -> dict[str, Any]:
             "created_at": TIME,
             "updated_at": TIME,
             "finished_at": NULLABLE_TIME,
-            "expires_at": NULLABLE_TIME,
+            "expires_at": {
+                **NULLABLE_TIME,
+                "description": "the command expires (`expired`) if the gateway has not started it by then",
+            },
+            "answer_by": {
+                **NULLABLE_TIME,
+                "description": "while `running`: its outcome comes by then, else it ends `failed` (outcome unknown)",
+            },
         },
         "required": ["id", "vin", "command", "args", "status", "created_at"],
     }

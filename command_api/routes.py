@@ -25,6 +25,7 @@ from command_api.state_cache import LatestStateCache
 from command_api.status import AlertBoard
 from common.commands import COMMAND_ARGS, InvalidArguments, validate_args
 from common.database import Connection
+from common.values import is_vin
 
 SETTINGS = web.AppKey("settings", ApiSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -58,6 +59,13 @@ def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
+def vin_of(request: web.Request) -> str:
+    vin = request.match_info["vin"]
+    if not is_vin(vin):
+        raise ApiError(400, "invalid_vin", f"{vin!r} is not a VIN: 17 characters, digits and A-Z without I, O and Q")
+    return vin
+
+
 def pool_of(request: web.Request) -> asyncpg.Pool:
     return request.app[POOL]
 
@@ -68,7 +76,7 @@ async def list_vehicles(request: web.Request) -> web.Response:
 
 
 async def get_vehicle(request: web.Request) -> web.Response:
-    vin, pool = request.match_info["vin"], pool_of(request)
+    vin, pool = vin_of(request), pool_of(request)
     principal = principal_of(request)
     if principal.user_id is not None:
         async with pool.acquire() as conn:
@@ -86,7 +94,7 @@ async def get_vehicle(request: web.Request) -> web.Response:
 
 
 async def vehicle_telemetry(request: web.Request) -> web.Response:
-    vin = request.match_info["vin"]
+    vin = vin_of(request)
     async with pool_of(request).acquire() as conn:
         await vehicles.authorize(conn, principal_of(request), vin)
         return json_response(await history.page(conn, vin, request))
@@ -94,7 +102,7 @@ async def vehicle_telemetry(request: web.Request) -> web.Response:
 
 def _periods_of(table: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        vin = request.match_info["vin"]
+        vin = vin_of(request)
         async with pool_of(request).acquire() as conn:
             await vehicles.authorize(conn, principal_of(request), vin)
             return json_response(await derived.periods_page(conn, table, vin, request))
@@ -103,7 +111,7 @@ def _periods_of(table: str) -> Handler:
 
 
 async def vehicle_stats(request: web.Request) -> web.Response:
-    vin = request.match_info["vin"]
+    vin = vin_of(request)
     async with pool_of(request).acquire() as conn:
         await vehicles.authorize(conn, principal_of(request), vin)
         return json_response(await derived.stats(conn, vin, request))
@@ -123,7 +131,7 @@ def _period_detail(table: str, key: str, details: PeriodDetails) -> Handler:
 
 
 async def vehicle_commands(request: web.Request) -> web.Response:
-    vin = request.match_info["vin"]
+    vin = vin_of(request)
     limit = history.limit_param(request, default=20, maximum=100)
     async with pool_of(request).acquire() as conn:
         await vehicles.authorize(conn, principal_of(request), vin)
@@ -176,7 +184,7 @@ def _wait(request: web.Request) -> float:
 
 
 async def send_command(request: web.Request) -> web.Response:
-    vin, command = request.match_info["vin"], request.match_info["command"]
+    vin, command = vin_of(request), request.match_info["command"]
     if command not in COMMAND_ARGS:
         raise ApiError(404, "unknown_command", f"unknown command {command!r}", {"known_commands": sorted(COMMAND_ARGS)})
     principal = principal_of(request)
@@ -201,7 +209,7 @@ async def send_command(request: web.Request) -> web.Response:
 
 
 async def vehicle_live(request: web.Request) -> web.WebSocketResponse:
-    vin = request.match_info["vin"]
+    vin = vin_of(request)
     async with pool_of(request).acquire() as conn:
         snapshot = await vehicles.readable_vehicle(conn, principal_of(request), vin)
     return await request.app[LIVE].serve(

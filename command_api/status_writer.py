@@ -1,10 +1,12 @@
-"""Command status changes (`sent`, the results) written in batches: one statement carries every
-change queued while the previous one was being written.
+"""Command status changes (`sent`, `running`, the outcomes) written in batches: one statement
+carries every change queued while the previous one was being written.
 
 Under load, commands share statements instead of queuing for connections, each statement a round
-trip; alone, a change is written at once. Each change keeps its own rule (`sent` only over
-`queued`; a result over `queued`, `sent` or `expired`). In one batch a result replaces its
-command's `sent`, and the first result of a command stands (a broker may deliver one twice).
+trip; alone, a change is written at once. A command only moves forward: `queued` -> `sent` ->
+`running` -> an outcome, and an outcome is final (a result that comes after `expired` is not
+recorded: the API has answered, and the gateway never starts an expired command). In one batch a
+later stage replaces an earlier one, and the first outcome of a command stands (a broker may
+deliver one twice).
 """
 
 from __future__ import annotations
@@ -25,16 +27,22 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 5
 SENT = "sent"
+RUNNING = "running"
+STAGE = {SENT: 0, RUNNING: 1}
+"""How far each progress status is; every outcome is 2, the last stage."""
+FINAL_STAGE = 2
 
 # audit.COLUMNS is a constant; the statement takes no caller input but its arrays.
 WRITE = (
     "UPDATE commands AS c SET status = u.status,"  # noqa: S608
-    " error = CASE WHEN u.status = 'sent' THEN c.error ELSE u.error END,"
-    " finished_at = CASE WHEN u.status = 'sent' THEN c.finished_at ELSE u.finished_at END,"
+    " error = CASE WHEN u.status IN ('sent', 'running') THEN c.error ELSE u.error END,"
+    " finished_at = CASE WHEN u.status IN ('sent', 'running') THEN c.finished_at ELSE u.finished_at END,"
+    " answer_by = COALESCE(u.answer_by, c.answer_by),"
     " updated_at = now()"
-    " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS u(id, status, error, finished_at)"
-    " WHERE c.id = u.id AND CASE WHEN u.status = 'sent' THEN c.status = 'queued'"
-    " ELSE c.status IN ('queued', 'sent', 'expired') END"
+    " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])"
+    " AS u(id, status, error, finished_at, answer_by)"
+    " WHERE c.id = u.id AND c.status = ANY(CASE u.status WHEN 'sent' THEN ARRAY['queued']"
+    " WHEN 'running' THEN ARRAY['queued', 'sent'] ELSE ARRAY['queued', 'sent', 'running'] END)"
     f" RETURNING {', '.join('c.' + name for name in audit.COLUMN_NAMES)}"
 )
 
@@ -44,6 +52,11 @@ class Change:
     status: str
     error: str | None
     finished_at: datetime | None
+    answer_by: datetime | None = None
+
+    @property
+    def stage(self) -> int:
+        return STAGE.get(self.status, FINAL_STAGE)
 
 
 type Written = asyncio.Future[asyncpg.Record | None]
@@ -69,18 +82,20 @@ class StatusWriter:
     def mark_sent(self, command_id: UUID) -> Written:
         return self._queue(command_id, Change(SENT, None, None))
 
-    def record(self, command_id: UUID, status: str, error: str | None, finished_at: datetime) -> Written:
+    def record(
+        self, command_id: UUID, status: str, error: str | None, finished_at: datetime, answer_by: datetime | None = None
+    ) -> Written:
         """The command as it stands after the change; None when its rule left it as it was."""
-        return self._queue(command_id, Change(status, error, finished_at))
+        return self._queue(command_id, Change(status, error, finished_at, answer_by))
 
     def _queue(self, command_id: UUID, change: Change) -> Written:
         future: Written = asyncio.get_running_loop().create_future()
         if (earlier := self._queued.get(command_id)) is not None:
-            if earlier[0].status != SENT:  # a result is queued: the first one stands, `sent` is moot
-                if change.status == SENT:
-                    future.set_result(None)
-                    return future
-                return earlier[1]  # the same result again (a broker's duplicate delivery)
+            if change.stage < earlier[0].stage:  # behind what is queued already: moot
+                future.set_result(None)
+                return future
+            if change.stage == earlier[0].stage:
+                return earlier[1]  # the same stage again (a broker's duplicate delivery): the first stands
             earlier[1].set_result(None)
         future.add_done_callback(_seen)
         self._queued[command_id] = (change, future)
@@ -93,18 +108,26 @@ class StatusWriter:
             batch, self._queued = self._queued, {}
             rows = await self._write(batch)
             written = {row["id"]: row for row in rows} if rows is not None else {}
-            for command_id, (_change, future) in batch.items():
+            for command_id, (change, future) in batch.items():
                 if future.done():
                     continue
                 if rows is None:
                     future.set_exception(ConnectionError("the command's status could not be written"))
-                else:
-                    future.set_result(written.get(command_id))
+                    continue
+                future.set_result(written.get(command_id))
+                if command_id not in written and change.stage == FINAL_STAGE:
+                    log.info("%s for command %s not recorded: it was final already", change.status, command_id)
 
     async def _write(self, batch: Pending) -> list[asyncpg.Record] | None:
         ids = list(batch)
         changes = [change for change, _ in batch.values()]
-        args = (ids, [c.status for c in changes], [c.error for c in changes], [c.finished_at for c in changes])
+        args = (
+            ids,
+            [c.status for c in changes],
+            [c.error for c in changes],
+            [c.finished_at for c in changes],
+            [c.answer_by for c in changes],
+        )
         backoff = Backoff(initial=0.2, maximum=2)
         for attempt in range(1, ATTEMPTS + 1):
             try:

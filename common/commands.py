@@ -7,7 +7,7 @@ before acting.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -16,10 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 
 class CommandStatus(StrEnum):
+    RUNNING = "running"
+    """Not an outcome: the gateway has started the command on the car, and answers by `answer_by`."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    """Never started: its `expires_at` passed first."""
+
+
+START_MARGIN = timedelta(seconds=1)
+"""The gateway starts no command with less than this left before it expires, so that its `running`
+reaches the API before the API's expiry sweep (which allows 2 s more) can call it expired."""
 
 
 class _Args(BaseModel):
@@ -115,6 +123,9 @@ class CommandRequest(BaseModel):
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC))
 
+    def too_late_to_start(self) -> bool:
+        return self.is_expired(datetime.now(UTC) + START_MARGIN)
+
 
 class CommandResult(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -123,6 +134,8 @@ class CommandResult(BaseModel):
     status: CommandStatus
     error: str | None = None
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    """For `running`: when it started."""
+    answer_by: datetime | None = Field(default=None, description="for `running`: the outcome comes by then, or never")
 
 
 class InvalidArguments(ValueError):

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 type MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
 type ConnectHook = Callable[[], Coroutine[Any, Any, None]]
-type ReceiveHook = Callable[[str, bytes], None]
+type ReceiveHook = Callable[[str, bytes, bool], None]
+"""Called with a message's topic, payload and retain flag, before its PUBACK is sent."""
 
 PUBLISH_TIMEOUT = 10.0
 
@@ -95,7 +96,7 @@ class MqttConnection:
     def _receiver(hook: ReceiveHook) -> Callable[[Any, Any, Any], None]:
         def on_message(_client: Any, _userdata: Any, message: Any) -> None:
             try:
-                hook(message.topic, message.payload)
+                hook(message.topic, message.payload, bool(message.retain))
             except Exception:
                 log.exception("receive hook failed for a message")
 

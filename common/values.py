@@ -1,6 +1,13 @@
-"""Payload encoding of telemetry values, as the upstream gateway writes them.
+"""The telemetry contract: what each key may carry (type, unit, plausible range, size), and the
+payload encoding, as the upstream gateway writes it.
 
 Booleans are `True`/`False`, numbers are plain text, dicts are JSON and timestamps ISO-8601 UTC.
+A payload outside its key's contract is refused with the reason (the ingest dead-letters it).
+
+Keys the upstream gateway may add in a future version are taken as "extra" values: a well-formed
+name under a known category, a scalar (bool, bounded number or short text), at most
+`MAX_EXTRA_KEYS` per vehicle (the ingest counts them). Anything else is refused: nothing arrives
+unbounded or unchecked.
 """
 
 from __future__ import annotations
@@ -8,7 +15,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -24,55 +33,154 @@ class Kind(Enum):
     TEXT = "text"
     JSON = "json"
     TIMESTAMP = "timestamp"
+    SCALAR = "scalar"
+    """A bool, a number or a short text (extra keys: whatever parses first)."""
 
 
-KEY_KINDS: dict[str, Kind] = {
-    topics.DRIVETRAIN_SOC: Kind.FLOAT,
-    topics.DRIVETRAIN_RANGE: Kind.FLOAT,
-    topics.DRIVETRAIN_MILEAGE: Kind.FLOAT,
-    topics.DRIVETRAIN_RUNNING: Kind.BOOL,
-    topics.DRIVETRAIN_CHARGING: Kind.BOOL,
-    topics.DRIVETRAIN_CHARGER_CONNECTED: Kind.BOOL,
-    topics.DRIVETRAIN_POWER: Kind.FLOAT,
-    topics.DRIVETRAIN_VOLTAGE: Kind.FLOAT,
-    topics.DRIVETRAIN_CURRENT: Kind.FLOAT,
-    topics.DRIVETRAIN_AUX_BATTERY_VOLTAGE: Kind.FLOAT,
-    topics.DRIVETRAIN_HV_BATTERY_ACTIVE: Kind.BOOL,
-    topics.DRIVETRAIN_SOC_TARGET: Kind.INT,
-    topics.DRIVETRAIN_REMAINING_CHARGING_TIME: Kind.INT,
-    topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY: Kind.FLOAT,
-    topics.DRIVETRAIN_CHARGE_CURRENT_LIMIT: Kind.TEXT,
-    topics.DRIVETRAIN_CHARGING_CABLE_LOCK: Kind.BOOL,
-    topics.DRIVETRAIN_CHARGING_SCHEDULE: Kind.JSON,
-    topics.DRIVETRAIN_BATTERY_HEATING: Kind.BOOL,
-    topics.DRIVETRAIN_BATTERY_HEATING_SCHEDULE: Kind.JSON,
-    topics.DRIVETRAIN_CURRENT_JOURNEY: Kind.JSON,
-    topics.DRIVETRAIN_SOC_KWH: Kind.FLOAT,
-    topics.LOCATION_LATITUDE: Kind.FLOAT,
-    topics.LOCATION_LONGITUDE: Kind.FLOAT,
-    topics.LOCATION_ELEVATION: Kind.INT,
-    topics.LOCATION_HEADING: Kind.INT,
-    topics.LOCATION_SPEED: Kind.FLOAT,
-    topics.LOCATION_POSITION: Kind.JSON,
-    topics.CLIMATE_INTERIOR_TEMPERATURE: Kind.INT,
-    topics.CLIMATE_EXTERIOR_TEMPERATURE: Kind.INT,
-    topics.CLIMATE_REMOTE_CLIMATE_STATE: Kind.TEXT,
-    topics.CLIMATE_REMOTE_TEMPERATURE: Kind.INT,
-    topics.CLIMATE_BACK_WINDOW_HEAT: Kind.TEXT,
-    topics.CLIMATE_HEATED_SEAT_LEFT: Kind.INT,
-    topics.CLIMATE_HEATED_SEAT_RIGHT: Kind.INT,
-    topics.DOORS_LOCKED: Kind.BOOL,
-    **dict.fromkeys(topics.DOORS, Kind.BOOL),
-    **dict.fromkeys(topics.WINDOWS, Kind.BOOL),
-    **dict.fromkeys(topics.LIGHTS, Kind.BOOL),
-    **dict.fromkeys(topics.TYRES, Kind.FLOAT),
-    **dict.fromkeys(topics.INFO, Kind.TEXT),
-    topics.REFRESH_MODE: Kind.TEXT,
-    topics.REFRESH_LAST_ACTIVITY: Kind.TIMESTAMP,
-    topics.REFRESH_LAST_VEHICLE_STATE: Kind.TIMESTAMP,
-    topics.REFRESH_LAST_ERROR: Kind.TIMESTAMP,
-    topics.AVAILABLE: Kind.TEXT,
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """What one telemetry key may carry."""
+
+    kind: Kind
+    unit: str | None = None
+    low: float | None = None
+    high: float | None = None
+    max_length: int = 256
+    """Characters of a text value, or of a JSON payload."""
+    fields: Mapping[str, Contract] | None = None
+    """For a JSON object: the contract of each known field (other fields: short scalars)."""
+    extra: bool = False
+    """A key outside the contract, taken as a bounded scalar (see the module's docstring)."""
+
+
+def _number(kind: Kind, unit: str, low: float, high: float) -> Contract:
+    return Contract(kind, unit, low, high)
+
+
+BOOL = Contract(Kind.BOOL)
+PERCENT = _number(Kind.FLOAT, "%", 0, 100)
+KM = _number(Kind.FLOAT, "km", 0, 5_000_000)
+RANGE_KM = _number(Kind.FLOAT, "km", 0, 3_000)
+KWH = _number(Kind.FLOAT, "kWh", 0, 1_000)
+LATITUDE = _number(Kind.FLOAT, "°", -90, 90)
+LONGITUDE = _number(Kind.FLOAT, "°", -180, 180)
+ELEVATION = _number(Kind.INT, "m", -500, 9_000)
+CELSIUS = _number(Kind.INT, "°C", -127, 127)
+EPOCH_SECONDS = _number(Kind.INT, "s", 0, 2**32)
+SHORT_TEXT = Contract(Kind.TEXT, max_length=64)
+TEXT = Contract(Kind.TEXT)
+TIMESTAMP = Contract(Kind.TIMESTAMP)
+SCHEDULE = Contract(
+    Kind.JSON, max_length=512, fields={"startTime": SHORT_TEXT, "endTime": SHORT_TEXT, "mode": SHORT_TEXT}
+)
+
+CONTRACT: dict[str, Contract] = {
+    topics.DRIVETRAIN_SOC: PERCENT,
+    topics.DRIVETRAIN_RANGE: RANGE_KM,
+    topics.DRIVETRAIN_MILEAGE: KM,
+    topics.DRIVETRAIN_RUNNING: BOOL,
+    topics.DRIVETRAIN_CHARGING: BOOL,
+    topics.DRIVETRAIN_CHARGER_CONNECTED: BOOL,
+    topics.DRIVETRAIN_POWER: _number(Kind.FLOAT, "kW", -1_000, 1_000),  # negative: charging
+    topics.DRIVETRAIN_VOLTAGE: _number(Kind.FLOAT, "V", 0, 1_500),
+    topics.DRIVETRAIN_CURRENT: _number(Kind.FLOAT, "A", -2_000, 2_500),
+    topics.DRIVETRAIN_AUX_BATTERY_VOLTAGE: _number(Kind.FLOAT, "V", 0, 32),
+    topics.DRIVETRAIN_HV_BATTERY_ACTIVE: BOOL,
+    topics.DRIVETRAIN_SOC_TARGET: _number(Kind.INT, "%", 0, 100),
+    topics.DRIVETRAIN_REMAINING_CHARGING_TIME: _number(Kind.INT, "s", 0, 14 * 86_400),
+    topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY: _number(Kind.FLOAT, "kWh", 0, 300),
+    topics.DRIVETRAIN_CHARGE_CURRENT_LIMIT: Contract(Kind.TEXT, max_length=16),
+    topics.DRIVETRAIN_CHARGING_CABLE_LOCK: BOOL,
+    topics.DRIVETRAIN_CHARGING_SCHEDULE: SCHEDULE,
+    topics.DRIVETRAIN_BATTERY_HEATING: BOOL,
+    topics.DRIVETRAIN_BATTERY_HEATING_SCHEDULE: SCHEDULE,
+    topics.DRIVETRAIN_CURRENT_JOURNEY: Contract(
+        Kind.JSON, max_length=512, fields={"id": _number(Kind.INT, "", 0, 2**63), "distance": KM}
+    ),
+    topics.DRIVETRAIN_SOC_KWH: _number(Kind.FLOAT, "kWh", 0, 300),
+    topics.DRIVETRAIN_CHARGING_TYPE: SHORT_TEXT,
+    "drivetrain/fossilFuel/range": RANGE_KM,
+    "drivetrain/fossilFuel/percentage": PERCENT,
+    "drivetrain/hybrid_electrical_range": RANGE_KM,
+    "drivetrain/chargingStopReason": SHORT_TEXT,
+    "drivetrain/batteryHeatingStopReason": SHORT_TEXT,
+    "drivetrain/mileageOfTheDay": KM,
+    "drivetrain/mileageSinceLastCharge": KM,
+    "drivetrain/charging/lastStart": EPOCH_SECONDS,
+    "drivetrain/charging/lastEnd": EPOCH_SECONDS,
+    "drivetrain/lastChargeEndingPower": KWH,
+    "drivetrain/powerUsageOfDay": KWH,
+    "drivetrain/powerUsageSinceLastCharge": KWH,
+    topics.BMS_CHARGE_STATUS: SHORT_TEXT,
+    topics.LOCATION_LATITUDE: LATITUDE,
+    topics.LOCATION_LONGITUDE: LONGITUDE,
+    topics.LOCATION_ELEVATION: ELEVATION,
+    topics.LOCATION_HEADING: _number(Kind.INT, "°", 0, 360),
+    topics.LOCATION_SPEED: _number(Kind.FLOAT, "km/h", 0, 400),
+    topics.LOCATION_POSITION: Contract(
+        Kind.JSON, max_length=512, fields={"latitude": LATITUDE, "longitude": LONGITUDE, "altitude": ELEVATION}
+    ),
+    topics.CLIMATE_INTERIOR_TEMPERATURE: CELSIUS,
+    topics.CLIMATE_EXTERIOR_TEMPERATURE: CELSIUS,
+    topics.CLIMATE_REMOTE_CLIMATE_STATE: SHORT_TEXT,
+    topics.CLIMATE_REMOTE_TEMPERATURE: _number(Kind.INT, "°C", 0, 50),
+    topics.CLIMATE_BACK_WINDOW_HEAT: SHORT_TEXT,
+    "climate/frontWindowDefrosterHeating": SHORT_TEXT,
+    topics.CLIMATE_HEATED_SEAT_LEFT: _number(Kind.INT, "", 0, 3),
+    topics.CLIMATE_HEATED_SEAT_RIGHT: _number(Kind.INT, "", 0, 3),
+    topics.DOORS_LOCKED: BOOL,
+    **dict.fromkeys(topics.DOORS, BOOL),
+    **dict.fromkeys(topics.WINDOWS, BOOL),
+    **dict.fromkeys(topics.LIGHTS, BOOL),
+    **dict.fromkeys(topics.TYRES, _number(Kind.FLOAT, "bar", 0, 10)),
+    **dict.fromkeys(topics.INFO, TEXT),
+    topics.REFRESH_MODE: SHORT_TEXT,
+    topics.REFRESH_LAST_ACTIVITY: TIMESTAMP,
+    topics.REFRESH_LAST_VEHICLE_STATE: TIMESTAMP,
+    topics.REFRESH_LAST_ERROR: TIMESTAMP,
+    "refresh/lastChargeState": TIMESTAMP,
+    topics.AVAILABLE: SHORT_TEXT,
 }
+
+PREFIX_CONTRACTS: dict[str, Contract] = {
+    f"{topics.INFO_CONFIGURATION}/": TEXT,
+    "info/lastMessage/": Contract(Kind.TEXT, max_length=4_096),
+    f"{topics.REFRESH_PERIOD}/": _number(Kind.INT, "s", 0, 366 * 86_400),
+    "obc/": Contract(Kind.SCALAR, low=-1e6, high=1e6),
+    "ccu/": Contract(Kind.SCALAR, low=-1e6, high=1e6),
+}
+"""Families of keys (upstream names each item of a car's configuration and last message)."""
+
+EXTRA = Contract(Kind.SCALAR, low=-1e9, high=1e9, extra=True)
+MAX_EXTRA_KEYS = 32
+_EXTRA_KEY = re.compile(
+    rf"(?:{'|'.join((*topics.INGESTED_CATEGORIES, 'info'))})(?:/[A-Za-z][A-Za-z0-9_]{{0,47}}){{1,2}}", re.ASCII
+)
+
+_VIN = re.compile(r"[A-HJ-NPR-Z0-9]{17}", re.ASCII)
+EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(days=1)
+"""A timestamp later than now by more than this is no reading the car made (a car's clock may run ahead a little)."""
+
+
+def is_vin(text: str) -> bool:
+    """17 characters of the VIN alphabet (digits and capitals without I, O and Q)."""
+    return _VIN.fullmatch(text) is not None
+
+
+def is_extra(key: str) -> bool:
+    """A key outside the contract that is taken as a bounded extra value."""
+    return key not in CONTRACT and contract_for(key) is EXTRA
+
+
+def contract_for(key: str) -> Contract | None:
+    """The key's contract, the extra contract for a well-formed future key, or None: refused."""
+    if (contract := CONTRACT.get(key)) is not None:
+        return contract
+    for prefix, family in PREFIX_CONTRACTS.items():
+        if key.startswith(prefix) and len(key) <= len(prefix) + 64 and "/" not in key[len(prefix) :]:
+            return family
+    return EXTRA if _EXTRA_KEY.fullmatch(key) else None
 
 
 def encode(value: TelemetryValue) -> str:
@@ -85,91 +193,112 @@ def encode(value: TelemetryValue) -> str:
 
 
 def decode(key: str, payload: bytes | str) -> TelemetryValue:
-    """Parse a payload for a key; raises ValueError saying what was wrong for a malformed one."""
+    """Parse a payload for a key; raises ValueError saying what was wrong for one outside the contract."""
+    contract = contract_for(key)
+    if contract is None:
+        raise ValueError(f"{key[:120]!r}: not a key of the telemetry contract")
     text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-    value = _decode(key, text)
-    if not _storable(value):
+    limit = contract.max_length if contract.kind in (Kind.TEXT, Kind.JSON) else 64
+    if len(text) > limit:
+        raise ValueError(f"{key}: {len(text)} characters, more than the {limit} allowed")
+    if _UNSTORABLE.search(text) is not None:  # JSON escapes are checked once decoded, below
         raise ValueError(f"{key}: contains U+0000 or an unpaired surrogate, which PostgreSQL cannot store")
-    return value
+    return _decode(key, contract, text)
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_INTEGER = re.compile(r"-?[0-9]{1,20}", re.ASCII)
+_DECIMAL = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,3})?", re.ASCII)
+"""Plain ASCII numbers as upstream writes them: no Unicode digits, spaces, underscores, inf or nan."""
+MAX_JSON_FIELDS = 16
 
 
-def _storable(value: Any) -> bool:
-    """PostgreSQL text and jsonb take neither NUL nor lone surrogates (JSON escapes can carry both)."""
-    match value:
-        case str():
-            return _UNSTORABLE.search(value) is None
-        case dict():
-            return all(_storable(k) and _storable(v) for k, v in value.items())
-        case list():
-            return all(_storable(v) for v in value)
-        case _:
-            return True
-
-
-def _decode(key: str, text: str) -> TelemetryValue:
-    kind = KEY_KINDS.get(key)
-    if kind is None:
-        return _decode_unknown(text)
-    match kind:
+def _decode(key: str, contract: Contract, text: str) -> TelemetryValue:
+    match contract.kind:
         case Kind.BOOL:
             if text not in ("True", "False"):
                 raise ValueError(f"{key}: expected True or False, got {text[:40]!r}")
             return text == "True"
         case Kind.INT:
-            try:
-                return int(text)
-            except ValueError:
-                raise ValueError(f"{key}: expected an integer, got {text[:40]!r}") from None
+            if _INTEGER.fullmatch(text) is None:
+                raise ValueError(f"{key}: expected an integer, got {text[:40]!r}")
+            return _in_range(key, contract, int(text))
         case Kind.FLOAT:
-            return _decode_float(key, text)
-        case Kind.JSON:
-            try:
-                parsed: dict[str, Any] | list[Any] = json.loads(text)
-            except json.JSONDecodeError:
-                raise ValueError(f"{key}: expected JSON, got {text[:40]!r}") from None
-            return parsed
-        case Kind.TIMESTAMP:
-            try:
-                stamp = datetime.fromisoformat(text)
-            except ValueError:
-                raise ValueError(f"{key}: expected an ISO-8601 timestamp, got {text[:40]!r}") from None
-            if stamp.tzinfo is None:
-                raise ValueError(f"{key}: timestamp {text[:40]!r} has no time zone")
-            return stamp
+            if _DECIMAL.fullmatch(text) is None:
+                raise ValueError(f"{key}: expected a number, got {text[:40]!r}")
+            return _in_range(key, contract, float(text))
         case Kind.TEXT:
             return text
+        case Kind.JSON:
+            return _decode_object(key, contract, text)
+        case Kind.TIMESTAMP:
+            return _decode_timestamp(key, text)
+        case Kind.SCALAR:
+            return _decode_scalar(key, contract, text)
 
 
-def _decode_float(key: str, text: str) -> float:
-    try:
-        number = float(text)
-    except ValueError:
-        raise ValueError(f"{key}: expected a number, got {text[:40]!r}") from None
+def _in_range[N: (int, float)](key: str, contract: Contract, number: N) -> N:
     if not math.isfinite(number):
-        raise ValueError(f"{key}: expected a finite number, got {text[:40]!r}")
+        raise ValueError(f"{key}: expected a finite number, got {number}")
+    low = -math.inf if contract.low is None else contract.low
+    high = math.inf if contract.high is None else contract.high
+    if not low <= number <= high:
+        unit = f" {contract.unit}" if contract.unit else ""
+        raise ValueError(f"{key}: {number:g}{unit} is outside the plausible range {low:g}..{high:g}{unit}")
     return number
 
 
-def _decode_unknown(text: str) -> TelemetryValue:
+def _decode_scalar(key: str, contract: Contract, text: str) -> bool | int | float | str:
     if text in ("True", "False"):
         return text == "True"
-    try:
-        number = float(text)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(number):
-            return int(number) if number.is_integer() and "." not in text else number
+    if _INTEGER.fullmatch(text):
+        return _in_range(key, contract, int(text))
+    if _DECIMAL.fullmatch(text):
+        return _in_range(key, contract, float(text))
     if text[:1] in ("{", "["):
-        try:
-            parsed: dict[str, Any] | list[Any] = json.loads(text)
-        except json.JSONDecodeError:
-            return text
-        return parsed
+        raise ValueError(f"{key}: a key outside the contract may carry a bool, a number or a text, not JSON")
     return text
+
+
+def _decode_timestamp(key: str, text: str) -> datetime:
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{key}: expected an ISO-8601 timestamp, got {text[:40]!r}") from None
+    if stamp.tzinfo is None:
+        raise ValueError(f"{key}: timestamp {text[:40]!r} has no time zone")
+    latest = datetime.now(UTC) + CLOCK_SKEW
+    if not EARLIEST_READING <= stamp <= latest:
+        raise ValueError(f"{key}: {text[:40]!r} is outside {EARLIEST_READING.date()}..{latest.date()}")
+    return stamp
+
+
+def _decode_object(key: str, contract: Contract, text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise ValueError(f"{key}: expected JSON, got {text[:40]!r}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{key}: expected a JSON object, got {type(parsed).__name__}")
+    if len(parsed) > MAX_JSON_FIELDS:
+        raise ValueError(f"{key}: {len(parsed)} fields, more than the {MAX_JSON_FIELDS} allowed")
+    fields = contract.fields or {}
+    for name, value in parsed.items():
+        where = f"{key}.{name[:40]}"
+        if len(name) > 64:
+            raise ValueError(f"{key}: field name {name[:40]!r}... is longer than 64 characters")
+        if isinstance(value, dict | list):
+            raise ValueError(f"{where}: nested values are outside the contract")
+        field = fields.get(name)
+        if isinstance(value, str):
+            limit = field.max_length if field is not None and field.kind is Kind.TEXT else 256
+            if len(value) > limit:
+                raise ValueError(f"{where}: {len(value)} characters, more than the {limit} allowed")
+        if _UNSTORABLE.search(name) or (isinstance(value, str) and _UNSTORABLE.search(value)):
+            raise ValueError(f"{where}: contains U+0000 or an unpaired surrogate, which PostgreSQL cannot store")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            _in_range(where, field if field is not None and field.kind in (Kind.INT, Kind.FLOAT) else EXTRA, value)
+    return parsed
 
 
 def to_json(value: TelemetryValue) -> Any:

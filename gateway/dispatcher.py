@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from common.commands import (
     describe_validation_error,
     validate_args,
 )
-from common.mqtt import MqttConnection
+from common.mqtt import MqttConnection, MqttNotConnected
 from gateway.commands import ALL_COMMAND_HANDLERS, CommandHandler
 from gateway.metrics import GatewayMetrics
 from gateway.source import CommandFailed, VehicleSource
@@ -86,8 +87,20 @@ class CommandDispatcher:
             reason = f"bad request: {describe_validation_error(exc)}"
             await self._answer(topic, request_id, CommandStatus.REJECTED, reason)
             return
+
+        async def started() -> None:
+            """Tell the API the car is on it: from now on the command is running, not expirable."""
+            answer_by = datetime.now(UTC) + timedelta(seconds=self.timeout)
+            running = CommandResult(id=request.id, status=CommandStatus.RUNNING, answer_by=answer_by)
+            await self.mqtt.publish(f"{topic}/{topics.RESULT_SUFFIX}", running.model_dump_json(), qos=1)
+
         status, error = await self.execute(
-            vin, command, request.args, label=f"id {request.id}, by {request.requested_by}", expired=request.is_expired
+            vin,
+            command,
+            request.args,
+            label=f"id {request.id}, by {request.requested_by}",
+            expired=request.too_late_to_start,
+            on_start=started,
         )
         await self._answer(topic, request_id, status, error)
 
@@ -99,16 +112,23 @@ class CommandDispatcher:
         *,
         label: str,
         expired: Callable[[], bool] = lambda: False,
+        on_start: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[CommandStatus, str | None]:
         """Validate and run one command on one vehicle; a success forces a poll of it."""
-        status, error = await self._execute(vin, command, raw_args, label, expired)
+        status, error = await self._execute(vin, command, raw_args, label, expired, on_start)
         self.metrics.commands.labels(command if command in self.handlers else "unknown", status.value).inc()
         if status is CommandStatus.SUCCEEDED:
             await self.after_success(vin)
         return status, error
 
     async def _execute(
-        self, vin: str, command: str, raw_args: dict[str, Any], label: str, expired: Callable[[], bool]
+        self,
+        vin: str,
+        command: str,
+        raw_args: dict[str, Any],
+        label: str,
+        expired: Callable[[], bool],
+        on_start: Callable[[], Awaitable[None]] | None,
     ) -> tuple[CommandStatus, str | None]:
         handler = self.handlers.get(command)
         if handler is None:
@@ -125,6 +145,11 @@ class CommandDispatcher:
         async with lock:  # one command at a time per car, as the vehicle itself accepts them
             if expired():
                 return CommandStatus.EXPIRED, "the command expired while waiting for the previous one"
+            if on_start is not None:
+                try:
+                    await on_start()
+                except (MqttNotConnected, aiomqtt.MqttError) as exc:
+                    return CommandStatus.FAILED, f"not started: its running status could not be published ({exc})"
             log.info("executing %s on %s (%s)", command, vin, label)
             try:
                 await asyncio.wait_for(handler.execute(self.source.control(vin), args), self.timeout)

@@ -58,8 +58,8 @@ class Phase(Enum):
 
 
 def simulated_vin(index: int) -> str:
-    """17 characters like a real VIN, `LSJSIM` plus the index: stable across runs for docs and tests."""
-    return f"LSJSIM{index:011d}"
+    """A valid VIN (no I, O or Q), `LSJTEST` plus the index: stable across runs for docs and tests."""
+    return f"LSJTEST{index:010d}"
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ingest.dead_letters import DeadLetters
 from ingest.flusher import Flusher
 from ingest.metrics import ingest_registry
 from ingest.settings import IngestSettings, SupabaseSettings
-from ingest.sink import Sink, SinkError
+from ingest.sink import Sink, SinkError, stored_states
 from ingest.spool import Spool
 from ingest.wal import WriteAheadLog
 
@@ -144,11 +144,11 @@ class Ingest:
         self._alert_publishes.add(task)
         task.add_done_callback(self._alert_publishes.discard)
 
-    def receive(self, topic: str, payload: bytes) -> None:
+    def receive(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """One message, before its PUBACK: logged ahead, then merged into the cache."""
         now = datetime.now(UTC)
         self.wal.append(now, topic, payload)
-        self._merge(topic, payload, now)
+        self._merge(topic, payload, now, retained)
         if self.cache.completed_readings >= EARLY_FLUSH_READINGS and self._early_flush is None:
             self._early_flush = asyncio.get_running_loop().create_task(self._flush_early())
 
@@ -158,9 +158,9 @@ class Ingest:
         finally:
             self._early_flush = None
 
-    def _merge(self, topic: str, payload: bytes, received_at: datetime) -> None:
+    def _merge(self, topic: str, payload: bytes, received_at: datetime, retained: bool = False) -> None:
         try:
-            self.cache.add(topic, payload, received_at)
+            self.cache.add(topic, payload, received_at, retained=retained)
         except MalformedMessage as exc:
             self.dead_letters.add(received_at, topic, payload, str(exc))
             count = self.cache.malformed
@@ -204,7 +204,20 @@ class Ingest:
             else:
                 await self.alerts.clear(f"telemetry-gap:{vin}", f"telemetry from {vin} resumed")
 
+    async def load_stored_states(self) -> int:
+        """Seed the cache with what is stored, so that the broker's retained re-sends add no phantom readings."""
+        vehicles = 0
+        try:
+            async for page in stored_states(self.flusher.sink):
+                for row in page:
+                    self.cache.seed(row["vin"], row["account"], row["state"] or {})
+                vehicles += len(page)
+        except SinkError as exc:
+            log.warning("could not read the stored states (%s): retained values count as new readings", exc)
+        return vehicles
+
     async def run(self, stop: asyncio.Event) -> None:
+        await self.load_stored_states()
         self.replay_write_ahead_log()
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(

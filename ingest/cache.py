@@ -3,11 +3,13 @@ since the last flush."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from common import topics
-from common.values import TelemetryValue, decode
+from common.values import MAX_EXTRA_KEYS, TelemetryValue, decode, encode, is_extra, is_vin
 
 HISTORY_KEYS = frozenset({topics.DRIVETRAIN_SOC, topics.LOCATION_LATITUDE, topics.LOCATION_LONGITUDE})
 """A reading that carries one of these is written to the history (the seed's rule)."""
@@ -18,6 +20,9 @@ MAX_READINGS_PER_FLUSH = 5_000
 A safety net only: the ingest flushes early once `completed_readings` pile up (ingest.app)."""
 
 
+_UNKNOWN = object()
+
+
 class MalformedMessage(ValueError):
     """A message the contract does not allow; the reason says why."""
 
@@ -26,6 +31,8 @@ class MalformedMessage(ValueError):
 class VehicleEntry:
     account: str
     values: dict[str, TelemetryValue] = field(default_factory=dict)
+    extra_keys: int = 0
+    """Keys outside the contract taken as extra values (bounded by MAX_EXTRA_KEYS)."""
     dirty: set[str] = field(default_factory=set)
     unsaved: set[str] = field(default_factory=set)
     """Keys changed since the last dated snapshot: what the state row may not have yet."""
@@ -79,25 +86,50 @@ class TelemetryCache:
     def __contains__(self, vin: object) -> bool:
         return vin in self._vehicles
 
-    def add(self, topic: str, payload: bytes, received_at: datetime | None = None) -> None:
-        """Merge one message; raises MalformedMessage (and counts it) for one that breaks the contract."""
+    def seed(self, vin: str, account: str, state: dict[str, Any]) -> None:
+        """What is already stored for a vehicle (its latest state): a retained re-delivery of the same
+        values after a start or a reconnect is then no new reading. Values the contract refuses are left out."""
+        if not is_vin(vin):
+            return
+        entry = self._vehicles.setdefault(vin, VehicleEntry(account=account))
+        for key, stored in state.items():
+            with contextlib.suppress(ValueError):
+                entry.values.setdefault(key, decode(key, encode(stored)))
+
+    def add(self, topic: str, payload: bytes, received_at: datetime | None = None, *, retained: bool = False) -> None:
+        """Merge one message; raises MalformedMessage (and counts it) for one that breaks the contract.
+
+        A retained message equal to what is known is the broker re-sending it (after a reconnect or
+        on a start), not a reading: it changes nothing.
+        """
         try:
             parsed = topics.parse_vehicle_topic(self.prefix, topic)
             if parsed is None:
                 raise MalformedMessage(f"not a vehicle topic: {topic[:120]!r}")
             if not payload:
                 return  # an empty retained payload clears a topic; nothing to record
+            if not is_vin(parsed.vin):
+                raise MalformedMessage(
+                    f"{parsed.vin[:40]!r} is not a VIN (17 characters, digits and A-Z without I, O, Q)"
+                )
             try:
                 value = decode(parsed.path, payload)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise MalformedMessage(str(exc)) from None
+            entry = self._vehicles.get(parsed.vin)
+            new_extra = (entry is None or parsed.path not in entry.values) and is_extra(parsed.path)
+            if new_extra and entry is not None and entry.extra_keys >= MAX_EXTRA_KEYS:
+                raise MalformedMessage(f"{parsed.path}: more than {MAX_EXTRA_KEYS} keys outside the contract")
         except MalformedMessage:
             self.malformed += 1
             raise
+        if retained and entry is not None and entry.values.get(parsed.path, _UNKNOWN) == value:
+            self.accepted += 1
+            return
         now = received_at or datetime.now(UTC)
-        entry = self._vehicles.get(parsed.vin)
         if entry is None:
             entry = self._vehicles[parsed.vin] = VehicleEntry(account=parsed.account)
+        entry.extra_keys += new_extra
         entry.account = parsed.account
         entry.received_at = now
         if parsed.path == topics.REFRESH_LAST_VEHICLE_STATE and isinstance(value, datetime):

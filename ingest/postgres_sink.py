@@ -1,10 +1,12 @@
-"""The fast path: asyncpg, one transaction per flush; history through `unnest ... ON CONFLICT DO NOTHING`."""
+"""The fast path: asyncpg, one transaction per flush; history through `upsert_telemetry`'s typed arrays."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from typing import Any
 
 import asyncpg
 
@@ -15,7 +17,7 @@ from ingest.dead_letters import DeadLetter
 from ingest.period_store import derive_inserted, never_derived, reading, rebuild
 from ingest.periods import PeriodSettings, Reading
 from ingest.rows import STATE_COLUMNS, TELEMETRY_COLUMNS, VEHICLE_COLUMNS, FlushResult, columns, dumps, plan_rows
-from ingest.sink import SinkError, refuses_the_data
+from ingest.sink import STORED_STATES_PAGE, SinkError, refuses_the_data
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +26,10 @@ UPSERT_VEHICLES = "SELECT upsert_vehicles($1, $2, $3, $4, $5)"
 UPSERT_STATES = "SELECT upsert_vehicle_states($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 STATE_MAP = STATE_COLUMNS.index("state")
 
-INSERT_TELEMETRY = """
-INSERT INTO vehicle_telemetry (vin, ts, soc, range_km, latitude, longitude, speed_kmh, charging, odometer_km,
-                               power_kw, running, interior_temp_c, exterior_temp_c, payload)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
-                     $7::float8[], $8::bool[], $9::float8[], $10::float8[], $11::bool[], $12::float8[],
-                     $13::float8[], $14::jsonb[])
-ON CONFLICT (vin, ts) DO NOTHING
-RETURNING vin, ts
-"""
+# Inserts each new reading and completes one a late value belongs to (migration 0010).
+UPSERT_TELEMETRY = "SELECT * FROM upsert_telemetry($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+
+STORED_STATES = "SELECT stored_vehicle_states($1, $2)::text"
 
 INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (received_at, topic, payload, reason)
@@ -97,9 +94,10 @@ class PostgresSink:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(UPSERT_VEHICLES, *columns(rows.vehicles, VEHICLE_COLUMNS))
                 moved = await conn.fetchval(UPSERT_STATES, *states) if rows.states else 0
-                inserted = await conn.fetch(INSERT_TELEMETRY, *telemetry) if rows.telemetry else []
-                if self.periods is not None and inserted:
-                    new = {(r["vin"], r["ts"]) for r in inserted}
+                written = await conn.fetch(UPSERT_TELEMETRY, *telemetry) if rows.telemetry else []
+                # A completed row was derived from when it was inserted: only new readings are.
+                new = {(r["vin"], r["ts"]) for r in written if r["inserted"]}
+                if self.periods is not None and new:
                     readings: dict[str, list[Reading]] = {}
                     for row in rows.telemetry:
                         if (row["vin"], row["ts"]) in new:
@@ -107,7 +105,17 @@ class PostgresSink:
                     self.derived_rows += await derive_inserted(conn, self.periods, readings, rows.capacities)
         except DATABASE_ERRORS as exc:
             raise _error(exc) from exc
-        return FlushResult(len(rows.vehicles), moved, len(inserted))
+        return FlushResult(len(rows.vehicles), moved, len(written))
+
+    async def stored_states_page(self, after_vin: str) -> list[dict[str, Any]]:
+        try:
+            async with self.pool.acquire() as conn:
+                page: list[dict[str, Any]] = json.loads(
+                    await conn.fetchval(STORED_STATES, after_vin, STORED_STATES_PAGE)
+                )
+        except DATABASE_ERRORS as exc:
+            raise _error(exc) from exc
+        return page
 
     async def write_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:

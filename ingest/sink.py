@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
@@ -26,6 +27,9 @@ def refuses_the_data(sqlstate: str | None) -> bool:
     return (sqlstate or "")[:2] in {"22", "23"}
 
 
+STORED_STATES_PAGE = 500
+
+
 class Sink(Protocol):
     name: str
 
@@ -37,4 +41,16 @@ class Sink(Protocol):
 
     async def write_dead_letters(self, letters: list[DeadLetter]) -> None: ...
 
+    async def stored_states_page(self, after_vin: str) -> list[dict[str, Any]]:
+        """Up to STORED_STATES_PAGE stored vehicles after `after_vin`: `vin`, `account`, `ts`, `state`."""
+        ...
+
     async def close(self) -> None: ...
+
+
+async def stored_states(sink: Sink) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every stored vehicle's latest state, a page at a time, in VIN order."""
+    after = ""
+    while page := await sink.stored_states_page(after):
+        yield page
+        after = page[-1]["vin"]

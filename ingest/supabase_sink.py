@@ -1,10 +1,10 @@
 """The Supabase REST sink, through the `supabase` client (PostgREST under it).
 
-History goes in with `upsert(..., on_conflict="vin,ts", ignore_duplicates=True)` and minimal
-returns (PostgREST's `ON CONFLICT DO NOTHING`). The latest state moves only for a newer reading,
-which a PostgREST upsert cannot express, so vehicles and state go through the SQL function
-`ingest_vehicle_states` over RPC. The two requests are not one transaction; both are idempotent,
-so a batch that fails between them is simply written again.
+Neither the latest state (it moves only for a newer reading) nor the history (a late value completes
+its reading's row) is a plain PostgREST upsert, so both go through SQL functions over RPC:
+`ingest_vehicle_states` and `ingest_telemetry`, the JSON entry points to what the PostgreSQL sink
+calls with arrays. The two requests are not one transaction; both are idempotent, so a batch that
+fails between them is simply written again.
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from postgrest import APIError, CountMethod, ReturnMethod
+from postgrest import APIError, ReturnMethod
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
 from ingest.rows import FlushResult, plan_rows
 from ingest.settings import SupabaseSettings
-from ingest.sink import SinkError, refuses_the_data
+from ingest.sink import STORED_STATES_PAGE, SinkError, refuses_the_data
 
 INGEST_FUNCTION = "ingest_vehicle_states"
+TELEMETRY_FUNCTION = "ingest_telemetry"
+STORED_STATES_FUNCTION = "stored_vehicle_states"
 
 HINTS = {
     "PGRST202": f"the database has no {INGEST_FUNCTION}() function: apply the SQL files in migrations/ "
@@ -86,21 +88,19 @@ class SupabaseSink:
         try:
             moved = await self._rpc(_json_ready(rows.vehicles), _json_ready(rows.states))
             if history:
-                response = await (
-                    self.client.table("vehicle_telemetry")
-                    .upsert(
-                        history,
-                        on_conflict="vin,ts",
-                        ignore_duplicates=True,
-                        returning=ReturnMethod.minimal,
-                        count=CountMethod.exact,  # rows actually inserted, in Content-Range; no body
-                    )
-                    .execute()
-                )
-                inserted = response.count or 0
+                response = await self.client.rpc(TELEMETRY_FUNCTION, {"telemetry_rows": history}).execute()
+                inserted = response.data if isinstance(response.data, int) else 0
         except (APIError, httpx.HTTPError) as exc:
             raise _error(exc) from exc
         return FlushResult(len(rows.vehicles), moved, inserted)
+
+    async def stored_states_page(self, after_vin: str) -> list[dict[str, Any]]:
+        arguments = {"after_vin": after_vin, "page_size": STORED_STATES_PAGE}
+        try:
+            response = await self.client.rpc(STORED_STATES_FUNCTION, arguments).execute()
+        except (APIError, httpx.HTTPError) as exc:
+            raise _error(exc) from exc
+        return response.data if isinstance(response.data, list) else []
 
     async def write_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:

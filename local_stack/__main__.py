@@ -111,7 +111,7 @@ def main() -> int:
     say(f"console: http://127.0.0.1:{port}/console/ (sign in with the key: {env['COMMAND_API_KEY']})")
     say(
         f'lock a simulated car: curl -s -X POST -H "X-API-Key: $(cat {data_dir / "dev-api-key"})" '
-        f"http://127.0.0.1:{port}/api/vehicles/LSJSIM00000000001/commands/lock"
+        f"http://127.0.0.1:{port}/api/vehicles/LSJTEST0000000001/commands/lock"
     )
     supervisor = subprocess.Popen(
         [str(Path(sys.executable).parent / "supervisord"), "-c", str(ROOT / "supervisord.conf")],

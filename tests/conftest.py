@@ -135,3 +135,14 @@ def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture
 def mqtt_settings(broker: RunningBroker) -> MqttSettings:
     return broker.mqtt_settings()
+
+
+@pytest.fixture
+def private_mqtt(broker: RunningBroker, tmp_path: Path) -> Iterator[MqttSettings]:
+    """A broker of its own, of the session broker's kind: for a test whose retained values must not
+    reach other tests (a fleet of fifty cars), or whose retained values others must not disturb."""
+    private = start_broker(broker.implementation, tmp_path / "broker")
+    try:
+        yield private.mqtt_settings()
+    finally:
+        stop_process(private.process)

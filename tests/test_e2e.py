@@ -29,7 +29,7 @@ from tests.helpers import client, collect, wait_until
 
 pytestmark = pytest.mark.e2e
 
-VIN = "LSJSIM00000000001"
+VIN = "LSJTEST0000000001"
 API_KEY = "e2e-api-key-0123456789abcdef"
 
 

@@ -120,6 +120,9 @@ async def test_live_stream_per_vehicle_and_for_all_of_a_users_vehicles(
         assert (snapshot["type"], [v["vin"] for v in snapshot["vehicles"]]) == ("snapshot", [VIN_A])
         assert [v["vin"] for v in (await fleet.receive_json())["vehicles"]] == [VIN_B]
         async with client(mqtt_settings, "gateway") as gateway:
+            # Outside the telemetry contract: never relayed (the ingest dead-letters them).
+            await gateway.publish(f"saic/acct/vehicles/{VIN_A}/drivetrain/soc", b"250", qos=1)
+            await gateway.publish(f"saic/acct/vehicles/{VIN_A}/drivetrain/bogus/deep/key", b"1", qos=1)
             await gateway.publish(f"saic/acct/vehicles/{VIN_A}/drivetrain/soc", b"77.5", qos=1)
             await gateway.publish(f"saic/acct/vehicles/{VIN_B}/drivetrain/soc", b"33", qos=1)
             change = await _next_telemetry(one)

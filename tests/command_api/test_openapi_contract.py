@@ -25,10 +25,10 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 async def _seed(database_url: str) -> None:
     db = DatabaseSettings.from_env({"DATABASE_URL": database_url})
     await seed(db)
-    await add_history(db, "VINALICE000000001", 30, datetime(2026, 5, 1, tzinfo=UTC))
+    await add_history(db, "LSJALPHA000000001", 30, datetime(2026, 5, 1, tzinfo=UTC))
     conn = await asyncpg.connect(database_url)
     try:  # the document's example VIN, so that generated requests reach a real vehicle too
-        await conn.execute("INSERT INTO vehicles (vin, account) VALUES ('LSJSIM00000000001', 'acct')")
+        await conn.execute("INSERT INTO vehicles (vin, account) VALUES ('LSJTEST0000000001', 'acct')")
     finally:
         await conn.close()
 

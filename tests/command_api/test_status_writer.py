@@ -15,7 +15,7 @@ from command_api.status_writer import StatusWriter
 from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings
 
-VIN = "VINWRITER00000001"
+VIN = "LSJWR1TER00000001"
 
 
 @pytest.fixture
@@ -105,3 +105,52 @@ async def test_a_result_delivered_twice_is_answered_as_recorded(pool: asyncpg.Po
     now = datetime.now(UTC)
     first, again = writer.record(command_id, "succeeded", None, now), writer.record(command_id, "failed", "x", now)
     assert [status(await first), status(await again)] == ["succeeded", "succeeded"]
+
+
+async def test_an_outcome_after_expired_is_not_recorded(pool: asyncpg.Pool) -> None:
+    """The caller was told `expired`: what the record says must never change after it."""
+    (command_id,) = await new_commands(pool, 1)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE commands SET expires_at = now() - interval '1 minute' WHERE id = $1", command_id)
+        assert await audit.expire_overdue(conn) == (1, 0)
+    writer = StatusWriter(pool)
+    assert await writer.record(command_id, "succeeded", None, datetime.now(UTC)) is None
+    assert await writer.record(command_id, "running", None, datetime.now(UTC), datetime.now(UTC)) is None
+    assert await status_of(pool, command_id) == "expired"
+
+
+async def test_a_running_command_is_not_expired_but_waits_for_its_outcome(pool: asyncpg.Pool) -> None:
+    waiting, lost = await new_commands(pool, 2)
+    writer = StatusWriter(pool)
+    now = datetime.now(UTC)
+    running = await writer.record(waiting, "running", None, now, now + timedelta(minutes=1))
+    assert running is not None
+    assert (status(running), running["answer_by"], running["finished_at"]) == (
+        "running",
+        now + timedelta(minutes=1),
+        None,
+    )
+    assert await writer.mark_sent(waiting) is None  # `sent` comes late: a command only moves forward
+    await writer.record(lost, "running", None, now, now - timedelta(seconds=5))  # its gateway went quiet
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE commands SET expires_at = now() - interval '1 minute'")
+        assert await audit.expire_overdue(conn) == (0, 1)
+    assert await status_of(pool, waiting) == "running"
+    assert status(await writer.record(waiting, "succeeded", None, datetime.now(UTC))) == "succeeded"
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT status, error FROM commands WHERE id = $1", lost)
+    assert row is not None
+    assert (row["status"], "may have been carried out" in row["error"]) == ("failed", True)
+
+
+async def test_an_outcome_queued_with_running_replaces_it(pool: asyncpg.Pool) -> None:
+    (command_id,) = await new_commands(pool, 1)
+    writer = StatusWriter(pool)
+    now = datetime.now(UTC)
+    sent, running, outcome = (
+        writer.mark_sent(command_id),
+        writer.record(command_id, "running", None, now, now + timedelta(minutes=1)),
+        writer.record(command_id, "succeeded", None, now),
+    )
+    assert (await sent, await running) == (None, None)
+    assert status(await outcome) == "succeeded"

@@ -17,7 +17,7 @@ def log_line(message: str) -> dict[str, object]:
     saved = root.handlers[:], root.level
     setup_logging("command_api", "INFO", stream=stream)
     try:
-        logging.getLogger("test").warning(message, extra={"vin": "LSJSIM00000000001"})
+        logging.getLogger("test").warning(message, extra={"vin": "LSJTEST0000000001"})
     finally:
         root.handlers[:], root.level = saved[0], saved[1]
     parsed: dict[str, object] = json.loads(stream.getvalue())
@@ -27,7 +27,7 @@ def log_line(message: str) -> dict[str, object]:
 def test_fields_cloud_logging_reads() -> None:
     line = log_line("door unlocked")
     assert (line["severity"], line["component"], line["message"]) == ("WARNING", "command_api", "door unlocked")
-    assert line["vin"] == "LSJSIM00000000001"
+    assert line["vin"] == "LSJTEST0000000001"
     assert TRACE_FIELD not in line
 
 

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest import mock
 
@@ -15,6 +15,7 @@ import aiomqtt
 import pytest
 
 from common import topics
+from common.commands import START_MARGIN
 from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.app import Gateway
@@ -27,7 +28,9 @@ ACCOUNT = "tester@example.com"
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: MqttSettings, vehicles: int = 2, poll: float = 0.2) -> AsyncIterator[Gateway]:
+async def running_gateway(
+    settings: MqttSettings, vehicles: int = 2, poll: float = 0.2, command_latency: float = 0
+) -> AsyncIterator[Gateway]:
     gw_settings = GatewaySettings.from_env(
         {
             "SAIC_USERNAME": ACCOUNT,
@@ -36,7 +39,7 @@ async def running_gateway(settings: MqttSettings, vehicles: int = 2, poll: float
             "SIMULATOR_COMMAND_LATENCY": "0",
         }
     )
-    fleet = SimulatedFleet(vehicles, seed=1, command_latency=0)
+    fleet = SimulatedFleet(vehicles, seed=1, command_latency=command_latency)
     gateway = Gateway(gw_settings, settings, fleet)
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))
@@ -52,7 +55,7 @@ async def running_gateway(settings: MqttSettings, vehicles: int = 2, poll: float
 
 
 def vin(n: int) -> str:
-    return f"LSJSIM{n:011d}"
+    return f"LSJTEST{n:010d}"
 
 
 def root(n: int) -> str:
@@ -64,8 +67,17 @@ async def send(api: aiomqtt.Client, n: int, command: str, body: dict[str, object
     await api.publish(f"{root(n)}/cmd/{command}", payload, qos=1)
 
 
-async def results(api: aiomqtt.Client, count: int) -> list[dict[str, object]]:
-    return [json.loads(m.payload) for m in await collect(api, count, timeout=5)]
+async def results(api: aiomqtt.Client, count: int, *, running: bool = False) -> list[dict[str, object]]:
+    """The next `count` outcomes; with `running`, the progress messages before them too."""
+    received: list[dict[str, object]] = []
+    outcomes = 0
+    while outcomes < count:
+        [message] = await collect(api, 1, timeout=5)
+        result = json.loads(message.payload)
+        outcomes += result["status"] != "running"
+        if running or result["status"] != "running":
+            received.append(result)
+    return received
 
 
 async def test_every_vehicle_publishes_retained_telemetry(mqtt_settings: MqttSettings) -> None:
@@ -168,6 +180,33 @@ async def test_bad_commands_get_a_clear_result(
         assert result["id"] == command_id
 
 
+async def test_a_started_command_is_running_until_its_outcome(mqtt_settings: MqttSettings) -> None:
+    """One clock: the command carries its expiry; once the gateway starts it, it says so, with the
+    time its outcome comes by, and the API no longer expires it."""
+    command_id = str(uuid.uuid4())
+    expires_at = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    async with running_gateway(mqtt_settings) as gateway, client(mqtt_settings, "api") as api:
+        await api.subscribe(f"{root(1)}/cmd/+/result", qos=1)
+        await send(api, 1, "lock", {"id": command_id, "expires_at": expires_at})
+        running, outcome = await results(api, 1, running=True)
+    assert (running["id"], running["status"], outcome["status"]) == (command_id, "running", "succeeded")
+    answer_by = datetime.fromisoformat(str(running["answer_by"]))
+    assert answer_by - datetime.now(UTC) <= timedelta(seconds=gateway.dispatcher.timeout)
+
+
+async def test_a_command_about_to_expire_is_never_started(mqtt_settings: MqttSettings) -> None:
+    """Less than START_MARGIN left: its `running` might reach the API after the API called it expired."""
+    almost = (datetime.now(UTC) + START_MARGIN / 2).isoformat()
+    async with running_gateway(mqtt_settings) as gateway, client(mqtt_settings, "api") as api:
+        fleet = gateway.source
+        assert isinstance(fleet, SimulatedFleet)
+        fleet.vehicle(vin(1)).locked = False
+        await api.subscribe(f"{root(1)}/cmd/+/result", qos=1)
+        await send(api, 1, "lock", {"id": str(uuid.uuid4()), "expires_at": almost})
+        [result] = await results(api, 1, running=True)
+        assert (result["status"], fleet.vehicle(vin(1)).locked) == ("expired", False)
+
+
 async def test_command_for_an_unknown_vehicle_is_rejected(mqtt_settings: MqttSettings) -> None:
     async with running_gateway(mqtt_settings), client(mqtt_settings, "api") as api:
         await api.subscribe(f"{root(99)}/cmd/+/result", qos=1)
@@ -217,17 +256,6 @@ async def test_everything_is_republished_after_the_broker_restarts(broker: Runni
         "color",
         *(f"configuration/{c}" for c in ("HeatedSeat", "Battery", "Sunroof")),
     }
-
-
-@pytest.fixture
-def private_mqtt(broker: RunningBroker, tmp_path: Path) -> Iterator[MqttSettings]:
-    """A broker of its own: a fleet of ten or fifty cars would leave its retained values on the
-    session's broker for the ingest's tests to find."""
-    private = start_broker(broker.implementation, tmp_path / "broker")
-    try:
-        yield private.mqtt_settings()
-    finally:
-        stop_process(private.process)
 
 
 class SlowFleet(SimulatedFleet):

@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 import pytest
 
 from common import topics
+from common.values import MAX_EXTRA_KEYS
 from ingest.cache import MalformedMessage, TelemetryCache
 
-ROOT = "saic/acct/vehicles/VIN1"
+ROOT = "saic/acct/vehicles/LSJTEST0000000001"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 T1 = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
 
@@ -18,7 +19,7 @@ def test_readings_merge_into_one_snapshot_dated_by_the_vehicle() -> None:
     cache.add(f"{ROOT}/drivetrain/soc", b"80.5")
     cache.add(f"{ROOT}/doors/locked", b"True")
     [snap] = cache.take_changes()
-    assert (snap.vin, snap.account, snap.ts) == ("VIN1", "acct", T0)
+    assert (snap.vin, snap.account, snap.ts) == ("LSJTEST0000000001", "acct", T0)
     assert snap.values[topics.DRIVETRAIN_SOC] == 80.5
     assert snap.values[topics.DOORS_LOCKED] is True
     assert snap.goes_to_history
@@ -59,8 +60,12 @@ def test_without_a_vehicle_time_the_receive_time_dates_the_reading() -> None:
         ("elsewhere/x", b"1", "not a vehicle topic"),
         (f"{ROOT}/refresh/lastVehicleState", b"soon", "ISO-8601"),
         (f"{ROOT}/climate/remoteClimateState", b"on\x00", "PostgreSQL cannot store"),
-        (f"{ROOT}/doors/extra", b'{"a": ["\\u0000"]}', "PostgreSQL cannot store"),
-        (f"{ROOT}/doors/extra", b'["\\ud800"]', "PostgreSQL cannot store"),
+        (f"{ROOT}/location/position", b'{"a": "\\u0000"}', "PostgreSQL cannot store"),
+        (f"{ROOT}/location/position", b'{"\\ud800": 1}', "PostgreSQL cannot store"),
+        (f"{ROOT}/doors/extra", b'["a"]', "not JSON"),
+        ("saic/acct/vehicles/DROP TABLE vehicles;--/drivetrain/soc", b"50", "is not a VIN"),
+        ("saic/acct/vehicles/lsjtest0000000001/drivetrain/soc", b"50", "is not a VIN"),
+        (f"{ROOT}/drivetrain/soc", b"250", "outside the plausible range"),
     ],
 )
 def test_malformed_messages_are_counted_and_say_why(topic: str, payload: bytes, reason: str) -> None:
@@ -107,4 +112,39 @@ def test_every_reading_between_two_flushes_is_kept() -> None:
         (2, 78),
     ]
     assert all(s.goes_to_history for s in snaps)
+    assert cache.take_changes() == []
+
+
+def test_keys_outside_the_contract_are_bounded_per_vehicle() -> None:
+    cache = TelemetryCache("saic")
+    for n in range(MAX_EXTRA_KEYS):
+        cache.add(f"{ROOT}/drivetrain/futureKey{n}", b"1")
+    cache.add(f"{ROOT}/drivetrain/futureKey0", b"2")  # a known extra key may change
+    with pytest.raises(MalformedMessage, match=f"more than {MAX_EXTRA_KEYS} keys outside the contract"):
+        cache.add(f"{ROOT}/drivetrain/oneTooMany", b"1")
+    cache.add(f"{ROOT}/drivetrain/soc", b"50")  # contract keys are never limited
+
+
+def test_a_retained_resend_of_what_is_known_is_no_reading() -> None:
+    cache = TelemetryCache("saic")
+    cache.add(f"{ROOT}/refresh/lastVehicleState", b"2026-05-01T08:00:00+00:00", retained=True)
+    cache.add(f"{ROOT}/drivetrain/soc", b"80", retained=True)  # nothing known yet: a reading
+    assert len(cache.take_changes()) == 1
+    cache.add(f"{ROOT}/refresh/lastVehicleState", b"2026-05-01T08:00:00+00:00", retained=True)
+    cache.add(f"{ROOT}/drivetrain/soc", b"80", retained=True)  # the broker again, after a reconnect
+    assert cache.take_changes() == []
+    cache.add(f"{ROOT}/drivetrain/soc", b"80")  # the same value published live is the car's
+    assert len(cache.take_changes()) == 1
+    cache.add(f"{ROOT}/drivetrain/soc", b"79", retained=True)  # a change missed while away
+    assert len(cache.take_changes()) == 1
+
+
+def test_what_is_stored_seeds_the_cache() -> None:
+    cache = TelemetryCache("saic")
+    stored = {"drivetrain/soc": 80, "refresh/lastVehicleState": "2026-05-01T08:00:00+00:00", "bogus": 1}
+    cache.seed("LSJTEST0000000001", "acct", stored)
+    cache.seed("junk", "acct", stored)  # never a vehicle of its own
+    assert len(cache) == 1
+    cache.add(f"{ROOT}/refresh/lastVehicleState", b"2026-05-01T08:00:00+00:00", retained=True)
+    cache.add(f"{ROOT}/drivetrain/soc", b"80.0", retained=True)
     assert cache.take_changes() == []

@@ -7,10 +7,10 @@ import contextlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.values import KEY_KINDS
+from common.values import CONTRACT
 from ingest.cache import MalformedMessage, TelemetryCache
 
-KEYS = st.sampled_from(sorted(KEY_KINDS)) | st.text(min_size=1, max_size=40)
+KEYS = st.sampled_from(sorted(CONTRACT)) | st.text(min_size=1, max_size=40)
 PAYLOADS = st.binary(max_size=200) | st.text(max_size=60).map(str.encode) | st.floats().map(lambda f: repr(f).encode())
 
 
@@ -20,7 +20,7 @@ def test_any_message_is_taken_or_rejected_with_a_reason(key: str, payload: bytes
     cache = TelemetryCache("saic")
     reason = ""
     try:
-        cache.add(f"saic/acct/vehicles/VIN1/{key}", payload)
+        cache.add(f"saic/acct/vehicles/LSJTEST0000000009/{key}", payload)
     except MalformedMessage as exc:
         reason = str(exc)
     if cache.malformed:
@@ -36,6 +36,6 @@ def test_memory_stays_bounded_by_vehicles_not_messages(messages: list[tuple[str,
     cache = TelemetryCache("saic")
     for key, payload in messages:
         with contextlib.suppress(MalformedMessage):
-            cache.add(f"saic/acct/vehicles/VIN1/{key}", payload)
+            cache.add(f"saic/acct/vehicles/LSJTEST0000000009/{key}", payload)
     assert len(cache) <= 1
     assert cache.accepted + cache.malformed <= len(messages)

@@ -19,7 +19,7 @@ from common import topics
 from common.alerts import AlertSettings
 from common.database import create_pool
 from common.settings import DatabaseSettings, MqttSettings
-from common.values import KEY_KINDS
+from common.values import CONTRACT
 from ingest.app import Ingest, open_sink, subscriptions
 from ingest.postgres_sink import PostgresSink
 from ingest.settings import IngestSettings
@@ -150,7 +150,7 @@ async def test_a_failed_flush_is_kept_and_written_later(
 # Topic levels a broker accepts (Mosquitto disconnects a client for control characters and
 # non-characters in a topic): the payloads, not the topics, are what this test throws at the ingest.
 SEGMENT = st.text(st.characters(categories=["L", "N", "P", "S"], exclude_characters="+#/"), min_size=1, max_size=30)
-TOPIC_KEYS = st.sampled_from(sorted(KEY_KINDS)) | st.builds(
+TOPIC_KEYS = st.sampled_from(sorted(CONTRACT)) | st.builds(
     "/".join, st.lists(st.sampled_from(topics.INGESTED_CATEGORIES) | SEGMENT, min_size=1, max_size=3)
 )
 

@@ -49,15 +49,10 @@ async def test_request_shape(postgrest: PostgrestServer) -> None:
     assert rpc.path == "/rest/v1/rpc/ingest_vehicle_states"
     assert set(rpc.body) == {"vehicle_rows", "state_rows"}
     assert rpc.body["state_rows"][0]["ts"] == (T0 + timedelta(seconds=5)).isoformat()
-    assert history.path == "/rest/v1/vehicle_telemetry"
-    assert history.query["on_conflict"] == "vin,ts"
-    assert {c.strip('"') for c in history.query["columns"].split(",")} == set(TELEMETRY_COLUMNS)
-    assert set(history.headers["Prefer"].split(",")) == {
-        "return=minimal",
-        "resolution=ignore-duplicates",
-        "count=exact",
-    }
-    assert [row["soc"] for row in history.body] == [80.0, 79.0]
+    assert history.path == "/rest/v1/rpc/ingest_telemetry"
+    assert set(history.body) == {"telemetry_rows"}
+    assert {frozenset(row) for row in history.body["telemetry_rows"]} == {frozenset(TELEMETRY_COLUMNS)}
+    assert [row["soc"] for row in history.body["telemetry_rows"]] == [80.0, 79.0]
 
 
 async def test_a_replay_inserts_nothing_and_an_older_reading_moves_nothing(
@@ -79,6 +74,31 @@ async def test_a_replay_inserts_nothing_and_an_older_reading_moves_nothing(
         assert await conn.fetchval("SELECT soc FROM vehicle_state WHERE vin = 'V0'") == 36.0
     finally:
         await conn.close()
+
+
+async def test_a_late_value_completes_its_row_and_the_stored_state_reads_back(
+    postgrest: PostgrestServer, database_url: str
+) -> None:
+    """Through the same SQL as the PostgreSQL sink (migration 0010), over RPC."""
+    location = {topics.LOCATION_LATITUDE: 52.5}
+    first = VehicleSnapshot("V1", "acct", T0, T0, False, location, frozenset(location))  # type: ignore[arg-type]
+    late = reading("V1", 0, 61.0)
+    sink = await supabase_sink(postgrest)
+    try:
+        await sink.write([first])
+        completed = await sink.write([late])
+        again = await sink.write([late])
+        [stored] = await sink.stored_states_page("")
+    finally:
+        await sink.close()
+    assert (completed.telemetry_rows, again.telemetry_rows) == (1, 0)
+    assert (stored["vin"], stored["account"], stored["state"][topics.DRIVETRAIN_SOC]) == ("V1", "acct", 61.0)
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT soc, latitude FROM vehicle_telemetry")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [(61.0, 52.5)]
 
 
 async def test_dead_letters_keep_their_raw_bytes(postgrest: PostgrestServer, database_url: str) -> None:
@@ -135,7 +155,7 @@ async def test_an_outage_spools_and_writes_back(postgrest: PostgrestServer, data
     sink = await supabase_sink(postgrest)
     cache = TelemetryCache("saic")
     flusher = Flusher(cache, sink, Spool(tmp_path, 1_000_000), DeadLetters())
-    root = "saic/acct/vehicles/VIN7"
+    root = "saic/acct/vehicles/LSJTEST0000000007"
     try:
         postgrest.unavailable = True
         cache.add(f"{root}/drivetrain/soc", b"55")
@@ -149,7 +169,7 @@ async def test_an_outage_spools_and_writes_back(postgrest: PostgrestServer, data
         await sink.close()
     conn = await asyncpg.connect(database_url)
     try:
-        assert await conn.fetchval("SELECT soc FROM vehicle_state WHERE vin = 'VIN7'") == 54.0
+        assert await conn.fetchval("SELECT soc FROM vehicle_state WHERE vin = 'LSJTEST0000000007'") == 54.0
     finally:
         await conn.close()
 

@@ -21,7 +21,7 @@ from tests.gateway.saic.conftest import running_saic_gateway
 from tests.helpers import client, collect, wait_until
 from tests.saic_server import Fault, SaicTestServer
 
-VIN = "LSJSIM00000000001"
+VIN = "LSJTEST0000000001"
 
 
 def root(server: SaicTestServer, vin: str = VIN) -> str:
@@ -38,10 +38,12 @@ async def command(api: aiomqtt.Client, server: SaicTestServer, name: str, args: 
     topic = f"{root(server)}/cmd/{name}"
     await api.subscribe(f"{topic}/result", qos=1)
     await api.publish(topic, json.dumps({"id": command_id, "args": args}), qos=1)
-    [message] = await collect(api, 1, timeout=15)
-    result: dict[str, Any] = json.loads(message.payload)
-    assert result["id"] == command_id
-    return result
+    while True:  # its outcome, after the `running` it is preceded by once started
+        [message] = await collect(api, 1, timeout=15)
+        result: dict[str, Any] = json.loads(message.payload)
+        assert result["id"] == command_id
+        if result["status"] != "running":
+            return result
 
 
 async def test_status_becomes_the_upstream_topic_tree(mqtt_settings: MqttSettings, saic_server: SaicTestServer) -> None:
