@@ -27,12 +27,12 @@ async def rows_of(db: DatabaseSettings, n: int) -> list[asyncpg.Record]:
 
 
 async def test_a_value_that_arrives_after_its_row_was_written_completes_it(
-    mqtt_settings: MqttSettings, db_settings: DatabaseSettings
+    private_mqtt: MqttSettings, db_settings: DatabaseSettings
 ) -> None:
     """Upstream's order: the reading's time and location at once, the SoC ~3 s later (after the
     charging call's event-id exchange), with a flush in between."""
-    async with running_ingest(mqtt_settings, db_settings, flush_interval=3600) as ingest:
-        async with client(mqtt_settings, "gateway") as gw:
+    async with running_ingest(private_mqtt, db_settings, flush_interval=3600) as ingest:
+        async with client(private_mqtt, "gateway") as gw:
             await gw.publish(f"{root(21)}/{topics.REFRESH_LAST_VEHICLE_STATE}", encode(T1), qos=1)
             await gw.publish(f"{root(21)}/{topics.LOCATION_LATITUDE}", b"52.1", qos=1)
             await gw.publish(f"{root(21)}/{topics.LOCATION_LONGITUDE}", b"4.3", qos=1)
