@@ -19,7 +19,7 @@ from command_api.commands import CommandRelay, CommandService
 from command_api.console_site import add_console
 from command_api.cors import cors_middleware
 from command_api.errors import ApiError, error_middleware
-from command_api.live import LiveHub
+from command_api.live import GRANTS_CHANNEL, LiveHub
 from command_api.metrics import ApiMetrics, ProgramMetrics
 from command_api.ratelimit import KeyedRateLimiter
 from command_api.responses import json_response
@@ -100,7 +100,7 @@ def database_context(db: DatabaseSettings) -> Any:
         app[STATE_CACHE] = LatestStateCache()
         tasks = [
             asyncio.create_task(_ensure_schema(app[POOL], app[SCHEMA_READY])),
-            asyncio.create_task(_listen_once_migrated(app[POOL], app[SCHEMA_READY], app[STATE_CACHE])),
+            asyncio.create_task(_listen_once_migrated(app, app[POOL], app[SCHEMA_READY], app[STATE_CACHE])),
         ]
         yield
         for task in tasks:
@@ -125,10 +125,18 @@ async def _ensure_schema(pool: asyncpg.Pool, ready: asyncio.Event) -> None:
             return
 
 
-async def _listen_once_migrated(pool: asyncpg.Pool, ready: asyncio.Event, cache: LatestStateCache) -> None:
-    """The cache's notifications come from triggers that the migrations create."""
+async def _listen_once_migrated(
+    app: web.Application, pool: asyncpg.Pool, ready: asyncio.Event, cache: LatestStateCache
+) -> None:
+    """The notifications come from triggers that the migrations create: the latest state's, and
+    the grants' that end a user's live streams."""
+
+    def grants_changed(user_id: str) -> None:
+        if (live := app.get(LIVE)) is not None:
+            live.grants_changed(user_id)
+
     await ready.wait()
-    await cache.listen(pool)
+    await cache.listen(pool, {GRANTS_CHANNEL: grants_changed})
 
 
 def mqtt_context(mqtt_settings: MqttSettings) -> Any:

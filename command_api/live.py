@@ -19,7 +19,7 @@ from typing import Any
 import aiomqtt
 from aiohttp import WSCloseCode, web
 
-from command_api.auth import WEBSOCKET_PROTOCOL
+from command_api.auth import WEBSOCKET_PROTOCOL, Principal
 from common import topics
 from common.values import decode, is_vin, to_json
 
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 CLIENT_QUEUE = 1000
 TOKEN_EXPIRED = 4401
 """The close code when the token a stream was opened with expires: reconnect with a fresh one (as HTTP 401)."""
+GRANTS_CHANNEL = "user_vehicles_changed"
+"""Migration 0012's triggers notify it with the user's id when their grants change."""
+GRANTS_CHANGED = 4403
+"""The close code when the user's grants change: reconnect for the stream of what they may see now (as HTTP 403)."""
 SKIPPED_SEGMENTS = frozenset({topics.COMMAND_SEGMENT})
 UPSTREAM_REPLIES = (f"/{topics.SET_SUFFIX}", f"/{topics.RESULT_SUFFIX}")  # the upstream /set topics and their replies
 
@@ -37,6 +41,8 @@ class LiveClient:
     ws: web.WebSocketResponse
     vins: frozenset[str] | None
     """The vehicles this client follows; None: every vehicle (a service on the fleet stream)."""
+    user_id: str | None = None
+    """The user whose token opened the stream (None for an API key): their grants bound it."""
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
 
     def wants(self, vin: str) -> bool:
@@ -86,23 +92,18 @@ class LiveHub:
                     client.queue.put_nowait(text)
                 except asyncio.QueueFull:
                     log.warning("live client too slow (%d messages queued); closing it", CLIENT_QUEUE)
-                    self.clients.discard(client)
-                    task = asyncio.create_task(client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"))
-                    self._closing.add(task)  # held until done: the loop keeps only weak references
-                    task.add_done_callback(self._closing.discard)
+                    self._close(client, WSCloseCode.TRY_AGAIN_LATER, b"too slow")
 
     async def serve(
-        self,
-        request: web.Request,
-        vins: frozenset[str] | None,
-        first: dict[str, Any],
-        expires_at: float | None = None,
+        self, request: web.Request, vins: frozenset[str] | None, first: dict[str, Any], principal: Principal
     ) -> web.WebSocketResponse:
-        """Run one client until it goes: the current state first, then every change; a stream opened
-        with a token ends when the token expires (authorization is not a snapshot)."""
+        """Run one client until it goes: the current state first, then every change. Authorization is
+        not a snapshot: a stream opened with a token ends when the token expires (4401) or when the
+        user's grants change (4403; reconnecting gives the stream of what the user may see now)."""
         ws = web.WebSocketResponse(heartbeat=30, protocols=(WEBSOCKET_PROTOCOL,))
         await ws.prepare(request)
-        client = LiveClient(ws, vins)
+        client = LiveClient(ws, vins, principal.subject if principal.kind == "user" else None)
+        expires_at = principal.expires_at
         await ws.send_str(json.dumps(first, default=str))
         self.clients.add(client)
         sender = asyncio.create_task(client.send_loop())
@@ -120,9 +121,18 @@ class LiveHub:
         return ws
 
     def _expire(self, client: LiveClient) -> None:
+        self._close(client, TOKEN_EXPIRED, b"token expired")
+
+    def grants_changed(self, user_id: str) -> None:
+        """A user's grants changed (`user_vehicles`; an empty id: anyone's): end their streams."""
+        for client in list(self.clients):
+            if client.user_id is not None and user_id in ("", client.user_id):
+                self._close(client, GRANTS_CHANGED, b"grants changed")
+
+    def _close(self, client: LiveClient, code: int, reason: bytes) -> None:
         self.clients.discard(client)
-        task = asyncio.create_task(client.ws.close(code=TOKEN_EXPIRED, message=b"token expired"))
-        self._closing.add(task)
+        task = asyncio.create_task(client.ws.close(code=code, message=reason))
+        self._closing.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._closing.discard)
 
     async def close_all(self) -> None:

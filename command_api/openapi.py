@@ -474,7 +474,8 @@ def _command_operation(command: str, settings: ApiSettings) -> dict[str, Any]:
                 },
             ],
             "requestBody": {
-                "required": False,
+                # Optional only where every argument has a default: an empty body is then `{}`.
+                "required": bool(COMMAND_ARGS[command].model_json_schema().get("required")),
                 "content": {"application/json": {"schema": _ref(_args_name(command))}},
             },
             "responses": _responses(
@@ -611,8 +612,9 @@ def build_openapi(settings: ApiSettings) -> dict[str, Any]:
                     "echoes the token), or pass `?access_token=` (it then lands in access logs). "
                     'The first message is `{"type": "snapshot", "vehicles": '
                     '[...]}`; then one `{"type": "telemetry", "vin", "key", "value", "received_at"}` '
-                    "per changed value. The server closes with 4401 when the token expires (reconnect with a "
-                    "fresh one) and 1013 when the client reads too slowly."
+                    "per value inside the telemetry contract. The server closes with 4401 when the token "
+                    "expires (reconnect with a fresh one), 4403 when the user's grants change (reconnect: the "
+                    "new stream follows what the user may see now) and 1013 when the client reads too slowly."
                 ),
                 "parameters": [
                     vin,

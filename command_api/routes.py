@@ -213,10 +213,7 @@ async def vehicle_live(request: web.Request) -> web.WebSocketResponse:
     async with pool_of(request).acquire() as conn:
         snapshot = await vehicles.readable_vehicle(conn, principal_of(request), vin)
     return await request.app[LIVE].serve(
-        request,
-        frozenset({vin}),
-        {"type": "snapshot", "vehicles": [snapshot]},
-        principal_of(request).expires_at,
+        request, frozenset({vin}), {"type": "snapshot", "vehicles": [snapshot]}, principal_of(request)
     )
 
 
@@ -225,9 +222,7 @@ async def fleet_live(request: web.Request) -> web.WebSocketResponse:
     async with pool_of(request).acquire() as conn:
         vins = await vehicles.visible_vins(conn, principal)
         snapshot = await vehicles.list_vehicles(conn, principal)
-    return await request.app[LIVE].serve(
-        request, vins, {"type": "snapshot", "vehicles": snapshot}, principal.expires_at
-    )
+    return await request.app[LIVE].serve(request, vins, {"type": "snapshot", "vehicles": snapshot}, principal)
 
 
 async def ops_commands(request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -32,6 +32,7 @@ MAX_ENTRIES = 5_000
 """Beyond this many vehicles the cache starts over: memory stays bounded (a few KiB a vehicle)."""
 
 type Loader = Callable[[], Awaitable[bytes | None]]
+type Listener = Callable[[Any, int, str, str], None]
 
 
 class LatestStateCache:
@@ -65,20 +66,22 @@ class LatestStateCache:
         self._generation += 1
         self._bodies.clear()
 
-    async def listen(self, pool: asyncpg.Pool) -> None:
-        """Hold a connection listening on CHANNEL until cancelled; reconnect when it drops."""
+    async def listen(self, pool: asyncpg.Pool, also: Mapping[str, Callable[[str], None]] | None = None) -> None:
+        """Hold a connection listening on CHANNEL until cancelled; reconnect when it drops. `also`:
+        other channels to hear on the same connection, each with what to call with a payload."""
+        listeners = {channel: _payload_to(callback) for channel, callback in (also or {}).items()}
         backoff = Backoff(initial=0.5, maximum=15)
         while True:
             try:
                 async with pool.acquire() as conn:
-                    await self._listen_on(conn, backoff)
+                    await self._listen_on(conn, backoff, listeners)
             except DATABASE_ERRORS as exc:
                 self._stop_listening()
                 delay = backoff.next_delay()
                 log.warning("latest-state cache off: cannot listen for changes (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
 
-    async def _listen_on(self, conn: Any, backoff: Backoff) -> None:
+    async def _listen_on(self, conn: Any, backoff: Backoff, also: dict[str, Listener]) -> None:
         """Until the connection drops (or the task is cancelled)."""
         lost = asyncio.Event()
 
@@ -88,6 +91,8 @@ class LatestStateCache:
         conn.add_termination_listener(on_lost)
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
+            for channel, listener in also.items():
+                await conn.add_listener(channel, listener)
             self.forget()  # whatever changed while nobody listened
             self.listening = True
             self.sessions += 1
@@ -99,6 +104,8 @@ class LatestStateCache:
             if not conn.is_closed():
                 with contextlib.suppress(*DATABASE_ERRORS):
                     await conn.remove_listener(CHANNEL, self._on_notify)
+                    for channel, listener in also.items():
+                        await conn.remove_listener(channel, listener)
 
     def _stop_listening(self) -> None:
         self.listening = False
@@ -106,3 +113,10 @@ class LatestStateCache:
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
         self.forget()
+
+
+def _payload_to(callback: Callable[[str], None]) -> Listener:
+    def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        callback(payload)
+
+    return on_notify

@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from command_api.errors import error_middleware
+from common.commands import COMMAND_ARGS
 from tests.command_api.conftest import SERVICE_KEY, VIN_A, Client
 
 
@@ -58,3 +59,19 @@ async def test_a_value_the_database_refuses_is_the_callers_400() -> None:
         response = await client.get("/")
         body = await response.json()
     assert (response.status, body["error"]["code"]) == (400, "invalid_parameter")
+
+
+async def test_the_spec_says_which_commands_take_an_empty_body(api: Client) -> None:
+    """The spec called every body optional, yet an empty body was refused for commands with
+    required arguments: now the spec marks those bodies required, and the others take no body."""
+    status, spec, _ = await api.call("GET", "/api/openapi.json")
+    assert status == 200
+    for command in COMMAND_ARGS:
+        operation = spec["paths"][f"/api/vehicles/{{vin}}/commands/{command}"]["post"]
+        status, body, _ = await api.call(
+            "POST", f"/api/vehicles/{VIN_A}/commands/{command}", key=SERVICE_KEY, params={"wait": "0"}
+        )
+        if operation["requestBody"]["required"]:
+            assert (status, body["error"]["code"]) == (400, "invalid_arguments"), command
+        else:
+            assert status in (200, 202), (command, body)

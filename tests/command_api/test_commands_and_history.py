@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from command_api.live import TOKEN_EXPIRED
+from command_api.live import GRANTS_CHANGED, TOKEN_EXPIRED
+from command_api.routes import STATE_CACHE
 from common.settings import DatabaseSettings, MqttSettings
-from tests.command_api.conftest import ALICE, API_KEY, BOB, VIN_A, VIN_B, Api, Client, user_token
+from tests.command_api.conftest import ALICE, API_KEY, BOB, SERVICE_KEY, VIN_A, VIN_B, Api, Client, user_token
 from tests.gateway.test_gateway import vin
 from tests.helpers import client, wait_until
 
@@ -152,3 +153,28 @@ async def test_a_live_stream_ends_when_its_token_expires(api: Client) -> None:
         assert closing.type == aiohttp.WSMsgType.CLOSE, closing
         assert (ws.close_code, closing.extra) == (TOKEN_EXPIRED, "token expired")
         assert time.monotonic() - started < 4
+
+
+async def test_a_live_stream_ends_when_the_users_grants_change(api: Client, seeded: DatabaseSettings) -> None:
+    """The acceptance run's socket streamed 27 more messages after the user's grant was deleted."""
+    token = user_token(ALICE)
+    async with (
+        api.http.ws_connect(f"{api.base}/api/live?access_token={token}") as alice,
+        api.http.ws_connect(f"{api.base}/api/live?access_token={user_token(BOB)}") as bob,
+        api.http.ws_connect(f"{api.base}/api/live", headers={"X-API-Key": SERVICE_KEY}) as service,
+    ):
+        for ws in (alice, bob, service):
+            assert (await ws.receive_json())["type"] == "snapshot"
+        await wait_until(lambda: api.app[STATE_CACHE].listening, what="the API listening for changes")
+        conn = await asyncpg.connect(seeded.url.get_secret_value())
+        try:
+            await conn.execute("DELETE FROM user_vehicles WHERE user_id = $1", ALICE)
+        finally:
+            await conn.close()
+        closing = await asyncio.wait_for(alice.receive(), 10)
+        assert closing.type == aiohttp.WSMsgType.CLOSE, closing
+        assert (closing.data, closing.extra) == (GRANTS_CHANGED, "grants changed")
+        assert not bob.closed  # nobody else's grants changed
+        assert not service.closed
+    async with api.http.ws_connect(f"{api.base}/api/live?access_token={token}") as again:
+        assert (await again.receive_json())["vehicles"] == []  # the stream of what Alice may see now
