@@ -69,9 +69,7 @@ async def health(request: web.Request) -> web.Response:
         components["database"] = {"status": "ok" if app[SCHEMA_READY].is_set() else "migrating"}
     except DATABASE_ERRORS as exc:
         components["database"] = {"status": "down", "error": str(exc) or type(exc).__name__}
-    for name, status in app[STATUS].components.items():
-        state = {"online": "ok", "offline": "down"}.get(status.state, status.state)
-        components[name] = {"status": state, "since": status.since}
+    components |= app[STATUS].view()
     healthy = all(c["status"] == "ok" for c in components.values())
     return json_response(
         {"status": "ok" if healthy else "degraded", "components": components},

@@ -179,7 +179,21 @@ def _schemas() -> dict[str, Any]:
                     "type": "object",
                     "additionalProperties": {
                         "type": "object",
-                        "properties": {"status": {"type": "string"}},
+                        "properties": {
+                            "status": {"type": "string"},
+                            "since": NULLABLE_TIME,
+                            "instances": {
+                                "type": "object",
+                                "description": "Each instance of the program: `ok` while it renews its presence, "
+                                "`stale` once it has been silent for three periods. The component is `ok` while "
+                                "any instance is.",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "properties": {"status": {"type": "string", "enum": ["ok", "stale"]}, "seen": TIME},
+                                    "required": ["status", "seen"],
+                                },
+                            },
+                        },
                         "required": ["status"],
                     },
                 },

@@ -1,15 +1,22 @@
-"""The other programs' status, from their retained status topics and last wills."""
+"""The other programs' status: each instance's presence (renewed every few seconds, cleared on a
+clean stop), and the shared status topics and last wills for programs that publish no presence."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
 
 from common import topics
+
+STALE_AFTER_PERIODS = 3
+"""An instance silent for this many of its presence periods is gone (it crashed, or lost the broker)."""
+FORGET_AFTER = timedelta(hours=1)
+"""A stale instance is left out of the report after this long (its retained presence stays)."""
+COMPONENTS = ("gateway", "ingest")
 
 
 @dataclass
@@ -18,10 +25,20 @@ class ComponentStatus:
     since: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Presence:
+    at: datetime
+    every: float
+
+    def fresh(self, now: datetime) -> bool:
+        return now - self.at <= timedelta(seconds=self.every * STALE_AFTER_PERIODS)
+
+
 @dataclass
 class StatusBoard:
     prefix: str
     components: dict[str, ComponentStatus] = field(default_factory=dict)
+    instances: dict[str, dict[str, Presence]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._topics = {
@@ -30,18 +47,52 @@ class StatusBoard:
         }
         for name in self._topics.values():
             self.components[name] = ComponentStatus()
+        self._presence_filter = topics.instance_topic(self.prefix, "+", "+")
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        return [(t, 1) for t in self._topics]
+        return [(t, 1) for t in (*self._topics, self._presence_filter)]
 
     def on_message(self, message: aiomqtt.Message) -> bool:
         """Record a status message; False when the message is not a status topic."""
+        payload = message.payload.decode("utf-8", "replace") if isinstance(message.payload, bytes) else ""
+        if message.topic.matches(self._presence_filter):
+            *_, component, _instances, instance = message.topic.value.split("/")
+            self._presence(component, instance, payload)
+            return True
         name = self._topics.get(message.topic.value)
         if name is None:
             return False
-        payload = message.payload.decode("utf-8", "replace") if isinstance(message.payload, bytes) else ""
         self.components[name] = ComponentStatus(payload.strip() or "unknown", datetime.now(UTC))
         return True
+
+    def _presence(self, component: str, instance: str, payload: str) -> None:
+        known = self.instances.setdefault(component, {})
+        try:
+            body = json.loads(payload) if payload else None
+            presence = None if body is None else Presence(datetime.fromisoformat(body["at"]), float(body["every"]))
+        except (ValueError, KeyError, TypeError):
+            return  # not ours to crash on; the publisher is one of our programs
+        if presence is None:
+            known.pop(instance, None)  # a clean stop
+        else:
+            known[instance] = presence
+
+    def view(self, now: datetime | None = None) -> dict[str, dict[str, Any]]:
+        """Per component: ok while any instance is present; each instance's own status beside it.
+        A component whose programs publish no presence is as its shared status topic says."""
+        now = now or datetime.now(UTC)
+        report: dict[str, dict[str, Any]] = {}
+        for name in COMPONENTS:
+            shared = self.components[name]
+            present = {i: p for i, p in self.instances.get(name, {}).items() if now - p.at <= FORGET_AFTER}
+            if not present:
+                state = {"online": "ok", "offline": "down"}.get(shared.state, shared.state)
+                report[name] = {"status": state, "since": shared.since}
+                continue
+            instances = {i: {"status": "ok" if p.fresh(now) else "stale", "seen": p.at} for i, p in present.items()}
+            live = any(i["status"] == "ok" for i in instances.values())
+            report[name] = {"status": "ok" if live else "down", "since": shared.since, "instances": instances}
+        return report
 
 
 @dataclass

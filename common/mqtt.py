@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import re
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
@@ -29,10 +33,20 @@ type ReceiveHook = Callable[[str, bytes, bool], None]
 """Called with a message's topic, payload and retain flag, before its PUBACK is sent."""
 
 PUBLISH_TIMEOUT = 10.0
+PRESENCE_EVERY = 10.0
+"""How often an instance renews its presence; a reader calls it stale after three silent periods."""
 
 # aiomqtt warns on every publish beyond ten in flight; the publishers batch on purpose.
 _client_log = logging.getLogger("aiomqtt")
 _client_log.setLevel(logging.ERROR)
+
+
+def instance_id(environ: dict[str, str] | None = None) -> str:
+    """This program instance's name in presence topics: INSTANCE_ID, else host and process id."""
+    raw = (environ if environ is not None else dict(os.environ)).get("INSTANCE_ID") or (
+        f"{socket.gethostname()}-{os.getpid()}"
+    )
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:64] or "instance"
 
 
 class MqttNotConnected(Exception):
@@ -45,6 +59,10 @@ class MqttOptions:
     client_id: str
     subscriptions: Sequence[tuple[str, int]] = ()
     status_topic: str | None = None
+    presence_topic: str | None = None
+    """This instance's own status (`topics.instance_topic`): retained JSON renewed every
+    PRESENCE_EVERY seconds while connected, cleared on a clean stop. Unlike the shared status
+    topic and its last will, one instance stopping says nothing about the others."""
     clean_session: bool = True
     keepalive: int = 30
     max_inflight: int = 200
@@ -110,8 +128,12 @@ class MqttConnection:
                 async with self._make_client() as client:
                     await self._on_connected(client)
                     backoff.reset()
-                    async for message in client.messages:
-                        await self._dispatch(message)
+                    presence = asyncio.create_task(self._announce_presence(client))
+                    try:
+                        async for message in client.messages:
+                            await self._dispatch(message)
+                    finally:
+                        presence.cancel()
                     # The iterator ends when the connection drops.
                     raise aiomqtt.MqttError("connection lost")
             except aiomqtt.MqttError as exc:
@@ -149,6 +171,16 @@ class MqttConnection:
             self._hook_tasks.add(task)
             task.add_done_callback(self._hook_tasks.discard)
 
+    async def _announce_presence(self, client: aiomqtt.Client) -> None:
+        topic = self.options.presence_topic
+        if topic is None:
+            return
+        while True:
+            payload = json.dumps({"state": "online", "at": datetime.now(UTC).isoformat(), "every": PRESENCE_EVERY})
+            with contextlib.suppress(aiomqtt.MqttError):  # the connection's own loop reports a drop
+                await client.publish(topic, payload, qos=1, retain=True, timeout=PUBLISH_TIMEOUT)
+            await asyncio.sleep(PRESENCE_EVERY)
+
     async def _dispatch(self, message: aiomqtt.Message) -> None:
         if self.on_message is None:
             return
@@ -179,6 +211,9 @@ class MqttConnection:
         """Say `offline` on the status topic and disconnect (the will covers unclean exits)."""
         self._stop_requested.set()
         client = self._client
+        if client is not None and self.options.presence_topic:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):  # a stopped instance leaves nothing behind
+                await client.publish(self.options.presence_topic, b"", qos=1, retain=True, timeout=2)
         if client is not None and self.options.status_topic:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await client.publish(self.options.status_topic, b"offline", qos=1, retain=True, timeout=2)

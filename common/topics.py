@@ -110,6 +110,11 @@ def component_status_topic(prefix: str, component: str) -> str:
     return f"{prefix}/_internal/{component}/status"
 
 
+def instance_topic(prefix: str, component: str, instance: str) -> str:
+    """One instance's presence (common.mqtt.MqttOptions.presence_topic); `+` for every instance."""
+    return f"{prefix}/_internal/{component}/instances/{instance}"
+
+
 @dataclass(frozen=True, slots=True)
 class VehicleTopics:
     """Topic names for one vehicle."""

@@ -15,7 +15,7 @@ import aiomqtt
 from common import topics
 from common.backoff import Backoff
 from common.metrics import MetricsPublisher
-from common.mqtt import MqttConnection, MqttOptions
+from common.mqtt import MqttConnection, MqttOptions, instance_id
 from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.discovery import HomeAssistantDiscovery
@@ -75,6 +75,7 @@ class Gateway:
                 client_id=f"gateway-{topics.account_segment(settings.account)[:40]}-{uuid.uuid4().hex[:8]}",
                 subscriptions=subscriptions,
                 status_topic=topics.gateway_status_topic(self.prefix),
+                presence_topic=topics.instance_topic(self.prefix, "gateway", instance_id()),
             ),
         )
         self.publisher = TelemetryPublisher(self.mqtt)

@@ -16,7 +16,7 @@ from common import topics
 from common.alerts import Alerts, AlertSettings
 from common.backoff import Backoff
 from common.metrics import MetricsPublisher
-from common.mqtt import MqttConnection, MqttNotConnected, MqttOptions
+from common.mqtt import MqttConnection, MqttNotConnected, MqttOptions, instance_id
 from common.settings import DatabaseSettings, MqttSettings, SettingsError
 from ingest.cache import MalformedMessage, TelemetryCache
 from ingest.dead_letters import DeadLetters
@@ -116,6 +116,7 @@ class Ingest:
                 client_id=settings.client_id,
                 subscriptions=subscriptions(mqtt_settings.topic_prefix, settings.shared_group),
                 status_topic=topics.component_status_topic(mqtt_settings.topic_prefix, "ingest"),
+                presence_topic=topics.instance_topic(mqtt_settings.topic_prefix, "ingest", instance_id()),
                 clean_session=False,  # the broker keeps QoS 1 messages for us while we restart
                 on_receive=self.receive,
             ),

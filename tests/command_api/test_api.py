@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from command_api.status import Presence, StatusBoard
 from common.settings import DatabaseSettings, MqttSettings
 from gateway.simulator import SimulatedFleet
 from local_stack.ports import free_port
@@ -151,6 +153,55 @@ async def test_a_command_the_car_has_started_is_running_not_expired(
         _, final = await api.call("GET", f"/api/commands/{body['id']}")
     assert (final["status"], fleet.vehicle(vin(1)).locked) == ("succeeded", False)
     assert "expired" not in seen
+
+
+async def test_one_instance_stopping_leaves_its_component_up(
+    mqtt_settings: MqttSettings, db_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The acceptance run stopped a second gateway: the shared last-will topic said `offline`, and
+    health reported the gateway down for minutes while the first one worked."""
+
+    async def gateway_health() -> dict[str, Any]:
+        _, body = await api.call("GET", "/api/health", key=None)
+        return dict(body["components"]["gateway"])
+
+    async with running_ingest(mqtt_settings, db_settings), running_api(mqtt_settings, db_settings) as api:
+        monkeypatch.setenv("INSTANCE_ID", "gateway-one")
+        async with running_gateway(mqtt_settings, vehicles=1):
+            monkeypatch.setenv("INSTANCE_ID", "gateway-two")
+            async with running_gateway(mqtt_settings, vehicles=1):
+
+                async def both_up() -> bool:
+                    return set((await gateway_health()).get("instances", {})) == {"gateway-one", "gateway-two"}
+
+                await wait_until(both_up, what="both instances reported")
+
+            async def one_left() -> bool:
+                return set((await gateway_health()).get("instances", {})) == {"gateway-one"}
+
+            await wait_until(one_left, what="the stopped instance gone from the report")
+            assert (await gateway_health())["status"] == "ok"
+
+        async def down() -> bool:
+            return bool((await gateway_health())["status"] == "down")
+
+        await wait_until(down, what="the gateway down once no instance is left")
+
+
+def test_an_instance_that_goes_silent_is_stale() -> None:
+    board = StatusBoard("saic")
+    now = datetime.now(UTC)
+    board.instances["ingest"] = {
+        "crashed": Presence(now - timedelta(seconds=31), 10),
+        "long-gone": Presence(now - timedelta(hours=2), 10),
+    }
+    view = board.view(now)["ingest"]
+    assert (view["status"], view["instances"]) == (
+        "down",
+        {"crashed": {"status": "stale", "seen": now - timedelta(seconds=31)}},
+    )
+    board.instances["ingest"]["alive"] = Presence(now - timedelta(seconds=5), 10)
+    assert board.view(now)["ingest"]["status"] == "ok"
 
 
 async def _known(api: Api) -> bool:
