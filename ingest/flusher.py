@@ -51,6 +51,8 @@ class Flusher:
         self.refused_snapshots = 0
         self.last_duration = 0.0
         self.last_result: FlushResult | None = None
+        self._outage: tuple[float, int] | None = None
+        """While flushes fail: when the first failed, and how many have."""
 
     @property
     def held(self) -> int:
@@ -80,6 +82,10 @@ class Flusher:
             self.dead_letters.put_back(rejected)
             self._keep(batch, str(exc), segments)
             return None
+        if self._outage is not None:
+            since, failed = self._outage
+            log.warning("the database takes writes again after %d failed flushes over %.0f s", failed, started - since)
+            self._outage = None
         self.dead_letters.recorded += len(rejected)
         self._held = []
         self._release(segments)
@@ -136,11 +142,16 @@ class Flusher:
             self.wal.release(segments)
 
     def _keep(self, batch: list[VehicleSnapshot], error: str, segments: list[Path]) -> None:
+        # One line for an outage, however many flushes it fails: when it starts, and when it ends.
+        first = self._outage is None
+        since, failed = self._outage or (time.perf_counter(), 0)
+        self._outage = (since, failed + 1)
         if batch and self.spool.append(batch):
             self.spooled_batches += 1
             self._held = []
             self._release(segments)
-            log.error("flush failed (%s); %d snapshots spooled to disk", error, len(batch))
+            if first:
+                log.error("flush failed (%s); spooling to disk until the database takes writes again", error)
             return
         if len(batch) > MAX_HELD_SNAPSHOTS:
             log.error(
@@ -148,4 +159,5 @@ class Flusher:
                 len(batch) - MAX_HELD_SNAPSHOTS,
             )
         self._held = batch[-MAX_HELD_SNAPSHOTS:]
-        log.error("flush of %d snapshots failed (%s); kept in memory, retrying at the next flush", len(batch), error)
+        if first:
+            log.error("flush of %d snapshots failed (%s); kept in memory, retrying at each flush", len(batch), error)

@@ -55,7 +55,9 @@ class PostgresSink:
     @classmethod
     async def connect(cls, settings: DatabaseSettings, periods: PeriodSettings | None = None) -> PostgresSink:
         try:
-            return cls(await create_pool(settings, max_size=3), periods)
+            # No connection floor: during an outage asyncpg would log a traceback each time it tried
+            # to restore one; the flusher says once that the database is gone, and once that it is back.
+            return cls(await create_pool(settings, min_size=0, max_size=3), periods)
         except DATABASE_ERRORS as exc:
             raise SinkError(f"{type(exc).__name__}: {exc}") from exc
 
