@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 
 import asyncpg
 from hypothesis import HealthCheck, Phase, given, settings
@@ -113,6 +114,8 @@ async def test_nothing_outside_the_contract_is_stored(
                 what="every message counted",
             )
         refused = ingest.cache.malformed
+        # Gap alerts watch only vehicles the system knows: never a junk VIN.
+        assert all(is_vin(car) for car in ingest.cache.reading_ages(datetime.now(UTC)))
     vehicles, states, history, dead = await stored(db_settings)
 
     assert all(is_vin(row["vin"]) for row in vehicles), [row["vin"] for row in vehicles]

@@ -10,15 +10,17 @@ import uuid
 from typing import Any
 
 import aiomqtt
+import asyncpg
 import pytest
 from prometheus_client import generate_latest
 from saic_ismart_client_ng.crypto_utils import sha256_hex_digest
 
 from common import topics
-from common.settings import MqttSettings
+from common.settings import DatabaseSettings, MqttSettings
 from gateway.simulator import Phase, SimulatedFleet
 from tests.gateway.saic.conftest import running_saic_gateway
 from tests.helpers import client, collect, wait_until
+from tests.ingest.test_ingest import running_ingest
 from tests.saic_server import Fault, SaicTestServer
 
 VIN = "LSJTEST0000000001"
@@ -283,3 +285,29 @@ async def test_a_polling_cycle_over_the_whole_fleet(mqtt_settings: MqttSettings)
         await server.stop()
     assert len({m.topic.value for m in received}) == 40
     assert server.signature_failures == 0
+
+
+async def test_a_slow_charging_call_still_gives_the_first_reading_its_soc(
+    private_mqtt: MqttSettings, saic_server: SaicTestServer, db_settings: DatabaseSettings
+) -> None:
+    """Upstream publishes a reading's time right after the status call and its SoC seconds later,
+    after the charging call; a flush in between stored the first reading without SoC. This gateway
+    publishes a reading once both calls are in, and the ingest completes a row a late value belongs to."""
+    saic_server.faults.append(Fault("slow", path="/vehicle/charging/mgmtData", delay=2.0, times=2))
+    async with (
+        running_ingest(private_mqtt, db_settings, flush_interval=0.2),
+        running_saic_gateway(private_mqtt, saic_server, wait_for_polls=False),
+    ):
+
+        async def first_rows() -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(db_settings.url.get_secret_value())
+            try:
+                return await conn.fetch("SELECT DISTINCT ON (vin) vin, soc FROM vehicle_telemetry ORDER BY vin, ts")
+            finally:
+                await conn.close()
+
+        async def both_cars_stored() -> bool:
+            return len(await first_rows()) == 2
+
+        await wait_until(both_cars_stored, timeout=20, what="a first reading of each car")
+    assert all(row["soc"] is not None for row in await first_rows())
