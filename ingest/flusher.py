@@ -59,7 +59,12 @@ class Flusher:
         return len(self._held)
 
     async def flush(self) -> FlushResult | None:
-        """One flush at a time (the schedule and an early flush may ask at once)."""
+        """One flush at a time (the schedule and an early flush may ask at once), and never cut in
+        half: a flush cancelled midway (the scheduler cancels its running jobs when it shuts down)
+        would have taken its batch from the cache without writing it. The final flush waits for it."""
+        return await asyncio.shield(self._flush_alone())
+
+    async def _flush_alone(self) -> FlushResult | None:
         async with self._lock:
             return await self._flush()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,3 +56,18 @@ async def test_a_refused_snapshot_is_set_aside_and_the_rest_written(
     assert dead is not None
     assert dead["topic"] == "snapshot/BAD"
     assert "unsupported Unicode escape sequence" in dead["reason"]
+
+
+async def test_a_flush_cancelled_midway_still_writes_its_batch(sink: Sink, database_url: str, tmp_path: Path) -> None:
+    """The scheduler cancels its running jobs when the ingest stops; a flush cut there had taken its
+    batch from the cache, and the final flush found nothing to write (seen in the contract test)."""
+    flusher = Flusher(Batch([reading("GOOD1", "on")]), sink, Spool(tmp_path, 1_000_000))  # type: ignore[arg-type]
+    scheduled = asyncio.create_task(flusher.flush())
+    await asyncio.sleep(0.001)  # under way: the batch is taken
+    scheduled.cancel()
+    await flusher.flush()  # the final flush waits for it
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM vehicle_state") == 1
+    finally:
+        await conn.close()
