@@ -49,8 +49,6 @@ class Contract:
     """Characters of a text value, or of a JSON payload."""
     fields: Mapping[str, Contract] | None = None
     """For a JSON object: the contract of each known field (other fields: short scalars)."""
-    extra: bool = False
-    """A key outside the contract, taken as a bounded scalar (see the module's docstring)."""
 
 
 def _number(kind: Kind, unit: str, low: float, high: float) -> Contract:
@@ -151,7 +149,8 @@ PREFIX_CONTRACTS: dict[str, Contract] = {
 }
 """Families of keys (upstream names each item of a car's configuration and last message)."""
 
-EXTRA = Contract(Kind.SCALAR, low=-1e9, high=1e9, extra=True)
+EXTRA = Contract(Kind.SCALAR, low=-1e9, high=1e9)
+"""A key outside the contract, taken as a bounded scalar (see the module's docstring)."""
 MAX_EXTRA_KEYS = 32
 _EXTRA_KEY = re.compile(
     rf"(?:{'|'.join((*topics.INGESTED_CATEGORIES, 'info'))})(?:/[A-Za-z][A-Za-z0-9_]{{0,47}}){{1,2}}", re.ASCII
@@ -170,7 +169,7 @@ def is_vin(text: str) -> bool:
 
 def is_extra(key: str) -> bool:
     """A key outside the contract that is taken as a bounded extra value."""
-    return key not in CONTRACT and contract_for(key) is EXTRA
+    return contract_for(key) is EXTRA
 
 
 def contract_for(key: str) -> Contract | None:

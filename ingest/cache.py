@@ -95,6 +95,7 @@ class TelemetryCache:
         for key, stored in state.items():
             with contextlib.suppress(ValueError):
                 entry.values.setdefault(key, decode(key, encode(stored)))
+        entry.extra_keys = sum(1 for key in entry.values if is_extra(key))  # the bound counts what is stored
 
     def add(self, topic: str, payload: bytes, received_at: datetime | None = None, *, retained: bool = False) -> None:
         """Merge one message; raises MalformedMessage (and counts it) for one that breaks the contract.

@@ -161,7 +161,9 @@ def image(docker_client: Any, request: pytest.FixtureRequest) -> Any:
     """The image as it ships (`Dockerfile`), built with this machine's proxy authorities for PyPI."""
     _ensure_base(docker_client)
     for authority in Path("/usr/local/share/ca-certificates").glob("*.crt"):
-        shutil.copy(authority, ROOT / "docker" / "build-ca" / authority.name)
+        copy = ROOT / "docker" / "build-ca" / authority.name
+        if not copy.exists() or copy.read_bytes() != authority.read_bytes():  # untouched: its layer stays cached
+            shutil.copy(authority, copy)
     started = time.monotonic()
     for target, tag in (("build", f"{IMAGE_TAG}-build-stage"), (None, IMAGE_TAG)):
         # The build stage tagged too, so that pruning what earlier runs left keeps its cached layers.

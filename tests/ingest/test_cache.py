@@ -141,10 +141,17 @@ def test_a_retained_resend_of_what_is_known_is_no_reading() -> None:
 
 def test_what_is_stored_seeds_the_cache() -> None:
     cache = TelemetryCache("saic")
-    stored = {"drivetrain/soc": 80, "refresh/lastVehicleState": "2026-05-01T08:00:00+00:00", "bogus": 1}
+    stored = {
+        "drivetrain/soc": 80,
+        "refresh/lastVehicleState": "2026-05-01T08:00:00+00:00",
+        "bogus": 1,
+        **{f"drivetrain/futureKey{n}": n for n in range(MAX_EXTRA_KEYS)},
+    }
     cache.seed("LSJTEST0000000001", "acct", stored)
     cache.seed("junk", "acct", stored)  # never a vehicle of its own
     assert len(cache) == 1
     cache.add(f"{ROOT}/refresh/lastVehicleState", b"2026-05-01T08:00:00+00:00", retained=True)
     cache.add(f"{ROOT}/drivetrain/soc", b"80.0", retained=True)
     assert cache.take_changes() == []
+    with pytest.raises(MalformedMessage, match="keys outside the contract"):  # the stored ones count
+        cache.add(f"{ROOT}/drivetrain/oneTooMany", b"1")
