@@ -4,6 +4,11 @@
 - The Mosquitto-format ACL enforced on publish, subscribe and delivery, including retained
   messages (amqtt sends retained messages on connect without consulting topic plugins).
 - Keep-alive enforced (amqtt never drops a silent client, so dead clients' wills never fire).
+- Credentials checked as soon as the CONNECT is read: amqtt looks up, deletes or rewrites the
+  session of the CONNECT's client id (and takes over its connection) before it authenticates, so
+  one CONNECT with a taken client id and a wrong password silently cut a program off.
+- A connection that sends no CONNECT within CONNECT_TIMEOUT is closed (amqtt waits for ever on
+  garbage, an HTTP request, a TLS hello, a truncated CONNECT).
 - SIGTERM and SIGINT shut it down cleanly within a bounded time.
 """
 
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import signal
@@ -20,6 +26,8 @@ from typing import Any, override
 
 from amqtt.broker import Broker
 from amqtt.contexts import Action, BaseContext
+from amqtt.errors import MQTTError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
@@ -32,13 +40,13 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 3.0
 KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 section 3.1.2.10: disconnect after 1.5 x keep-alive of silence
+CONNECT_TIMEOUT = 5.0
 
 
 class PasswordFileAuthPlugin(BaseAuthPlugin):
     @dataclass
     class Config:
         password_file: str
-        max_keepalive: int = 65535
 
     def __init__(self, context: BaseContext) -> None:
         super().__init__(context)
@@ -51,10 +59,6 @@ class PasswordFileAuthPlugin(BaseAuthPlugin):
         if encoded is None or password is None or not verify_password(password, encoded):
             log.warning("refused client %s (user %r): bad credentials", session.client_id, username)
             return False
-        # Authentication is the one hook between CONNECT and the reader loop, which times out
-        # after `keep_alive` seconds of silence: set the grace period the spec asks for here.
-        if session.keep_alive > 0:
-            session.keep_alive = math.ceil(min(session.keep_alive, self.config.max_keepalive) * KEEPALIVE_GRACE)
         return True
 
 
@@ -109,6 +113,42 @@ class HardenedBroker(Broker):
             await asyncio.gather(*sends, return_exceptions=True)
 
 
+_original_init_from_connect = BrokerProtocolHandler.init_from_connect
+
+
+async def _init_from_connect_then_authenticate(
+    reader: Any,
+    writer: Any,
+    plugins_manager: Any,
+    loop: asyncio.AbstractEventLoop | None = None,
+    *,
+    max_keepalive: int,
+) -> tuple[BrokerProtocolHandler, Session]:
+    """amqtt's CONNECT reading (amqtt 0.12.1), bounded in time, then the credentials checked before
+    the broker touches any session; the keep-alive grace set here, once, on the incoming session."""
+    try:
+        handler, session = await asyncio.wait_for(
+            _original_init_from_connect(reader, writer, plugins_manager, loop), CONNECT_TIMEOUT
+        )
+    except TimeoutError:
+        await writer.close()
+        raise MQTTError(f"no CONNECT within {CONNECT_TIMEOUT:g}s") from None
+    verdicts = await plugins_manager.map_plugin_auth(session=session)
+    if not verdicts or not all(verdicts.values()):
+        await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+        await writer.close()
+        raise MQTTError(f"refused client {session.client_id}: bad credentials")
+    # The reader loop times out after `keep_alive` seconds of silence: give the grace the spec asks for.
+    if session.keep_alive > 0:
+        session.keep_alive = math.ceil(min(session.keep_alive, max_keepalive) * KEEPALIVE_GRACE)
+    return handler, session
+
+
+def _authenticate_on_connect(max_keepalive: int) -> None:
+    patched = functools.partial(_init_from_connect_then_authenticate, max_keepalive=max_keepalive)
+    BrokerProtocolHandler.init_from_connect = patched  # type: ignore[method-assign,assignment]
+
+
 _timeout_tasks: set[asyncio.Task[None]] = set()
 
 
@@ -126,10 +166,7 @@ def amqtt_config(config: BrokerConfig) -> dict[str, Any]:
     if config.allow_anonymous:
         raise ValueError("allow_anonymous true is not supported: every program has its own credentials")
     plugins: dict[str, Any] = {
-        f"{__name__}.PasswordFileAuthPlugin": {
-            "password_file": str(config.password_file),
-            "max_keepalive": config.max_keepalive,
-        },
+        f"{__name__}.PasswordFileAuthPlugin": {"password_file": str(config.password_file)},
         f"{__name__}.AclFilePlugin": {"acl_file": str(config.acl_file)},
     }
     if config.sys_interval > 0:
@@ -142,6 +179,7 @@ def amqtt_config(config: BrokerConfig) -> dict[str, Any]:
 
 async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
     _enforce_keepalive()
+    _authenticate_on_connect(config.max_keepalive)
     broker = HardenedBroker(amqtt_config(config))
     await broker.start()
     log.info("amqtt broker listening on %s:%s", config.bind, config.port)
