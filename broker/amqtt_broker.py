@@ -9,6 +9,7 @@
   one CONNECT with a taken client id and a wrong password silently cut a program off.
 - A connection that sends no CONNECT within CONNECT_TIMEOUT is closed (amqtt waits for ever on
   garbage, an HTTP request, a TLS hello, a truncated CONNECT).
+- Messages queued for an offline persistent session are delivered with RETAIN=0, as live.
 - SIGTERM and SIGINT shut it down cleanly within a bounded time.
 """
 
@@ -93,6 +94,21 @@ class AclFilePlugin(BaseTopicPlugin):
 
 
 class HardenedBroker(Broker):
+    @override
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        # What a persistent session missed while offline ("retained" in amqtt's own words) goes
+        # out as the live messages it was, RETAIN=0 (MQTT-3.3.1-9); amqtt sets RETAIN=1, and a
+        # subscriber then takes a live reading or command for a retained replay.
+        handler = self._get_handler(session)
+        if handler is None:
+            return
+        sends = []
+        while not session.retained_messages.empty():
+            queued = await session.retained_messages.get()
+            sends.append(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
+        if sends:
+            await asyncio.gather(*sends, return_exceptions=True)
+
     @override
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session

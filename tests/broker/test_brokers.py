@@ -256,3 +256,18 @@ async def test_a_connection_that_sends_no_valid_connect_is_closed(
         assert time.monotonic() - started < 8  # CONNECT_TIMEOUT (5 s) and some slack
     finally:
         writer.close()
+
+
+async def test_what_a_persistent_session_missed_arrives_as_live(broker: RunningBroker) -> None:
+    """MQTT-3.3.1-9: RETAIN=0 on a message sent because of a subscription, not a retained one; amqtt
+    set RETAIN=1 on what it had queued for an offline session."""
+    settings = broker.mqtt_settings()
+    session_id = f"persistent-{secrets.token_hex(4)}"
+    topic = f"saic/queued/vehicles/VQUEUE{secrets.token_hex(2)}/drivetrain/soc"
+    async with client(settings, "ingest", session_id, clean_session=False) as subscriber:
+        await subscriber.subscribe(topic, qos=1)
+    async with client(settings, "gateway") as gateway:
+        await gateway.publish(topic, b"51", qos=1)
+        async with client(settings, "ingest", session_id, clean_session=False) as subscriber:
+            [message] = await collect(subscriber, 1, timeout=5)
+    assert (message.payload, message.retain) == (b"51", False)
