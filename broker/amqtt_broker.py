@@ -10,6 +10,7 @@
 - A connection that sends no CONNECT within CONNECT_TIMEOUT is closed (amqtt waits for ever on
   garbage, an HTTP request, a TLS hello, a truncated CONNECT).
 - Messages queued for an offline persistent session are delivered with RETAIN=0, as live.
+- A message is delivered at min(publish QoS, subscription QoS), not at the subscription's.
 - SIGTERM and SIGINT shut it down cleanly within a bounded time.
 """
 
@@ -21,6 +22,7 @@ import functools
 import logging
 import math
 import signal
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, override
@@ -93,7 +95,32 @@ class AclFilePlugin(BaseTopicPlugin):
         return allowed
 
 
+_publisher_qos: ContextVar[int | None] = ContextVar("publisher_qos", default=None)
+"""The QoS of the PUBLISH being handed out, which amqtt does not pass on to its broadcast."""
+
+
 class HardenedBroker(Broker):
+    @override
+    async def _handle_message_delivery(
+        self, client_session: Session, handler: BrokerProtocolHandler, wait_deliver: asyncio.Future[Any]
+    ) -> bool:
+        message = wait_deliver.result()
+        token = _publisher_qos.set(None if message is None else message.qos)
+        try:
+            return bool(await super()._handle_message_delivery(client_session, handler, wait_deliver))
+        finally:
+            _publisher_qos.reset(token)
+
+    @override
+    async def _broadcast_message(
+        self, session: Session | None, topic: str | None, data: bytes | bytearray | None, force_qos: int | None = None
+    ) -> None:
+        # A message goes out at min(its PUBLISH QoS, the subscription's QoS) (MQTT 3.1.1 section 3.8.4).
+        # amqtt sends at the subscription's: forcing 0 for a QoS 0 PUBLISH gives exactly the minimum.
+        if force_qos is None and _publisher_qos.get() == 0:
+            force_qos = 0
+        await super()._broadcast_message(session, topic, data, force_qos)
+
     @override
     async def _publish_session_retained_messages(self, session: Session) -> None:
         # What a persistent session missed while offline ("retained" in amqtt's own words) goes

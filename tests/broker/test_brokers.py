@@ -271,3 +271,17 @@ async def test_what_a_persistent_session_missed_arrives_as_live(broker: RunningB
         async with client(settings, "ingest", session_id, clean_session=False) as subscriber:
             [message] = await collect(subscriber, 1, timeout=5)
     assert (message.payload, message.retain) == (b"51", False)
+
+
+@pytest.mark.parametrize(("publish_qos", "subscribe_qos"), [(0, 1), (1, 0), (1, 1)])
+async def test_a_message_is_delivered_at_the_lower_of_the_two_qos(
+    broker: RunningBroker, publish_qos: int, subscribe_qos: int
+) -> None:
+    """MQTT 3.1.1 section 3.8.4; amqtt delivered at the subscription's QoS whatever the publisher sent."""
+    settings = broker.mqtt_settings()
+    topic = f"saic/qos/vehicles/VQOS{secrets.token_hex(3)}/drivetrain/soc"
+    async with client(settings, "ingest") as subscriber, client(settings, "gateway") as gateway:
+        await subscriber.subscribe(topic, qos=subscribe_qos)
+        await gateway.publish(topic, b"52", qos=publish_qos)
+        [message] = await collect(subscriber, 1, timeout=5)
+    assert message.qos == min(publish_qos, subscribe_qos)
