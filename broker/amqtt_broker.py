@@ -33,7 +33,7 @@ from amqtt.errors import MQTTError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
-from amqtt.session import Session
+from amqtt.session import OUTGOING, Session
 
 from broker.acl import Access, AclFile
 from broker.config import BrokerConfig
@@ -192,6 +192,31 @@ def _authenticate_on_connect(max_keepalive: int) -> None:
     BrokerProtocolHandler.init_from_connect = patched  # type: ignore[method-assign,assignment]
 
 
+_original_qos1_flow = BrokerProtocolHandler._handle_qos1_message_flow
+
+
+async def _qos1_flow_keeping_the_unacknowledged(self: BrokerProtocolHandler, app_message: Any) -> None:
+    """amqtt (0.12.1) drops an outgoing QoS 1 message from the session whatever happens, so one in
+    flight to a subscriber that dies before its PUBACK is never redelivered (MQTT-4.4.0-1). Put it
+    back: the persistent session's next connection resends it, marked DUP."""
+    try:
+        await _original_qos1_flow(self, app_message)
+    except (asyncio.CancelledError, TimeoutError):
+        session = self.session
+        if (
+            session is not None
+            and not session.clean_session
+            and app_message.direction == OUTGOING
+            and app_message.puback_packet is None
+        ):
+            session.inflight_out[app_message.packet_id] = app_message
+        raise
+
+
+def _redeliver_unacknowledged() -> None:
+    BrokerProtocolHandler._handle_qos1_message_flow = _qos1_flow_keeping_the_unacknowledged  # type: ignore[method-assign,assignment]
+
+
 _timeout_tasks: set[asyncio.Task[None]] = set()
 
 
@@ -223,6 +248,7 @@ def amqtt_config(config: BrokerConfig) -> dict[str, Any]:
 async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
     _enforce_keepalive()
     _authenticate_on_connect(config.max_keepalive)
+    _redeliver_unacknowledged()
     broker = HardenedBroker(amqtt_config(config))
     await broker.start()
     log.info("amqtt broker listening on %s:%s", config.bind, config.port)

@@ -285,3 +285,46 @@ async def test_a_message_is_delivered_at_the_lower_of_the_two_qos(
         await gateway.publish(topic, b"52", qos=publish_qos)
         [message] = await collect(subscriber, 1, timeout=5)
     assert message.qos == min(publish_qos, subscribe_qos)
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack("!H", len(data)) + data
+
+
+def _packet(kind: int, body: bytes) -> bytes:
+    length, encoded = len(body), b""
+    while True:
+        digit, length = length % 128, length // 128
+        encoded += bytes([digit | (0x80 if length else 0)])
+        if not length:
+            return bytes([kind]) + encoded + body
+
+
+async def test_a_message_in_flight_to_a_subscriber_that_dies_is_redelivered(broker: RunningBroker) -> None:
+    """MQTT-4.4.0-1: a persistent session's unacknowledged QoS 1 message is sent again when it
+    reconnects. amqtt dropped it, so a kill -9 of the ingest lost what was in flight."""
+    settings = broker.mqtt_settings()
+    session_id = f"dies-{secrets.token_hex(4)}"
+    topic = f"saic/inflight/vehicles/VFLY{secrets.token_hex(2)}/drivetrain/soc"
+    password = settings.password_for("ingest")
+    assert password is not None
+    # A subscriber that reads the PUBLISH and dies before its PUBACK, on a raw socket.
+    reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+    connect = _string("MQTT") + bytes([4, 0xC0]) + struct.pack("!H", 60)
+    writer.write(_packet(0x10, connect + _string(session_id) + _string("ingest") + _string(password)))
+    writer.write(_packet(0x82, struct.pack("!H", 1) + _string(topic) + bytes([1])))
+    await writer.drain()
+    async with client(settings, "gateway") as gateway:
+        received = b""
+        deadline = time.monotonic() + 5
+        await asyncio.sleep(0.3)  # CONNACK and SUBACK first
+        await gateway.publish(topic, b"53", qos=1)
+        while b"53" not in received and time.monotonic() < deadline:
+            received += await asyncio.wait_for(reader.read(4096), 5)
+        assert b"53" in received  # the PUBLISH reached it, and it never answers
+        writer.transport.abort()  # as kill -9 would: no DISCONNECT, no PUBACK
+        await asyncio.sleep(0.5)
+        async with client(settings, "ingest", session_id, clean_session=False) as again:
+            [message] = await collect(again, 1, timeout=5)
+    assert message.payload == b"53"

@@ -41,16 +41,7 @@ def start_ingest(broker: RunningBroker, database_url: str, client_id: str, data:
     return subprocess.Popen([sys.executable, "-m", "ingest"], env=env, cwd=ROOT, stdout=log, stderr=log)
 
 
-AMQTT_NO_REDELIVERY = pytest.mark.xfail(
-    reason=(
-        "known amqtt defect (reference/broker.md, upstream #391): a QoS 1 message in flight to a client that "
-        "dies unacknowledged is not redelivered when its persistent session reconnects; Mosquitto redelivers it"
-    ),
-    strict=False,
-)
-
-
-@pytest.fixture(params=[pytest.param("amqtt", marks=AMQTT_NO_REDELIVERY), "mosquitto"])
+@pytest.fixture(params=["amqtt", "mosquitto"])
 def own_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningBroker]:
     """A broker of its own: the session's broker carries other tests' retained trees and sessions;
     what this test measures is the ingest."""
