@@ -11,6 +11,7 @@
   garbage, an HTTP request, a TLS hello, a truncated CONNECT).
 - Messages queued for an offline persistent session are delivered with RETAIN=0, as live.
 - A message is delivered at min(publish QoS, subscription QoS), not at the subscription's.
+- An unacknowledged QoS 1 message stays in its persistent session and is resent on reconnect.
 - SIGTERM and SIGINT shut it down cleanly within a bounded time.
 """
 
