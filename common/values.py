@@ -51,20 +51,16 @@ class Contract:
     """For a JSON object: the contract of each known field (other fields: short scalars)."""
 
 
-def _number(kind: Kind, unit: str, low: float, high: float) -> Contract:
-    return Contract(kind, unit, low, high)
-
-
 BOOL = Contract(Kind.BOOL)
-PERCENT = _number(Kind.FLOAT, "%", 0, 100)
-KM = _number(Kind.FLOAT, "km", 0, 5_000_000)
-RANGE_KM = _number(Kind.FLOAT, "km", 0, 3_000)
-KWH = _number(Kind.FLOAT, "kWh", 0, 1_000)
-LATITUDE = _number(Kind.FLOAT, "°", -90, 90)
-LONGITUDE = _number(Kind.FLOAT, "°", -180, 180)
-ELEVATION = _number(Kind.INT, "m", -500, 9_000)
-CELSIUS = _number(Kind.INT, "°C", -127, 127)
-EPOCH_SECONDS = _number(Kind.INT, "s", 0, 2**32)
+PERCENT = Contract(Kind.FLOAT, "%", 0, 100)
+KM = Contract(Kind.FLOAT, "km", 0, 5_000_000)
+RANGE_KM = Contract(Kind.FLOAT, "km", 0, 3_000)
+KWH = Contract(Kind.FLOAT, "kWh", 0, 1_000)
+LATITUDE = Contract(Kind.FLOAT, "°", -90, 90)
+LONGITUDE = Contract(Kind.FLOAT, "°", -180, 180)
+ELEVATION = Contract(Kind.INT, "m", -500, 9_000)
+CELSIUS = Contract(Kind.INT, "°C", -127, 127)
+EPOCH_SECONDS = Contract(Kind.INT, "s", 0, 2**32)
 SHORT_TEXT = Contract(Kind.TEXT, max_length=64)
 TEXT = Contract(Kind.TEXT)
 TIMESTAMP = Contract(Kind.TIMESTAMP)
@@ -79,23 +75,23 @@ CONTRACT: dict[str, Contract] = {
     topics.DRIVETRAIN_RUNNING: BOOL,
     topics.DRIVETRAIN_CHARGING: BOOL,
     topics.DRIVETRAIN_CHARGER_CONNECTED: BOOL,
-    topics.DRIVETRAIN_POWER: _number(Kind.FLOAT, "kW", -1_000, 1_000),  # negative: charging
-    topics.DRIVETRAIN_VOLTAGE: _number(Kind.FLOAT, "V", 0, 1_500),
-    topics.DRIVETRAIN_CURRENT: _number(Kind.FLOAT, "A", -2_000, 2_500),
-    topics.DRIVETRAIN_AUX_BATTERY_VOLTAGE: _number(Kind.FLOAT, "V", 0, 32),
+    topics.DRIVETRAIN_POWER: Contract(Kind.FLOAT, "kW", -1_000, 1_000),  # negative: charging
+    topics.DRIVETRAIN_VOLTAGE: Contract(Kind.FLOAT, "V", 0, 1_500),
+    topics.DRIVETRAIN_CURRENT: Contract(Kind.FLOAT, "A", -2_000, 2_500),
+    topics.DRIVETRAIN_AUX_BATTERY_VOLTAGE: Contract(Kind.FLOAT, "V", 0, 32),
     topics.DRIVETRAIN_HV_BATTERY_ACTIVE: BOOL,
-    topics.DRIVETRAIN_SOC_TARGET: _number(Kind.INT, "%", 0, 100),
-    topics.DRIVETRAIN_REMAINING_CHARGING_TIME: _number(Kind.INT, "s", 0, 14 * 86_400),
-    topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY: _number(Kind.FLOAT, "kWh", 0, 300),
+    topics.DRIVETRAIN_SOC_TARGET: Contract(Kind.INT, "%", 0, 100),
+    topics.DRIVETRAIN_REMAINING_CHARGING_TIME: Contract(Kind.INT, "s", 0, 14 * 86_400),
+    topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY: Contract(Kind.FLOAT, "kWh", 0, 300),
     topics.DRIVETRAIN_CHARGE_CURRENT_LIMIT: Contract(Kind.TEXT, max_length=16),
     topics.DRIVETRAIN_CHARGING_CABLE_LOCK: BOOL,
     topics.DRIVETRAIN_CHARGING_SCHEDULE: SCHEDULE,
     topics.DRIVETRAIN_BATTERY_HEATING: BOOL,
     topics.DRIVETRAIN_BATTERY_HEATING_SCHEDULE: SCHEDULE,
     topics.DRIVETRAIN_CURRENT_JOURNEY: Contract(
-        Kind.JSON, max_length=512, fields={"id": _number(Kind.INT, "", 0, 2**63), "distance": KM}
+        Kind.JSON, max_length=512, fields={"id": Contract(Kind.INT, "", 0, 2**63), "distance": KM}
     ),
-    topics.DRIVETRAIN_SOC_KWH: _number(Kind.FLOAT, "kWh", 0, 300),
+    topics.DRIVETRAIN_SOC_KWH: Contract(Kind.FLOAT, "kWh", 0, 300),
     topics.DRIVETRAIN_CHARGING_TYPE: SHORT_TEXT,
     "drivetrain/fossilFuel/range": RANGE_KM,
     "drivetrain/fossilFuel/percentage": PERCENT,
@@ -113,24 +109,24 @@ CONTRACT: dict[str, Contract] = {
     topics.LOCATION_LATITUDE: LATITUDE,
     topics.LOCATION_LONGITUDE: LONGITUDE,
     topics.LOCATION_ELEVATION: ELEVATION,
-    topics.LOCATION_HEADING: _number(Kind.INT, "°", 0, 360),
-    topics.LOCATION_SPEED: _number(Kind.FLOAT, "km/h", 0, 400),
+    topics.LOCATION_HEADING: Contract(Kind.INT, "°", 0, 360),
+    topics.LOCATION_SPEED: Contract(Kind.FLOAT, "km/h", 0, 400),
     topics.LOCATION_POSITION: Contract(
         Kind.JSON, max_length=512, fields={"latitude": LATITUDE, "longitude": LONGITUDE, "altitude": ELEVATION}
     ),
     topics.CLIMATE_INTERIOR_TEMPERATURE: CELSIUS,
     topics.CLIMATE_EXTERIOR_TEMPERATURE: CELSIUS,
     topics.CLIMATE_REMOTE_CLIMATE_STATE: SHORT_TEXT,
-    topics.CLIMATE_REMOTE_TEMPERATURE: _number(Kind.INT, "°C", 0, 50),
+    topics.CLIMATE_REMOTE_TEMPERATURE: Contract(Kind.INT, "°C", 0, 50),
     topics.CLIMATE_BACK_WINDOW_HEAT: SHORT_TEXT,
     "climate/frontWindowDefrosterHeating": SHORT_TEXT,
-    topics.CLIMATE_HEATED_SEAT_LEFT: _number(Kind.INT, "", 0, 3),
-    topics.CLIMATE_HEATED_SEAT_RIGHT: _number(Kind.INT, "", 0, 3),
+    topics.CLIMATE_HEATED_SEAT_LEFT: Contract(Kind.INT, "", 0, 3),
+    topics.CLIMATE_HEATED_SEAT_RIGHT: Contract(Kind.INT, "", 0, 3),
     topics.DOORS_LOCKED: BOOL,
     **dict.fromkeys(topics.DOORS, BOOL),
     **dict.fromkeys(topics.WINDOWS, BOOL),
     **dict.fromkeys(topics.LIGHTS, BOOL),
-    **dict.fromkeys(topics.TYRES, _number(Kind.FLOAT, "bar", 0, 10)),
+    **dict.fromkeys(topics.TYRES, Contract(Kind.FLOAT, "bar", 0, 10)),
     **dict.fromkeys(topics.INFO, TEXT),
     topics.REFRESH_MODE: SHORT_TEXT,
     topics.REFRESH_LAST_ACTIVITY: TIMESTAMP,
@@ -143,7 +139,7 @@ CONTRACT: dict[str, Contract] = {
 PREFIX_CONTRACTS: dict[str, Contract] = {
     f"{topics.INFO_CONFIGURATION}/": TEXT,
     "info/lastMessage/": Contract(Kind.TEXT, max_length=4_096),
-    f"{topics.REFRESH_PERIOD}/": _number(Kind.INT, "s", 0, 366 * 86_400),
+    f"{topics.REFRESH_PERIOD}/": Contract(Kind.INT, "s", 0, 366 * 86_400),
     "obc/": Contract(Kind.SCALAR, low=-1e6, high=1e6),
     "ccu/": Contract(Kind.SCALAR, low=-1e6, high=1e6),
 }

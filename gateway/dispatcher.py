@@ -91,8 +91,7 @@ class CommandDispatcher:
         async def started() -> None:
             """Tell the API the car is on it: from now on the command is running, not expirable."""
             answer_by = datetime.now(UTC) + timedelta(seconds=self.timeout)
-            running = CommandResult(id=request.id, status=CommandStatus.RUNNING, answer_by=answer_by)
-            await self.mqtt.publish(f"{topic}/{topics.RESULT_SUFFIX}", running.model_dump_json(), qos=1)
+            await self._answer(topic, request.id, CommandStatus.RUNNING, None, answer_by)
 
         status, error = await self.execute(
             vin,
@@ -162,10 +161,17 @@ class CommandDispatcher:
                 return CommandStatus.FAILED, "unexpected error"
         return CommandStatus.SUCCEEDED, None
 
-    async def _answer(self, topic: str, request_id: UUID | None, status: CommandStatus, error: str | None) -> None:
+    async def _answer(
+        self,
+        topic: str,
+        request_id: UUID | None,
+        status: CommandStatus,
+        error: str | None,
+        answer_by: datetime | None = None,
+    ) -> None:
         if request_id is None:
             log.warning("command on %s has no usable id (%s); answering without one", topic, error)
-        result = CommandResult(id=request_id, status=status, error=error)
+        result = CommandResult(id=request_id, status=status, error=error, answer_by=answer_by)
         log.info("command on %s: %s%s", topic, status.value, f" ({error})" if error else "")
         await self.mqtt.publish(f"{topic}/{topics.RESULT_SUFFIX}", result.model_dump_json(), qos=1)
 

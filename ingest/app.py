@@ -205,17 +205,16 @@ class Ingest:
             else:
                 await self.alerts.clear(f"telemetry-gap:{vin}", f"telemetry from {vin} resumed")
 
-    async def load_stored_states(self) -> int:
+    async def load_stored_states(self) -> None:
         """Seed the cache with what is stored, so that the broker's retained re-sends add no phantom readings."""
-        vehicles = 0
         try:
             async for page in stored_states(self.flusher.sink):
                 for row in page:
                     self.cache.seed(row["vin"], row["account"], row["state"] or {})
-                vehicles += len(page)
         except SinkError as exc:
             log.warning("could not read the stored states (%s): retained values count as new readings", exc)
-        return vehicles
+            return
+        log.info("starting from the stored state of %d vehicles", len(self.cache))
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.load_stored_states()

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import aiomqtt
@@ -67,12 +68,14 @@ async def send(api: aiomqtt.Client, n: int, command: str, body: dict[str, object
     await api.publish(f"{root(n)}/cmd/{command}", payload, qos=1)
 
 
-async def results(api: aiomqtt.Client, count: int, *, running: bool = False) -> list[dict[str, object]]:
+async def results(
+    api: aiomqtt.Client, count: int, *, running: bool = False, timeout: float = 5
+) -> list[dict[str, Any]]:
     """The next `count` outcomes; with `running`, the progress messages before them too."""
-    received: list[dict[str, object]] = []
+    received: list[dict[str, Any]] = []
     outcomes = 0
     while outcomes < count:
-        [message] = await collect(api, 1, timeout=5)
+        [message] = await collect(api, 1, timeout=timeout)
         result = json.loads(message.payload)
         outcomes += result["status"] != "running"
         if running or result["status"] != "running":

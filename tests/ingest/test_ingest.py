@@ -59,6 +59,11 @@ async def running_ingest(
         await sink.close()
 
 
+def reaches_the_ingest(mqtt_settings: MqttSettings, topic: str) -> bool:
+    """Whether the ingest's subscriptions deliver a message on `topic` to it."""
+    return any(topic_matches_sub(f, topic) for f, _qos in subscriptions(mqtt_settings.topic_prefix))
+
+
 async def count(db: DatabaseSettings, sql: str) -> int:
     conn = await asyncpg.connect(db.url.get_secret_value())
     try:
@@ -175,8 +180,7 @@ async def test_thousands_of_generated_messages_leave_the_ingest_alive_and_counti
         while settled != counted():
             settled = counted()
             await asyncio.sleep(0.3)
-        filters = [f for f, _qos in subscriptions(mqtt_settings.topic_prefix)]
-        delivered = [p for k, p in messages if any(topic_matches_sub(f, f"{root(6)}/{k}") for f in filters)]
+        delivered = [p for k, p in messages if reaches_the_ingest(mqtt_settings, f"{root(6)}/{k}")]
         expected = settled + sum(1 for payload in delivered if payload) + 1  # an empty payload only clears
         async with client(mqtt_settings, "gateway") as gw:
             for key, payload in messages:

@@ -19,6 +19,7 @@ from common import topics
 from common.settings import DatabaseSettings, MqttSettings
 from gateway.simulator import Phase, SimulatedFleet
 from tests.gateway.saic.conftest import running_saic_gateway
+from tests.gateway.test_gateway import results
 from tests.helpers import client, collect, wait_until
 from tests.ingest.test_ingest import running_ingest
 from tests.saic_server import Fault, SaicTestServer
@@ -40,12 +41,9 @@ async def command(api: aiomqtt.Client, server: SaicTestServer, name: str, args: 
     topic = f"{root(server)}/cmd/{name}"
     await api.subscribe(f"{topic}/result", qos=1)
     await api.publish(topic, json.dumps({"id": command_id, "args": args}), qos=1)
-    while True:  # its outcome, after the `running` it is preceded by once started
-        [message] = await collect(api, 1, timeout=15)
-        result: dict[str, Any] = json.loads(message.payload)
-        assert result["id"] == command_id
-        if result["status"] != "running":
-            return result
+    [result] = await results(api, 1, timeout=15)
+    assert result["id"] == command_id
+    return result
 
 
 async def test_status_becomes_the_upstream_topic_tree(mqtt_settings: MqttSettings, saic_server: SaicTestServer) -> None:
