@@ -1,17 +1,25 @@
-"""amqtt as the embedded broker, hardened against the defects in shared/reference/broker.md.
+"""amqtt as the embedded broker, made to behave like Mosquitto (amqtt 0.12.1, pinned).
 
-- Authentication against the Mosquitto-format password file; anonymous clients refused.
-- The Mosquitto-format ACL enforced on publish, subscribe and delivery, including retained
-  messages (amqtt sends retained messages on connect without consulting topic plugins).
-- Keep-alive enforced (amqtt never drops a silent client, so dead clients' wills never fire).
-- Credentials checked as soon as the CONNECT is read: amqtt looks up, deletes or rewrites the
-  session of the CONNECT's client id (and takes over its connection) before it authenticates, so
-  one CONNECT with a taken client id and a wrong password silently cut a program off.
-- A connection that sends no CONNECT within CONNECT_TIMEOUT is closed (amqtt waits for ever on
-  garbage, an HTTP request, a TLS hello, a truncated CONNECT).
-- Messages queued for an offline persistent session are delivered with RETAIN=0, as live.
-- A message is delivered at min(publish QoS, subscription QoS), not at the subscription's.
-- An unacknowledged QoS 1 message stays in its persistent session and is resent on reconnect.
+What differs from amqtt as shipped, each with a test in tests/broker/test_brokers.py that runs
+against both backends:
+
+- Authentication against the Mosquitto-format password file, before any session is touched
+  (broker.amqtt_protocol); anonymous clients refused; no CONNECT within 5 s closes the connection.
+- The Mosquitto-format ACL on publish, subscribe and delivery, retained messages included, checked
+  in line: amqtt's plugins made every check a task, one per subscriber per message.
+- A PUBLISH is routed when it arrives, to the subscriptions that exist then. amqtt routed it later,
+  from a queue, to whoever had subscribed by then, so a subscriber arriving meanwhile got the retained
+  copy and the same message again as live: a retained command taken for a fresh one.
+- Retained messages go out when a subscription is made, in order before any later live message, at
+  min(QoS); never replayed on reconnect (amqtt walked every filter of every client per CONNECT).
+- A message is delivered at min(publish QoS, subscription QoS), once per client however many of its
+  filters match (Mosquitto 2's choice), and what an offline persistent session missed goes out with
+  RETAIN=0 (MQTT-3.3.1-9).
+- A repeated SUBSCRIBE replaces the subscription's QoS; an unsubscribed filter leaves the routing
+  table (amqtt kept every filter ever subscribed, and routing slowed with each).
+- A CONNECT with a client id in use closes the older connection (MQTT-3.1.4-2), clean session or not.
+- `$SYS/broker/...` counters published by the broker itself, without amqtt's `$SYS` plugin (which
+  serialised every packet a second time to count its bytes, and raised on malformed ones).
 - SIGTERM and SIGINT shut it down cleanly within a bounded time.
 """
 
@@ -19,23 +27,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import math
 import signal
+import time
+from collections import deque
 from contextvars import ContextVar
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, override
 
-from amqtt.broker import Broker
-from amqtt.contexts import Action, BaseContext
-from amqtt.errors import MQTTError
-from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+import amqtt
+from amqtt.broker import Broker, RetainedApplicationMessage
+from amqtt.contexts import Action
+from amqtt.errors import BrokerError
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
-from amqtt.session import OUTGOING, Session
+from amqtt.session import Session
+from transitions import MachineError
 
+from broker import amqtt_protocol
 from broker.acl import Access, AclFile
 from broker.config import BrokerConfig
 from broker.passwords import read_password_file, verify_password
@@ -43,44 +50,35 @@ from broker.passwords import read_password_file, verify_password
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 3.0
-KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 section 3.1.2.10: disconnect after 1.5 x keep-alive of silence
-CONNECT_TIMEOUT = 5.0
+REFUSED = 0x80  # SUBACK return code
+
+_publisher_qos: ContextVar[int | None] = ContextVar("publisher_qos", default=None)
+"""The QoS of the PUBLISH being routed, which amqtt does not pass on to its broadcast."""
+
+Targets = list[tuple[Session, int]]
 
 
-class PasswordFileAuthPlugin(BaseAuthPlugin):
-    @dataclass
-    class Config:
-        password_file: str
+class HardenedBroker(Broker):
+    def __init__(self, config: BrokerConfig) -> None:
+        if config.allow_anonymous:
+            raise ValueError("allow_anonymous true is not supported: every program has its own credentials")
+        # No plugins: authentication, the ACL and $SYS are done here, without a task per check.
+        listener = {"type": "tcp", "bind": f"{config.bind}:{config.port}"}
+        super().__init__({"listeners": {"default": listener}, "plugins": {}})
+        self._acl = AclFile.load(config.acl_file)
+        self._passwords = read_password_file(config.password_file)
+        self.publishes_received = 0
+        self.publishes_sent = 0
 
-    def __init__(self, context: BaseContext) -> None:
-        super().__init__(context)
-        self._entries = read_password_file(Path(self.config.password_file))
-
-    @override
-    async def authenticate(self, *, session: Session) -> bool:
+    def authenticate(self, session: Session) -> bool:
         username, password = session.username, session.password
-        encoded = self._entries.get(username) if username else None
+        encoded = self._passwords.get(username) if username else None
         if encoded is None or password is None or not verify_password(password, encoded):
             log.warning("refused client %s (user %r): bad credentials", session.client_id, username)
             return False
         return True
 
-
-class AclFilePlugin(BaseTopicPlugin):
-    @dataclass
-    class Config:
-        acl_file: str
-
-    def __init__(self, context: BaseContext) -> None:
-        super().__init__(context)
-        self._acl = AclFile.load(Path(self.config.acl_file))
-
-    @override
-    async def topic_filtering(
-        self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
-    ) -> bool:
-        if session is None or topic is None:
-            return False
+    def _allows(self, session: Session, topic: str, action: Action) -> bool:
         user, client_id = session.username, session.client_id
         match action:
             case Action.PUBLISH:
@@ -88,24 +86,42 @@ class AclFilePlugin(BaseTopicPlugin):
             case Action.SUBSCRIBE:
                 allowed = self._acl.allows_subscribe(user, client_id, topic)
             case Action.RECEIVE:
-                allowed = self._acl.allows(user, client_id, topic, Access.READ)
+                return self._acl.allows(user, client_id, topic, Access.READ)
             case _:
                 allowed = False
-        if not allowed and action != Action.RECEIVE:
+        if not allowed:
             log.warning("denied %s on %r for user %r", action, topic, user)
         return allowed
 
+    @override
+    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+        return self._allows(session, topic, action)
 
-_publisher_qos: ContextVar[int | None] = ContextVar("publisher_qos", default=None)
-"""The QoS of the PUBLISH being handed out, which amqtt does not pass on to its broadcast."""
+    # --- routing ---------------------------------------------------------------------------
 
+    def _targets(self, topic: str, publish_qos: int | None) -> Targets:
+        """Who gets a message published now, and at which QoS: one entry per client, at the highest
+        QoS of its matching filters, capped by the publisher's."""
+        chosen: dict[int, tuple[Session, int]] = {}
+        for topic_filter, subscribers in self._subscriptions.items():
+            if not self._matches(topic, topic_filter):
+                continue
+            for session, sub_qos in subscribers:
+                qos = sub_qos if publish_qos is None else min(publish_qos, sub_qos)
+                known = chosen.get(id(session))
+                if known is not None:
+                    chosen[id(session)] = (session, max(qos, known[1]))
+                elif self._allows(session, topic, Action.RECEIVE):
+                    chosen[id(session)] = (session, qos)
+        return list(chosen.values())
 
-class HardenedBroker(Broker):
     @override
     async def _handle_message_delivery(
         self, client_session: Session, handler: BrokerProtocolHandler, wait_deliver: asyncio.Future[Any]
     ) -> bool:
         message = wait_deliver.result()
+        if message is not None:
+            self.publishes_received += 1
         token = _publisher_qos.set(None if message is None else message.qos)
         try:
             return bool(await super()._handle_message_delivery(client_session, handler, wait_deliver))
@@ -116,145 +132,169 @@ class HardenedBroker(Broker):
     async def _broadcast_message(
         self, session: Session | None, topic: str | None, data: bytes | bytearray | None, force_qos: int | None = None
     ) -> None:
-        # A message goes out at min(its PUBLISH QoS, the subscription's QoS) (MQTT 3.1.1 section 3.8.4).
-        # amqtt sends at the subscription's: forcing 0 for a QoS 0 PUBLISH gives exactly the minimum.
-        if force_qos is None and _publisher_qos.get() == 0:
-            force_qos = 0
-        await super()._broadcast_message(session, topic, data, force_qos)
+        # Routed here, in the same step as amqtt then stores a retained copy (no await in between),
+        # so that each subscriber gets a message either as retained or as live, never both.
+        publish_qos = force_qos if force_qos is not None else _publisher_qos.get()
+        targets = self._targets(topic, publish_qos) if topic else []
+        broadcast = {"session": session, "topic": topic, "data": data, "targets": targets}
+        await self._broadcast_queue.put(broadcast)  # type: ignore[arg-type]
 
     @override
-    async def _publish_session_retained_messages(self, session: Session) -> None:
-        # What a persistent session missed while offline ("retained" in amqtt's own words) goes
-        # out as the live messages it was, RETAIN=0 (MQTT-3.3.1-9); amqtt sets RETAIN=1, and a
-        # subscriber then takes a live reading or command for a retained replay.
+    async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
+        broadcast: dict[str, Any] = await self._broadcast_queue.get()  # type: ignore[assignment]
+        topic, data = broadcast["topic"], broadcast["data"]
+        for session, qos in broadcast["targets"]:
+            if session.transitions.state != "connected":
+                # An offline persistent session keeps what it missed at QoS 1 and 2 (MQTT 3.1.2.4).
+                if not session.clean_session and qos > 0 and not session.is_anonymous:
+                    await self._retain_broadcast_message(broadcast, qos, session)
+                continue
+            handler = self._get_handler(session)
+            if handler is not None:
+                self.publishes_sent += 1
+                running_tasks.append(asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False)))
+
+    # --- subscriptions -----------------------------------------------------------------------
+
+    @override
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        granted = int(await super().add_subscription(subscription, session))
+        if granted >= REFUSED:
+            return granted
+        topic_filter = subscription[0]
+        subscribers = self._subscriptions[topic_filter]
+        # A repeated SUBSCRIBE replaces the subscription (MQTT-3.8.4-3): amqtt kept the first QoS.
+        subscribers[:] = [(s, granted) if s.client_id == session.client_id else (s, q) for s, q in subscribers]
+        self._send_retained(topic_filter, granted, session)
+        return granted
+
+    def _send_retained(self, topic_filter: str, qos: int, session: Session) -> None:
+        """Queue the retained messages for a new subscription now, in the step that made it: they are
+        then written before any live message routed to it later (the handler writes in order)."""
         handler = self._get_handler(session)
         if handler is None:
             return
-        sends = []
-        while not session.retained_messages.empty():
-            queued = await session.retained_messages.get()
-            sends.append(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
-        if sends:
-            await asyncio.gather(*sends, return_exceptions=True)
+        for topic, retained in self._retained_messages.items():
+            if self._matches(topic, topic_filter) and self._allows(session, topic, Action.RECEIVE):
+                send_qos = qos if retained.qos is None else min(qos, retained.qos)
+                self.publishes_sent += 1
+                self._tasks_queue.append(
+                    asyncio.ensure_future(handler.mqtt_publish(topic, retained.data, send_qos, retain=True))
+                )
 
     @override
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
     ) -> None:
-        topic_filter, qos = subscription
-        # On connect amqtt calls this for *every* client's filters; serve only the session's own.
-        subscribers = self._subscriptions.get(topic_filter, [])
-        if not any(s.client_id == session.client_id for s, _ in subscribers):
-            return
+        """Sent by add_subscription already."""
+
+    @override
+    def _del_subscription(self, a_filter: str, session: Session) -> int:
+        deleted = super()._del_subscription(a_filter, session)
+        if not self._subscriptions.get(a_filter, True):
+            del self._subscriptions[a_filter]
+        return int(deleted)
+
+    @override
+    async def _del_all_subscriptions(self, session: Session) -> None:
+        for topic_filter in list(self._subscriptions):
+            self._del_subscription(topic_filter, session)
+
+    # --- sessions ----------------------------------------------------------------------------
+
+    @override
+    async def _delete_session(self, client_id: str) -> None:
+        # A clean-session CONNECT with a client id in use: amqtt dropped the old session's
+        # subscriptions but left its connection open, receiving nothing. Close it (MQTT-3.1.4-2).
+        old_session, _ = self._sessions.get(client_id, (None, None))
+        if old_session is not None and old_session.transitions.is_connected():
+            await self._close_older_connection(client_id)
+        await super()._delete_session(client_id)
+
+    async def _close_older_connection(self, client_id: str) -> None:
+        log.warning("client %s is already connected: closing the older connection", client_id)
+        _, old_handler = self._sessions[client_id]
+        await old_handler.handle_connection_closed()
+        await old_handler.stop()
+
+    @override
+    async def _handle_client_session(
+        self,
+        reader: Any,
+        writer: Any,
+        client_session: Session,
+        handler: BrokerProtocolHandler,
+        server: Any,
+        listener_name: str,
+    ) -> None:
+        # amqtt's own, less the second password check (done before the session was looked up) and
+        # less the connect-time replay of retained messages for every filter of every client.
+        if client_session.client_id is None:
+            raise BrokerError("Client ID was not correctly created/set.")
+        while True:
+            try:
+                client_session.transitions.connect()
+                break
+            except (MachineError, ValueError):
+                if client_session.transitions.is_connected():
+                    await self._close_older_connection(client_session.client_id)
+                    break
+                await asyncio.sleep(1)  # the older connection is still closing
+        handler.attach(client_session, reader, writer)
+        self._sessions[client_session.client_id] = (client_session, handler)
+        await handler.mqtt_connack_authorize(True)
+        await handler.start()
+        await self._publish_session_retained_messages(client_session)
+        await self._client_message_loop(client_session, handler)
+
+    @override
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        # What a persistent session missed while offline ("retained" in amqtt's own words) goes
+        # out as the live messages it was, RETAIN=0 (MQTT-3.3.1-9); amqtt set RETAIN=1.
         handler = self._get_handler(session)
         if handler is None:
             return
         sends = []
-        for topic, retained in list(self._retained_messages.items()):
-            if self._matches(topic, topic_filter) and await self._topic_filtering(session, topic, Action.RECEIVE):
-                sends.append(handler.mqtt_publish(topic, retained.data, min(qos, retained.qos or qos), retain=True))
+        while not session.retained_messages.empty():
+            queued: RetainedApplicationMessage = session.retained_messages.get_nowait()
+            self.publishes_sent += 1
+            sends.append(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
         if sends:
             await asyncio.gather(*sends, return_exceptions=True)
 
+    # --- $SYS ---------------------------------------------------------------------------------
 
-_original_init_from_connect = BrokerProtocolHandler.init_from_connect
+    def connected_clients(self) -> int:
+        return sum(1 for session, _ in self._sessions.values() if session.transitions.state == "connected")
 
-
-async def _init_from_connect_then_authenticate(
-    reader: Any,
-    writer: Any,
-    plugins_manager: Any,
-    loop: asyncio.AbstractEventLoop | None = None,
-    *,
-    max_keepalive: int,
-) -> tuple[BrokerProtocolHandler, Session]:
-    """amqtt's CONNECT reading (amqtt 0.12.1), bounded in time, then the credentials checked before
-    the broker touches any session; the keep-alive grace set here, once, on the incoming session."""
-    try:
-        handler, session = await asyncio.wait_for(
-            _original_init_from_connect(reader, writer, plugins_manager, loop), CONNECT_TIMEOUT
-        )
-    except TimeoutError:
-        await writer.close()
-        raise MQTTError(f"no CONNECT within {CONNECT_TIMEOUT:g}s") from None
-    verdicts = await plugins_manager.map_plugin_auth(session=session)
-    if not verdicts or not all(verdicts.values()):
-        await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
-        await writer.close()
-        raise MQTTError(f"refused client {session.client_id}: bad credentials")
-    # The reader loop times out after `keep_alive` seconds of silence: give the grace the spec asks for.
-    if session.keep_alive > 0:
-        session.keep_alive = math.ceil(min(session.keep_alive, max_keepalive) * KEEPALIVE_GRACE)
-    return handler, session
-
-
-def _authenticate_on_connect(max_keepalive: int) -> None:
-    patched = functools.partial(_init_from_connect_then_authenticate, max_keepalive=max_keepalive)
-    BrokerProtocolHandler.init_from_connect = patched  # type: ignore[method-assign,assignment]
-
-
-_original_qos1_flow = BrokerProtocolHandler._handle_qos1_message_flow
-
-
-async def _qos1_flow_keeping_the_unacknowledged(self: BrokerProtocolHandler, app_message: Any) -> None:
-    """amqtt (0.12.1) drops an outgoing QoS 1 message from the session whatever happens, so one in
-    flight to a subscriber that dies before its PUBACK is never redelivered (MQTT-4.4.0-1). Put it
-    back: the persistent session's next connection resends it, marked DUP."""
-    try:
-        await _original_qos1_flow(self, app_message)
-    except (asyncio.CancelledError, TimeoutError):
-        session = self.session
-        if (
-            session is not None
-            and not session.clean_session
-            and app_message.direction == OUTGOING
-            and app_message.puback_packet is None
-        ):
-            session.inflight_out[app_message.packet_id] = app_message
-        raise
-
-
-def _redeliver_unacknowledged() -> None:
-    BrokerProtocolHandler._handle_qos1_message_flow = _qos1_flow_keeping_the_unacknowledged  # type: ignore[method-assign,assignment]
-
-
-_timeout_tasks: set[asyncio.Task[None]] = set()
-
-
-def _close_on_keepalive_timeout(self: BrokerProtocolHandler) -> None:
-    task = asyncio.ensure_future(self.handle_connection_closed())
-    _timeout_tasks.add(task)
-    task.add_done_callback(_timeout_tasks.discard)
-
-
-def _enforce_keepalive() -> None:
-    BrokerProtocolHandler.handle_read_timeout = _close_on_keepalive_timeout  # type: ignore[method-assign]
-
-
-def amqtt_config(config: BrokerConfig) -> dict[str, Any]:
-    if config.allow_anonymous:
-        raise ValueError("allow_anonymous true is not supported: every program has its own credentials")
-    plugins: dict[str, Any] = {
-        f"{__name__}.PasswordFileAuthPlugin": {"password_file": str(config.password_file)},
-        f"{__name__}.AclFilePlugin": {"acl_file": str(config.acl_file)},
-    }
-    if config.sys_interval > 0:
-        plugins["amqtt.plugins.sys.broker.BrokerSysPlugin"] = {"sys_interval": config.sys_interval}
-    return {
-        "listeners": {"default": {"type": "tcp", "bind": f"{config.bind}:{config.port}"}},
-        "plugins": plugins,
-    }
+    async def publish_sys_topics(self, interval: float) -> None:
+        """The `$SYS/broker/...` topics the API's /metrics and scripts/healthcheck read, under
+        Mosquitto's names."""
+        await self.retain_message(None, "$SYS/broker/version", f"amqtt version {amqtt.__version__}".encode())
+        started = time.monotonic()
+        while interval > 0:
+            values = {
+                "uptime": f"{int(time.monotonic() - started)} seconds",
+                "clients/connected": self.connected_clients(),
+                "publish/messages/received": self.publishes_received,
+                "publish/messages/sent": self.publishes_sent,
+                "subscriptions/count": sum(len(s) for s in self._subscriptions.values()),
+                "retained messages/count": len(self._retained_messages),
+            }
+            for name, value in values.items():
+                await self.internal_message_broadcast(f"$SYS/broker/{name}", str(value).encode())
+            await asyncio.sleep(interval)
 
 
 async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
-    _enforce_keepalive()
-    _authenticate_on_connect(config.max_keepalive)
-    _redeliver_unacknowledged()
-    broker = HardenedBroker(amqtt_config(config))
+    broker = HardenedBroker(config)
+    amqtt_protocol.install(authenticate=broker.authenticate, max_keepalive=config.max_keepalive)
     await broker.start()
     log.info("amqtt broker listening on %s:%s", config.bind, config.port)
+    sys_topics = asyncio.create_task(broker.publish_sys_topics(config.sys_interval))
     await stop.wait()
     log.info("shutting down amqtt broker")
+    sys_topics.cancel()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(broker.shutdown(), SHUTDOWN_TIMEOUT)
 

@@ -16,8 +16,8 @@ from common import topics
 SYS_PREFIX = "$SYS/broker/"
 BROKER_METRICS = {  # $SYS topic (after $SYS/broker/) -> (metric name, type); both brokers publish these
     "clients/connected": ("mqtt_broker_clients_connected", "gauge"),
-    "messages/received": ("mqtt_broker_messages_received_total", "counter"),
-    "messages/sent": ("mqtt_broker_messages_sent_total", "counter"),
+    "publish/messages/received": ("mqtt_broker_publish_received_total", "counter"),
+    "publish/messages/sent": ("mqtt_broker_publish_sent_total", "counter"),
     "uptime": ("mqtt_broker_uptime_seconds", "gauge"),
 }
 

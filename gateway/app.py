@@ -7,7 +7,6 @@ import contextlib
 import heapq
 import logging
 import time
-import uuid
 from datetime import UTC, datetime
 
 import aiomqtt
@@ -70,9 +69,9 @@ class Gateway:
             mqtt_settings,
             MqttOptions(
                 component="gateway",
-                # Unique per run: amqtt mishandles a clean-session client id that reconnects (stale
-                # session state gets replayed), and the gateway keeps no broker-side session anyway.
-                client_id=f"gateway-{topics.account_segment(settings.account)[:40]}-{uuid.uuid4().hex[:8]}",
+                # One per SAIC account: a second gateway on the same account takes the connection
+                # over instead of polling the same cars twice.
+                client_id=f"gateway-{topics.account_segment(settings.account)[:48]}",
                 subscriptions=subscriptions,
                 status_topic=topics.gateway_status_topic(self.prefix),
                 presence_topic=topics.instance_topic(self.prefix, "gateway", instance_id()),

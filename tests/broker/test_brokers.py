@@ -328,3 +328,35 @@ async def test_a_message_in_flight_to_a_subscriber_that_dies_is_redelivered(brok
         async with client(settings, "ingest", session_id, clean_session=False) as again:
             [message] = await collect(again, 1, timeout=5)
     assert message.payload == b"53"
+
+
+async def test_a_subscriber_arriving_mid_stream_gets_each_value_once(broker: RunningBroker) -> None:
+    """A value published as a subscription arrives reaches the subscriber once: as the retained copy
+    or as a live message, never both. amqtt routed a PUBLISH later, from a queue, to whoever had
+    subscribed by then, so a subscriber could get the retained copy and the same value again as live:
+    a retained command delivered as a fresh one."""
+    settings = broker.mqtt_settings()
+    topic = f"saic/midstream/vehicles/VMID{secrets.token_hex(3)}/drivetrain/soc"
+    count, late_subscribers = 3000, 6
+    async with contextlib.AsyncExitStack() as stack:
+        gateway = await stack.enter_async_context(client(settings, "gateway"))
+        subscribers = [await stack.enter_async_context(client(settings, "ingest")) for _ in range(late_subscribers)]
+
+        async def publish_stream() -> None:
+            for n in range(count):
+                await gateway.publish(topic, str(n).encode(), qos=1, retain=True)
+
+        stream = asyncio.create_task(publish_stream())
+        for subscriber in subscribers:
+            await asyncio.sleep(0.1)
+            await subscriber.subscribe(topic, qos=1)
+        await stream
+        received = await asyncio.gather(*(collect(s, count, timeout=3) for s in subscribers))
+        await gateway.publish(topic, b"", qos=1, retain=True)
+    for messages in received:
+        values = [int(m.payload) for m in messages]
+        assert values, "nothing arrived"
+        assert values[-1] == count - 1
+        assert len(values) == len(set(values)), f"{len(values) - len(set(values))} values arrived twice"
+        assert values == sorted(values), "a value arrived after a later one"
+        assert [m.retain for m in messages].count(True) <= 1

@@ -92,21 +92,7 @@ async def test_every_vehicle_publishes_retained_telemetry(mqtt_settings: MqttSet
     assert all(0 <= float(m.payload) <= 100 for m in received)
 
 
-AMQTT_RETAINED_REPLAY = (
-    "known amqtt defect, open: after earlier sessions on the same broker, amqtt sometimes delivers a "
-    "retained message as a live one (retain flag clear); Mosquitto passes"
-)
-
-
-def expect_amqtt_defect(request: pytest.FixtureRequest, broker: RunningBroker) -> None:
-    if broker.implementation == "amqtt":
-        request.applymarker(pytest.mark.xfail(reason=AMQTT_RETAINED_REPLAY, strict=False))
-
-
-async def test_unchanged_values_are_not_republished(
-    mqtt_settings: MqttSettings, broker: RunningBroker, request: pytest.FixtureRequest
-) -> None:
-    expect_amqtt_defect(request, broker)
+async def test_unchanged_values_are_not_republished(mqtt_settings: MqttSettings) -> None:
     async with running_gateway(mqtt_settings, vehicles=1, poll=0.1) as gateway, client(mqtt_settings, "api") as api:
         await api.subscribe(f"{root(1)}/info/brand", qos=1)
         polls = gateway.polls
@@ -219,10 +205,7 @@ async def test_command_for_an_unknown_vehicle_is_rejected(mqtt_settings: MqttSet
     assert "unknown vehicle" in str(result["error"])
 
 
-async def test_retained_commands_never_fire(
-    mqtt_settings: MqttSettings, broker: RunningBroker, request: pytest.FixtureRequest
-) -> None:
-    expect_amqtt_defect(request, broker)
+async def test_retained_commands_never_fire(mqtt_settings: MqttSettings) -> None:
     async with client(mqtt_settings, "api") as api:
         await api.publish(f"{root(1)}/cmd/unlock", json.dumps({"id": str(uuid.uuid4())}).encode(), qos=1, retain=True)
     async with running_gateway(mqtt_settings) as gateway:

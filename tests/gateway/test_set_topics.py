@@ -8,8 +8,7 @@ import pytest
 from common.settings import MqttSettings
 from gateway.refresh import RefreshMode
 from gateway.simulator import SimulatedFleet
-from tests.conftest import RunningBroker
-from tests.gateway.test_gateway import expect_amqtt_defect, root, running_gateway, vin
+from tests.gateway.test_gateway import root, running_gateway, vin
 from tests.helpers import client, collect, wait_until
 
 
@@ -91,10 +90,7 @@ async def test_refresh_mode_and_periods(mqtt_settings: MqttSettings) -> None:
     assert echo.payload == b"3600"
 
 
-async def test_a_retained_action_is_cleared_and_never_run(
-    mqtt_settings: MqttSettings, broker: RunningBroker, request: pytest.FixtureRequest
-) -> None:
-    expect_amqtt_defect(request, broker)
+async def test_a_retained_action_is_cleared_and_never_run(mqtt_settings: MqttSettings) -> None:
     async with client(mqtt_settings, "integrations") as api:
         await api.publish(f"{root(1)}/doors/locked/set", "false", qos=1, retain=True)
         await api.publish(f"{root(1)}/refresh/mode/set", "off", qos=1, retain=True)

@@ -1,0 +1,87 @@
+"""Patches to amqtt's per-connection protocol handler (amqtt 0.12.1, pinned in pyproject.toml).
+
+Each replaces one method of `BrokerProtocolHandler` that the broker cannot reach by subclassing
+(amqtt constructs the handler itself); tests/broker/test_brokers.py holds a test for each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+from amqtt.errors import MQTTError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.session import OUTGOING, Session
+
+KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 section 3.1.2.10: disconnect after 1.5 x keep-alive of silence
+CONNECT_TIMEOUT = 5.0
+
+_original_init_from_connect = BrokerProtocolHandler.init_from_connect
+_original_qos1_flow = BrokerProtocolHandler._handle_qos1_message_flow
+_timeout_tasks: set[asyncio.Task[None]] = set()
+
+
+async def _init_from_connect_then_authenticate(
+    reader: Any,
+    writer: Any,
+    plugins_manager: Any,
+    loop: asyncio.AbstractEventLoop | None = None,
+    *,
+    authenticate: Callable[[Session], bool],
+    max_keepalive: int,
+) -> tuple[BrokerProtocolHandler, Session]:
+    """amqtt's CONNECT reading, bounded in time, then the credentials checked before the broker
+    touches any session: amqtt looked up, deleted or took over the session of the CONNECT's client id
+    before it authenticated, so one CONNECT with a taken id and a wrong password cut a program off."""
+    try:
+        handler, session = await asyncio.wait_for(
+            _original_init_from_connect(reader, writer, plugins_manager, loop), CONNECT_TIMEOUT
+        )
+    except TimeoutError:
+        await writer.close()
+        raise MQTTError(f"no CONNECT within {CONNECT_TIMEOUT:g}s") from None
+    if not authenticate(session):
+        await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+        await writer.close()
+        raise MQTTError(f"refused client {session.client_id}: bad credentials")
+    # The reader loop times out after `keep_alive` seconds of silence: give the grace the spec asks for.
+    if session.keep_alive > 0:
+        session.keep_alive = math.ceil(min(session.keep_alive, max_keepalive) * KEEPALIVE_GRACE)
+    return handler, session
+
+
+async def _qos1_flow_keeping_the_unacknowledged(self: BrokerProtocolHandler, app_message: Any) -> None:
+    """amqtt drops an outgoing QoS 1 message from the session whatever happens, so one in flight to
+    a subscriber that dies before its PUBACK was never redelivered (MQTT-4.4.0-1). Put it back: the
+    persistent session's next connection resends it, marked DUP."""
+    try:
+        await _original_qos1_flow(self, app_message)
+    except (asyncio.CancelledError, TimeoutError):
+        session = self.session
+        if (
+            session is not None
+            and not session.clean_session
+            and app_message.direction == OUTGOING
+            and app_message.puback_packet is None
+        ):
+            session.inflight_out[app_message.packet_id] = app_message
+        raise
+
+
+def _close_on_keepalive_timeout(self: BrokerProtocolHandler) -> None:
+    """amqtt never dropped a silent client, so a dead client's will never fired."""
+    task = asyncio.ensure_future(self.handle_connection_closed())
+    _timeout_tasks.add(task)
+    task.add_done_callback(_timeout_tasks.discard)
+
+
+def install(*, authenticate: Callable[[Session], bool], max_keepalive: int) -> None:
+    BrokerProtocolHandler.init_from_connect = functools.partial(
+        _init_from_connect_then_authenticate, authenticate=authenticate, max_keepalive=max_keepalive
+    )
+    BrokerProtocolHandler._handle_qos1_message_flow = _qos1_flow_keeping_the_unacknowledged
+    BrokerProtocolHandler.handle_read_timeout = _close_on_keepalive_timeout
