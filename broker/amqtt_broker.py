@@ -288,7 +288,9 @@ class HardenedBroker(Broker):
 
 async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
     broker = HardenedBroker(config)
-    amqtt_protocol.install(authenticate=broker.authenticate, max_keepalive=config.max_keepalive)
+    amqtt_protocol.install(
+        authenticate=broker.authenticate, max_keepalive=config.max_keepalive, max_packet_size=config.max_packet_size
+    )
     await broker.start()
     log.info("amqtt broker listening on %s:%s", config.bind, config.port)
     sys_topics = asyncio.create_task(broker.publish_sys_topics(config.sys_interval))

@@ -12,17 +12,60 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from amqtt.errors import MQTTError
-from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.adapters import BufferReader
+from amqtt.errors import MQTTError, NoDataError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, UNACCEPTABLE_PROTOCOL_VERSION, ConnackPacket
+from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import OUTGOING, Session
 
 KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 section 3.1.2.10: disconnect after 1.5 x keep-alive of silence
 CONNECT_TIMEOUT = 5.0
 
+PROTOCOL_LEVEL_311 = 4
+
 _original_init_from_connect = BrokerProtocolHandler.init_from_connect
+_original_fixed_header = MQTTFixedHeader.from_stream
 _original_qos1_flow = BrokerProtocolHandler._handle_qos1_message_flow
 _timeout_tasks: set[asyncio.Task[None]] = set()
+
+
+class PacketTooLarge(Exception):
+    """Not an MQTTError: amqtt's reader loop skips those and reads on, out of step with the stream."""
+
+
+async def _fixed_header_within(reader: Any, *, max_packet_size: int) -> MQTTFixedHeader | None:
+    """amqtt reads whatever length a packet declares; refuse one over max_packet_size (Mosquitto's
+    directive) before its body is read."""
+    header = await _original_fixed_header(reader)
+    if header is not None and header.remaining_length > max_packet_size:
+        raise PacketTooLarge(f"a packet of {header.remaining_length} bytes, over max_packet_size {max_packet_size}")
+    return header
+
+
+def _protocol(body: bytes) -> tuple[bytes, int]:
+    """The protocol name and level at the start of a CONNECT's variable header."""
+    length = int.from_bytes(body[:2])
+    return body[2 : 2 + length], body[2 + length] if len(body) > 2 + length else -1
+
+
+async def _read_connect(reader: Any, writer: Any) -> BufferReader:
+    """The first packet, whole, if it is a CONNECT that amqtt can parse. amqtt parsed an MQTT 5
+    CONNECT as a 3.1.1 one, lost its place in the fields and waited for bytes that never came."""
+    header = await MQTTFixedHeader.from_stream(reader)
+    if header is None:
+        raise MQTTError("the connection closed before its CONNECT")
+    if header.packet_type != CONNECT:
+        raise MQTTError(f"the first packet is of type {header.packet_type}, not a CONNECT")
+    body = await reader.read(header.remaining_length)
+    name, level = _protocol(body)
+    if name not in (b"MQTT", b"MQIsdp"):
+        raise MQTTError(f"not MQTT: protocol name {name!r}")
+    if level != PROTOCOL_LEVEL_311:
+        # MQTT-3.1.2-2: a 3.1.1 server answers an unsupported level with return code 1, then closes.
+        await ConnackPacket.build(0, UNACCEPTABLE_PROTOCOL_VERSION).to_stream(writer)
+        raise MQTTError(f"MQTT protocol level {level} refused: this broker speaks 3.1.1 (level 4) only")
+    return BufferReader(header.to_bytes() + body)
 
 
 async def _init_from_connect_then_authenticate(
@@ -34,16 +77,20 @@ async def _init_from_connect_then_authenticate(
     authenticate: Callable[[Session], bool],
     max_keepalive: int,
 ) -> tuple[BrokerProtocolHandler, Session]:
-    """amqtt's CONNECT reading, bounded in time, then the credentials checked before the broker
-    touches any session: amqtt looked up, deleted or took over the session of the CONNECT's client id
-    before it authenticated, so one CONNECT with a taken id and a wrong password cut a program off."""
+    """amqtt's CONNECT reading, bounded in time and size, then the credentials checked before the
+    broker touches any session: amqtt looked up, deleted or took over the session of the CONNECT's
+    client id before it authenticated, so one CONNECT with a taken id and a wrong password cut a
+    program off."""
     try:
-        handler, session = await asyncio.wait_for(
-            _original_init_from_connect(reader, writer, plugins_manager, loop), CONNECT_TIMEOUT
-        )
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            connect = await _read_connect(reader, writer)
+            handler, session = await _original_init_from_connect(connect, writer, plugins_manager, loop)
     except TimeoutError:
         await writer.close()
         raise MQTTError(f"no CONNECT within {CONNECT_TIMEOUT:g}s") from None
+    except (MQTTError, NoDataError, PacketTooLarge) as exc:
+        await writer.close()
+        raise MQTTError(str(exc)) from None
     if not authenticate(session):
         await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
         await writer.close()
@@ -79,7 +126,8 @@ def _close_on_keepalive_timeout(self: BrokerProtocolHandler) -> None:
     task.add_done_callback(_timeout_tasks.discard)
 
 
-def install(*, authenticate: Callable[[Session], bool], max_keepalive: int) -> None:
+def install(*, authenticate: Callable[[Session], bool], max_keepalive: int, max_packet_size: int) -> None:
+    MQTTFixedHeader.from_stream = functools.partial(_fixed_header_within, max_packet_size=max_packet_size)
     BrokerProtocolHandler.init_from_connect = functools.partial(
         _init_from_connect_then_authenticate, authenticate=authenticate, max_keepalive=max_keepalive
     )

@@ -17,8 +17,12 @@ SUPPORTED = frozenset(
         "max_keepalive",
         "max_queued_messages",
         "set_tcp_nodelay",
+        "max_packet_size",
     }
 )
+
+
+MQTT_MAX_PACKET_SIZE = 268_435_455  # the largest remaining length MQTT 3.1.1 can encode
 
 
 class BrokerConfigError(ValueError):
@@ -37,6 +41,7 @@ class BrokerConfig:
     persistence: bool
     max_queued_messages: int
     tcp_nodelay: bool
+    max_packet_size: int
 
     def with_port(self, port: int) -> BrokerConfig:
         return replace(self, port=port)
@@ -89,6 +94,7 @@ def load_config(path: Path) -> BrokerConfig:
         persistence=_flag(values.get("persistence", "false"), f"{path}: persistence"),
         max_queued_messages=_int(values.get("max_queued_messages", "1000"), f"{path}: max_queued_messages"),
         tcp_nodelay=_flag(values.get("set_tcp_nodelay", "false"), f"{path}: set_tcp_nodelay"),
+        max_packet_size=_int(values.get("max_packet_size", str(MQTT_MAX_PACKET_SIZE)), f"{path}: max_packet_size"),
     )
 
 
@@ -103,6 +109,7 @@ def render_mosquitto_conf(config: BrokerConfig, *, run_as: str | None) -> str:
         f"persistence {str(config.persistence).lower()}",
         f"max_queued_messages {config.max_queued_messages}",
         f"set_tcp_nodelay {str(config.tcp_nodelay).lower()}",
+        f"max_packet_size {config.max_packet_size}",
         "log_dest stderr",  # unbuffered: stdout into a pipe holds lines until 4 KiB have piled up
         "log_type error",
         "log_type warning",

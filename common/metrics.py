@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from common.mqtt import MqttConnection, MqttNotConnected
+from common.mqtt import MessageTooLarge, MqttConnection, MqttNotConnected
+
+log = logging.getLogger(__name__)
 
 PUBLISH_INTERVAL = 15.0
 
@@ -24,7 +27,10 @@ class MetricsPublisher:
 
     async def publish(self) -> None:
         with contextlib.suppress(MqttNotConnected):  # the next round after the reconnect sends it
-            await self.mqtt.publish(self.topic, generate_latest(self.registry), qos=0, retain=True)
+            try:
+                await self.mqtt.publish(self.topic, generate_latest(self.registry), qos=0, retain=True)
+            except MessageTooLarge as exc:
+                log.warning("metrics not published (/metrics keeps the last ones): %s", exc)
 
     async def run(self) -> None:
         while True:

@@ -49,6 +49,14 @@ def instance_id(environ: dict[str, str] | None = None) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:64] or "instance"
 
 
+MAX_PACKET_SIZE = 4 * 1024 * 1024
+"""mosquitto.conf's max_packet_size: the broker closes a connection that sends a larger packet."""
+
+
+class MessageTooLarge(ValueError):
+    """A message the broker would refuse, and close the connection over."""
+
+
 class MqttNotConnected(Exception):
     """The broker connection is down; the caller decides whether to wait, retry or fail."""
 
@@ -194,6 +202,9 @@ class MqttConnection:
         client = self._client
         if client is None:
             raise MqttNotConnected(f"not connected to the broker; cannot publish {topic}")
+        size = len(payload if isinstance(payload, bytes) else payload.encode()) + len(topic.encode()) + 4
+        if size > MAX_PACKET_SIZE:
+            raise MessageTooLarge(f"{topic}: a {size}-byte message is over the broker's max_packet_size")
         try:
             # Bounded: aiomqtt scans every pending call on each publish, so thousands in flight
             # cost quadratic CPU while a few hundred already keep the connection busy.

@@ -360,3 +360,143 @@ async def test_a_subscriber_arriving_mid_stream_gets_each_value_once(broker: Run
         assert len(values) == len(set(values)), f"{len(values) - len(set(values))} values arrived twice"
         assert values == sorted(values), "a value arrived after a later one"
         assert [m.retain for m in messages].count(True) <= 1
+
+
+def _connect(client_id: str, username: str, password: str, *, level: int = 4, keepalive: int = 60) -> bytes:
+    flags = 0xC2  # user name, password, clean session
+    variable = _string("MQTT") + bytes([level, flags]) + struct.pack("!H", keepalive)
+    if level == 5:
+        variable += b"\x00"  # no properties
+    return _packet(0x10, variable + _string(client_id) + _string(username) + _string(password))
+
+
+async def _read_until_closed(reader: asyncio.StreamReader, timeout: float) -> bytes:
+    """Everything the broker sends until it closes the connection; raises TimeoutError if it does not."""
+    received = b""
+    async with asyncio.timeout(timeout):
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(4096):
+                received += chunk
+    return received
+
+
+async def test_a_second_connection_with_the_same_client_id_closes_the_first(broker: RunningBroker) -> None:
+    """MQTT-3.1.4-2. amqtt kept the first connection open, its subscriptions gone: alive but deaf."""
+    settings = broker.mqtt_settings()
+    password = settings.password_for("ingest")
+    assert password is not None
+    client_id = f"twice-{secrets.token_hex(4)}"
+    reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+    try:
+        writer.write(_connect(client_id, "ingest", password))
+        await writer.drain()
+        assert (await reader.readexactly(4))[:1] == b"\x20"  # CONNACK
+        async with client(settings, "ingest", client_id) as second:
+            await second.subscribe("saic/+/vehicles/+/drivetrain/soc", qos=1)
+            await _read_until_closed(reader, 5)
+            async with client(settings, "gateway") as gateway:
+                await gateway.publish("saic/twice/vehicles/VTWICE1/drivetrain/soc", b"54", qos=1)
+                [message] = await collect(second, 1, timeout=5)
+    finally:
+        writer.close()
+    assert message.payload == b"54"
+
+
+async def test_mqtt_5_is_answered_as_the_broker_speaks_it(broker: RunningBroker) -> None:
+    """Mosquitto speaks MQTT 5; amqtt speaks 3.1.1 only and must refuse a version-5 CONNECT with return
+    code 1, unacceptable protocol level, then close (MQTT-3.1.2-2)."""
+    password = broker.mqtt_settings().password_for("ingest")
+    assert password is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+    try:
+        writer.write(_connect(f"v5-{secrets.token_hex(4)}", "ingest", password, level=5))
+        await writer.drain()
+        if broker.implementation == "amqtt":
+            assert await _read_until_closed(reader, 5) == bytes([0x20, 0x02, 0x00, 0x01])
+        else:
+            connack = await asyncio.wait_for(reader.read(4096), 5)
+            assert (connack[0], connack[3]) == (0x20, 0x00)  # CONNACK, reason code 0: accepted
+    finally:
+        writer.close()
+
+
+async def test_a_repeated_subscribe_replaces_the_qos(broker: RunningBroker) -> None:
+    """MQTT-3.8.4-3: amqtt kept the QoS of the first SUBSCRIBE."""
+    settings = broker.mqtt_settings()
+    topic = f"saic/resub/vehicles/VRESUB{secrets.token_hex(3)}/drivetrain/soc"
+    async with client(settings, "ingest") as subscriber, client(settings, "gateway") as gateway:
+        await subscriber.subscribe(topic, qos=0)
+        await subscriber.subscribe(topic, qos=1)
+        await gateway.publish(topic, b"55", qos=1)
+        received = await collect(subscriber, 2, timeout=2)
+    assert [(m.payload, m.qos) for m in received] == [(b"55", 1)]
+
+
+async def test_overlapping_filters_deliver_a_message_once(broker: RunningBroker) -> None:
+    settings = broker.mqtt_settings()
+    root = f"saic/overlap/vehicles/VOVER{secrets.token_hex(3)}"
+    async with client(settings, "ingest") as subscriber, client(settings, "gateway") as gateway:
+        await subscriber.subscribe([(f"{root}/#", 0), (f"{root}/drivetrain/+", 1)])
+        await gateway.publish(f"{root}/drivetrain/soc", b"56", qos=1)
+        received = await collect(subscriber, 2, timeout=2)
+    assert [(m.payload, m.qos) for m in received] == [(b"56", 1)]
+
+
+async def test_the_broker_publishes_the_sys_counters_the_api_reads(broker: RunningBroker) -> None:
+    from command_api.metrics import BROKER_METRICS, SYS_PREFIX
+
+    settings = broker.mqtt_settings()
+    async with client(settings, "monitor") as monitor:
+        await monitor.subscribe(f"{SYS_PREFIX}#", qos=0)
+        seen: dict[str, bytes] = {}
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(25):  # two sys_interval periods of 10 s, and slack
+                async for message in monitor.messages:
+                    seen[message.topic.value.removeprefix(SYS_PREFIX)] = bytes(message.payload)
+                    if BROKER_METRICS.keys() <= seen.keys():
+                        break
+    assert BROKER_METRICS.keys() <= seen.keys()
+    assert all(float(seen[name].split()[0]) >= 0 for name in BROKER_METRICS)
+
+
+@pytest.mark.parametrize("authenticated", [False, True], ids=["connect", "publish"])
+async def test_a_packet_over_max_packet_size_closes_the_connection(broker: RunningBroker, authenticated: bool) -> None:
+    """Mosquitto without max_packet_size buffered a CONNECT declaring 256 MB before authentication
+    (20 of them took 90 MB); amqtt read whatever length a packet declared."""
+    settings = broker.mqtt_settings()
+    password = settings.password_for("gateway")
+    assert password is not None
+    huge = bytes([0xFF, 0xFF, 0xFF, 0x7F])  # a remaining length of 268,435,455 bytes
+    reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+    try:
+        if authenticated:
+            writer.write(_connect(f"big-{secrets.token_hex(4)}", "gateway", password))
+            await writer.drain()
+            assert (await reader.readexactly(4))[3] == 0  # CONNACK, accepted
+            writer.write(bytes([0x30]) + huge + _string("saic/big/vehicles/VBIG1/drivetrain/soc"))
+        else:
+            writer.write(bytes([0x10]) + huge + _string("MQTT") + bytes([4, 0xC2, 0, 60]))
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            writer.write(bytes(64 * 1024))  # the start of the body, as a client sending it would
+            await writer.drain()
+        assert await _read_until_closed(reader, 5) in (b"", bytes([0x20, 0x02, 0x00, 0x01]))
+    finally:
+        writer.close()
+
+
+async def test_the_programs_never_publish_over_max_packet_size(broker: RunningBroker) -> None:
+    from common.mqtt import MAX_PACKET_SIZE, MessageTooLarge, MqttConnection, MqttOptions
+
+    connection = MqttConnection(broker.mqtt_settings(), MqttOptions(component="gateway", client_id="too-large"))
+    task = asyncio.create_task(connection.run())
+    try:
+        await connection.wait_connected(10)
+        with pytest.raises(MessageTooLarge, match="max_packet_size"):
+            await connection.publish("saic/big/vehicles/VBIG2/drivetrain/soc", bytes(MAX_PACKET_SIZE))
+        await connection.publish("saic/big/vehicles/VBIG2/drivetrain/soc", b"57")  # still connected
+    finally:
+        await connection.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -6,6 +6,7 @@ import pytest
 
 from broker.config import BrokerConfigError, load_config, render_mosquitto_conf
 from broker.passwords import hash_password, read_password_file, verify_password, write_password_file
+from common.mqtt import MAX_PACKET_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,6 +18,8 @@ def test_project_config_serves_both_brokers() -> None:
     assert "listener 18999 127.0.0.1" in rendered
     assert "allow_anonymous false" in rendered
     assert "set_tcp_nodelay true" in rendered  # a command's PUBLISH must not wait for a delayed ACK
+    # The programs never publish what the broker would close their connection over.
+    assert f"max_packet_size {MAX_PACKET_SIZE}" in rendered
 
 
 @pytest.mark.parametrize(
