@@ -203,6 +203,14 @@ class HardenedBroker(Broker):
     # --- sessions ----------------------------------------------------------------------------
 
     @override
+    async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
+        # A peer that resets the connection mid-way is routine, not a traceback in the log.
+        try:
+            await super()._client_connected(listener_name, reader, writer)
+        except OSError as exc:
+            log.info("a connection ended early: %s", exc)
+
+    @override
     async def _delete_session(self, client_id: str) -> None:
         # A clean-session CONNECT with a client id in use: amqtt dropped the old session's
         # subscriptions but left its connection open, receiving nothing. Close it (MQTT-3.1.4-2).

@@ -7,6 +7,7 @@ Each replaces one method of `BrokerProtocolHandler` that the broker cannot reach
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -68,6 +69,12 @@ async def _read_connect(reader: Any, writer: Any) -> BufferReader:
     return BufferReader(header.to_bytes() + body)
 
 
+async def _close(writer: Any) -> None:
+    """amqtt's close drains first, which raises when the peer has already gone."""
+    with contextlib.suppress(OSError):
+        await writer.close()
+
+
 async def _init_from_connect_then_authenticate(
     reader: Any,
     writer: Any,
@@ -86,14 +93,18 @@ async def _init_from_connect_then_authenticate(
             connect = await _read_connect(reader, writer)
             handler, session = await _original_init_from_connect(connect, writer, plugins_manager, loop)
     except TimeoutError:
-        await writer.close()
+        await _close(writer)
         raise MQTTError(f"no CONNECT within {CONNECT_TIMEOUT:g}s") from None
-    except (MQTTError, NoDataError, PacketTooLarge) as exc:
-        await writer.close()
-        raise MQTTError(str(exc)) from None
+    except asyncio.IncompleteReadError:
+        await _close(writer)
+        raise MQTTError("the connection closed in the middle of its CONNECT") from None
+    except (MQTTError, NoDataError, PacketTooLarge, OSError) as exc:
+        await _close(writer)
+        raise MQTTError(str(exc) or type(exc).__name__) from None
     if not authenticate(session):
-        await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
-        await writer.close()
+        with contextlib.suppress(OSError):
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+        await _close(writer)
         raise MQTTError(f"refused client {session.client_id}: bad credentials")
     # The reader loop times out after `keep_alive` seconds of silence: give the grace the spec asks for.
     if session.keep_alive > 0:

@@ -97,7 +97,12 @@ class RunningBroker:
 
 
 def start_broker(
-    implementation: str, runtime_dir: Path, *, port: int | None = None, passwords: dict[str, str] | None = None
+    implementation: str,
+    runtime_dir: Path,
+    *,
+    port: int | None = None,
+    passwords: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> RunningBroker:
     passwords = passwords or {c: secrets.token_urlsafe(12) for c in (*COMPONENTS, INTEGRATIONS_USER)}
     port = port or free_port()
@@ -108,9 +113,10 @@ def start_broker(
         "BROKER_IMPLEMENTATION": implementation,
         "BROKER_RUNTIME_DIR": str(runtime_dir),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "broker"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    with open(log or os.devnull, "wb") as output:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "broker"], env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+        )
     try:
         wait_for_port(port)
     except TimeoutError:

@@ -500,3 +500,43 @@ async def test_the_programs_never_publish_over_max_packet_size(broker: RunningBr
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _send_and_go(port: int, data: bytes, *, reset: bool = False) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        if reset:  # close with an RST, as a crashed client or a port scanner does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.sendall(data)
+
+
+@pytest.mark.parametrize("implementation", ["amqtt", "mosquitto"])
+def test_garbage_and_resets_leave_no_traceback_in_the_log(implementation: str, tmp_path: Path) -> None:
+    """amqtt logged tracebacks (`struct.error` in its $SYS plugin, errors in the connection callback)
+    for malformed packets and connections reset mid-way."""
+    from broker.mosquitto import find_mosquitto
+
+    if implementation == "mosquitto" and find_mosquitto() is None:
+        pytest.skip("Mosquitto is not installed")
+    log = tmp_path / "broker.log"
+    running = start_broker(implementation, tmp_path / "runtime", log=log)
+    password = running.passwords["gateway"]
+    try:
+        garbage = [
+            b"GET / HTTP/1.1\r\n\r\n",
+            secrets.token_bytes(64),
+            bytes([0x10, 0x40, 0x00, 0x04]) + b"MQTT",
+            bytes([0x10, 0x03, 0x00, 0x04, 0x4D]),
+        ]
+        for data in garbage * 3:
+            _send_and_go(running.port, data)
+            _send_and_go(running.port, data, reset=True)
+        for _ in range(100):
+            _send_and_go(running.port, b"", reset=True)
+        for bad in (bytes([0x82, 2, 0, 1]), bytes([0x30, 2, 0, 9]), bytes([0xF0, 0]), bytes([0x62, 2, 0, 1])):
+            _send_and_go(running.port, _connect(f"bad-{secrets.token_hex(3)}", "gateway", password) + bad, reset=True)
+        time.sleep(1)
+        assert running.process.poll() is None
+    finally:
+        stop_process(running.process)
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text[text.index("Traceback") - 300 :][:3000]
