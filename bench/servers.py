@@ -27,6 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @contextlib.contextmanager
 def broker(implementation: str) -> Iterator[MqttSettings]:
+    with broker_process(implementation) as (settings, _pid):
+        yield settings
+
+
+@contextlib.contextmanager
+def broker_process(implementation: str) -> Iterator[tuple[MqttSettings, int]]:
+    """The broker, and its process id (Mosquitto's own: `python -m broker` execs it)."""
     env = {f"MQTT_{c.upper()}_PASSWORD": secrets.token_urlsafe(12) for c in COMPONENTS}
     env["MQTT_PORT"] = str(free_port())
     with tempfile.TemporaryDirectory() as runtime:
@@ -44,7 +51,7 @@ def broker(implementation: str) -> Iterator[MqttSettings]:
         )
         try:
             wait_for_port(int(env["MQTT_PORT"]))
-            yield MqttSettings.from_env(env)
+            yield MqttSettings.from_env(env), proc.pid
         finally:
             proc.terminate()
             proc.wait(10)

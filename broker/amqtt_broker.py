@@ -203,6 +203,49 @@ class HardenedBroker(Broker):
     # --- sessions ----------------------------------------------------------------------------
 
     @override
+    async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
+        # amqtt's own, except at the end: what the client published before it went (acknowledged,
+        # at QoS 1) is routed first, in order, then the disconnect handled (the will comes last).
+        # amqtt handled the disconnect first and dropped whatever was still queued.
+        disconnected = asyncio.ensure_future(handler.wait_disconnect())
+        subscribed = asyncio.ensure_future(handler.get_next_pending_subscription())
+        unsubscribed = asyncio.ensure_future(handler.get_next_pending_unsubscription())
+        delivered = asyncio.ensure_future(handler.mqtt_deliver_next_message())
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    [disconnected, subscribed, unsubscribed, delivered], return_when=asyncio.FIRST_COMPLETED
+                )
+                if subscribed in done:
+                    await self._handle_subscription(client_session, handler, subscribed)
+                    subscribed = asyncio.ensure_future(handler.get_next_pending_subscription())
+                if unsubscribed in done:
+                    await self._handle_unsubscription(client_session, handler, unsubscribed)
+                    unsubscribed = asyncio.ensure_future(handler.get_next_pending_unsubscription())
+                if delivered in done:
+                    if not await self._handle_message_delivery(client_session, handler, delivered):
+                        await handler.handle_connection_closed()  # a protocol error ends the connection
+                        delivered = asyncio.get_running_loop().create_future()
+                    else:
+                        delivered = asyncio.ensure_future(handler.mqtt_deliver_next_message())
+                if disconnected in done:
+                    await self._route_what_is_left(client_session, handler)
+                    await self._handle_disconnect(client_session, handler, disconnected)
+                    return
+        finally:
+            waiters = [disconnected, subscribed, unsubscribed, delivered]
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _route_what_is_left(self, session: Session, handler: BrokerProtocolHandler) -> None:
+        queue = session.delivered_message_queue
+        while not queue.empty():
+            message = asyncio.get_running_loop().create_future()
+            message.set_result(queue.get_nowait())
+            await self._handle_message_delivery(session, handler, message)
+
+    @override
     async def _client_connected(self, listener_name: str, reader: Any, writer: Any) -> None:
         # A peer that resets the connection mid-way is routine, not a traceback in the log.
         try:

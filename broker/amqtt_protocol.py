@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from amqtt.adapters import BufferReader
@@ -27,6 +27,8 @@ PROTOCOL_LEVEL_311 = 4
 
 _original_init_from_connect = BrokerProtocolHandler.init_from_connect
 _original_fixed_header = MQTTFixedHeader.from_stream
+_original_handle_publish = BrokerProtocolHandler.handle_publish
+_publish_work: set[asyncio.Future[None]] = set()
 _original_qos1_flow = BrokerProtocolHandler._handle_qos1_message_flow
 _timeout_tasks: set[asyncio.Task[None]] = set()
 
@@ -130,6 +132,21 @@ async def _qos1_flow_keeping_the_unacknowledged(self: BrokerProtocolHandler, app
         raise
 
 
+def _handle_publish_to_the_end(self: BrokerProtocolHandler, packet: Any) -> Coroutine[Any, Any, None]:
+    """amqtt's reader makes a task per PUBLISH and cancels those not yet started when the connection
+    ends: the tail of a burst sent just before a DISCONNECT vanished, QoS 1 messages included (49,978
+    of 50,000 from `mosquitto_pub -l`). Start the work here, as the reader parses the packet, in
+    packet order; the reader's task only waits for it, and its cancellation leaves the work running."""
+    work = asyncio.ensure_future(_original_handle_publish(self, packet))
+    _publish_work.add(work)
+    work.add_done_callback(_publish_work.discard)
+    return _wait_for(work)
+
+
+async def _wait_for(work: asyncio.Future[None]) -> None:
+    await asyncio.shield(work)
+
+
 def _close_on_keepalive_timeout(self: BrokerProtocolHandler) -> None:
     """amqtt never dropped a silent client, so a dead client's will never fired."""
     task = asyncio.ensure_future(self.handle_connection_closed())
@@ -143,4 +160,5 @@ def install(*, authenticate: Callable[[Session], bool], max_keepalive: int, max_
         _init_from_connect_then_authenticate, authenticate=authenticate, max_keepalive=max_keepalive
     )
     BrokerProtocolHandler._handle_qos1_message_flow = _qos1_flow_keeping_the_unacknowledged
+    BrokerProtocolHandler.handle_publish = _handle_publish_to_the_end
     BrokerProtocolHandler.handle_read_timeout = _close_on_keepalive_timeout
