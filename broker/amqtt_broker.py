@@ -31,6 +31,7 @@ import logging
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, override
 
@@ -337,13 +338,17 @@ class HardenedBroker(Broker):
             await asyncio.sleep(interval)
 
 
-async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
+async def serve(
+    config: BrokerConfig, stop: asyncio.Event, *, started: Callable[[HardenedBroker], None] | None = None
+) -> None:
     broker = HardenedBroker(config)
     amqtt_protocol.install(
         authenticate=broker.authenticate, max_keepalive=config.max_keepalive, max_packet_size=config.max_packet_size
     )
     await broker.start()
     log.info("amqtt broker listening on %s:%s", config.bind, config.port)
+    if started is not None:
+        started(broker)
     sys_topics = asyncio.create_task(broker.publish_sys_topics(config.sys_interval))
     await stop.wait()
     log.info("shutting down amqtt broker")

@@ -19,6 +19,7 @@ from amqtt.mqtt.connack import NOT_AUTHORIZED, UNACCEPTABLE_PROTOCOL_VERSION, Co
 from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import OUTGOING, Session
+from transitions import MachineError
 
 KEEPALIVE_GRACE = 1.5  # MQTT 3.1.1 section 3.1.2.10: disconnect after 1.5 x keep-alive of silence
 CONNECT_TIMEOUT = 5.0
@@ -154,6 +155,34 @@ def _close_on_keepalive_timeout(self: BrokerProtocolHandler) -> None:
     task.add_done_callback(_timeout_tasks.discard)
 
 
+class SessionState:
+    """A session's state, where amqtt built a whole `transitions.Machine` for each session (about
+    12 KB, a third of what an idle connection cost). The same states, transitions and callbacks."""
+
+    __slots__ = ("_session", "state")
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.state = "new"
+
+    def connect(self) -> None:
+        if self.state == "connected":
+            raise MachineError("Can't trigger event connect from state connected!")
+        self.state = "connected"
+        self._session._on_enter_connected()
+
+    def disconnect(self) -> None:
+        self.state = "disconnected"
+        self._session._on_enter_disconnected()
+
+    def is_connected(self) -> bool:
+        return self.state == "connected"
+
+
+def _init_session_state(self: Session) -> None:
+    self.transitions = SessionState(self)
+
+
 def install(*, authenticate: Callable[[Session], bool], max_keepalive: int, max_packet_size: int) -> None:
     MQTTFixedHeader.from_stream = functools.partial(_fixed_header_within, max_packet_size=max_packet_size)
     BrokerProtocolHandler.init_from_connect = functools.partial(
@@ -162,3 +191,4 @@ def install(*, authenticate: Callable[[Session], bool], max_keepalive: int, max_
     BrokerProtocolHandler._handle_qos1_message_flow = _qos1_flow_keeping_the_unacknowledged
     BrokerProtocolHandler.handle_publish = _handle_publish_to_the_end
     BrokerProtocolHandler.handle_read_timeout = _close_on_keepalive_timeout
+    Session._init_states = _init_session_state
