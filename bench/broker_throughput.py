@@ -9,7 +9,7 @@
 - **Routing after churn**: the QoS 1 round-trip p50 through the broker before and after 5,000
   subscribe/unsubscribe pairs of distinct filters (amqtt kept every filter it ever routed).
 
-    .venv/bin/python -m bench.broker_throughput [--messages 100000] [--connections 2000]
+    .venv/bin/python -m bench.broker_throughput [--messages 50000] [--connections 2000]
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ async def main(count: int, connection_count: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--connections", type=int, default=2_000)
     arguments = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):

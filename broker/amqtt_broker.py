@@ -18,6 +18,8 @@ against both backends:
 - A repeated SUBSCRIBE replaces the subscription's QoS; an unsubscribed filter leaves the routing
   table (amqtt kept every filter ever subscribed, and routing slowed with each).
 - A CONNECT with a client id in use closes the older connection (MQTT-3.1.4-2), clean session or not.
+- Shared subscriptions (`$share/<group>/<filter>`, as Mosquitto has them under MQTT 3.1.1): the
+  members of a group take its messages in turn, so that ingest replicas split the stream.
 - `$SYS/broker/...` counters published by the broker itself, without amqtt's `$SYS` plugin (which
   serialised every packet a second time to count its bytes, and raised on malformed ones).
 - SIGTERM and SIGINT shut it down cleanly within a bounded time.
@@ -52,11 +54,20 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 3.0
 REFUSED = 0x80  # SUBACK return code
+SHARE_PREFIX = "$share/"
 
 _publisher_qos: ContextVar[int | None] = ContextVar("publisher_qos", default=None)
 """The QoS of the PUBLISH being routed, which amqtt does not pass on to its broadcast."""
 
 Targets = list[tuple[Session, int]]
+
+
+def shared_filter(topic_filter: str) -> tuple[str, str] | None:
+    """(group, filter) of a shared subscription's `$share/<group>/<filter>`, else None."""
+    if not topic_filter.startswith(SHARE_PREFIX):
+        return None
+    group, _, real_filter = topic_filter.removeprefix(SHARE_PREFIX).partition("/")
+    return (group, real_filter) if group and real_filter else None
 
 
 class HardenedBroker(Broker):
@@ -68,6 +79,7 @@ class HardenedBroker(Broker):
         super().__init__({"listeners": {"default": listener}, "plugins": {}})
         self._acl = AclFile.load(config.acl_file)
         self._passwords = read_password_file(config.password_file)
+        self._group_turns: dict[str, int] = {}
         self.publishes_received = 0
         self.publishes_sent = 0
 
@@ -85,7 +97,8 @@ class HardenedBroker(Broker):
             case Action.PUBLISH:
                 allowed = self._acl.allows(user, client_id, topic, Access.WRITE)
             case Action.SUBSCRIBE:
-                allowed = self._acl.allows_subscribe(user, client_id, topic)
+                shared = shared_filter(topic)
+                allowed = self._acl.allows_subscribe(user, client_id, topic if shared is None else shared[1])
             case Action.RECEIVE:
                 return self._acl.allows(user, client_id, topic, Access.READ)
             case _:
@@ -104,7 +117,14 @@ class HardenedBroker(Broker):
         """Who gets a message published now, and at which QoS: one entry per client, at the highest
         QoS of its matching filters, capped by the publisher's."""
         chosen: dict[int, tuple[Session, int]] = {}
+        shared: Targets = []
         for topic_filter, subscribers in self._subscriptions.items():
+            group = shared_filter(topic_filter)
+            if group is not None:
+                if self._matches(topic, group[1]) and (target := self._next_in_group(topic_filter, topic, subscribers)):
+                    session, sub_qos = target
+                    shared.append((session, sub_qos if publish_qos is None else min(publish_qos, sub_qos)))
+                continue
             if not self._matches(topic, topic_filter):
                 continue
             for session, sub_qos in subscribers:
@@ -114,7 +134,17 @@ class HardenedBroker(Broker):
                     chosen[id(session)] = (session, max(qos, known[1]))
                 elif self._allows(session, topic, Action.RECEIVE):
                     chosen[id(session)] = (session, qos)
-        return list(chosen.values())
+        return [*chosen.values(), *shared]
+
+    def _next_in_group(self, topic_filter: str, topic: str, subscribers: Targets) -> tuple[Session, int] | None:
+        """A shared subscription's members take its messages in turn, connected ones first."""
+        allowed = [s for s in subscribers if self._allows(s[0], topic, Action.RECEIVE)]
+        connected = [s for s in allowed if s[0].transitions.is_connected()] or allowed
+        if not connected:
+            return None
+        turn = self._group_turns.get(topic_filter, 0)
+        self._group_turns[topic_filter] = turn + 1
+        return connected[turn % len(connected)]
 
     @override
     async def _handle_message_delivery(
@@ -171,9 +201,10 @@ class HardenedBroker(Broker):
 
     def _send_retained(self, topic_filter: str, qos: int, session: Session) -> None:
         """Queue the retained messages for a new subscription now, in the step that made it: they are
-        then written before any live message routed to it later (the handler writes in order)."""
+        then written before any live message routed to it later (the handler writes in order). A
+        shared subscription gets none, as with Mosquitto (MQTT 5 section 4.8.2)."""
         handler = self._get_handler(session)
-        if handler is None:
+        if handler is None or shared_filter(topic_filter) is not None:
             return
         for topic, retained in self._retained_messages.items():
             if self._matches(topic, topic_filter) and self._allows(session, topic, Action.RECEIVE):
@@ -194,6 +225,7 @@ class HardenedBroker(Broker):
         deleted = super()._del_subscription(a_filter, session)
         if not self._subscriptions.get(a_filter, True):
             del self._subscriptions[a_filter]
+            self._group_turns.pop(a_filter, None)
         return int(deleted)
 
     @override

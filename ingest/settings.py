@@ -26,7 +26,7 @@ class IngestSettings(EnvSettings):
         None,
         alias="INGEST_SHARED_SUBSCRIPTION",
         pattern=r"^[A-Za-z0-9_-]+$",
-        description="subscribe as $share/<group>/... so that replicas split the stream (Mosquitto)",
+        description="subscribe as $share/<group>/... so that replicas split the stream",
     )
     spool_dir: Path = Field(default_factory=_default_spool_dir, alias="INGEST_SPOOL_DIR")
     wal_dir: Path | None = Field(

@@ -566,3 +566,21 @@ async def test_a_burst_sent_just_before_disconnecting_is_delivered_whole(broker:
         writer.close()
         received = await collect(subscriber, count, timeout=10)
     assert [int(m.payload) for m in received] == list(range(1, count + 1))
+
+
+async def test_a_shared_subscription_splits_the_stream_between_its_members(broker: RunningBroker) -> None:
+    """`$share/<group>/<filter>`: each message to one member of the group (ingest replicas rely on it;
+    amqtt had no shared subscriptions)."""
+    settings = broker.mqtt_settings()
+    root = f"saic/shared/vehicles/VSHARE{secrets.token_hex(3)}"
+    async with client(settings, "ingest") as first, client(settings, "ingest") as second:
+        for member in (first, second):
+            await member.subscribe(f"$share/ingest/{root}/drivetrain/+", qos=1)
+        async with client(settings, "gateway") as gateway:
+            for n in range(100):
+                await gateway.publish(f"{root}/drivetrain/soc", str(n).encode(), qos=1)
+            firsts, seconds = await asyncio.gather(collect(first, 100, timeout=3), collect(second, 100, timeout=3))
+    values = [int(m.payload) for m in (*firsts, *seconds)]
+    assert sorted(values) == list(range(100))
+    assert firsts
+    assert seconds

@@ -99,7 +99,7 @@ async def test_a_database_outage_fails_the_change_instead_of_hanging() -> None:
 
 
 async def test_a_result_delivered_twice_is_answered_as_recorded(pool: asyncpg.Pool) -> None:
-    """amqtt delivers a message once per matching subscription: the API's result and live filters overlap."""
+    """QoS 1 is at least once: a result can arrive again (a redelivery after a reconnect)."""
     (command_id,) = await new_commands(pool, 1)
     writer = StatusWriter(pool)
     now = datetime.now(UTC)

@@ -97,9 +97,6 @@ async def test_malformed_messages_are_counted_and_ingest_keeps_going(
             for payload in (b"eighty", b"\xff", b"nan", b"{}"):
                 await gw.publish(f"{root(7)}/drivetrain/soc", payload, qos=1)
             await gw.publish(f"{root(7)}/drivetrain/soc", b"42.5", qos=1)
-            # Stay connected until it is delivered: amqtt can drop a message it has acknowledged
-            # when its publisher disconnects while amqtt still delivers a backlog (here the retained
-            # tree of the previous test). Mosquitto does not; docs/operations.md says so.
             await wait_until(lambda: vin(7) in ingest.cache, what="the good reading delivered")
         await wait_until(lambda: ingest.cache.malformed == 4, what="4 malformed counted")
 
@@ -186,8 +183,6 @@ async def test_thousands_of_generated_messages_leave_the_ingest_alive_and_counti
             for key, payload in messages:
                 await gw.publish(f"{root(6)}/{key}", payload, qos=1)
             await gw.publish(f"{root(6)}/drivetrain/soc", b"61.5", qos=1)
-            # Stay connected until all are delivered: amqtt can drop acknowledged messages whose
-            # publisher leaves while it still delivers them (docs/operations.md).
             await wait_until(lambda: counted() == expected, timeout=30, what="every message counted")
 
         async def good_reading_stored() -> bool:

@@ -66,8 +66,6 @@ async def test_the_brokers_retained_resend_adds_no_reading(
         topics.LOCATION_LATITUDE: 52.1,
         topics.LOCATION_LONGITUDE: 4.3,
     }
-    # The publisher stays connected throughout: amqtt can lose what a client published just before
-    # it disconnects (docs/operations.md).
     async with client(private_mqtt, "gateway") as gw:
         for key, value in reading.items():
             await gw.publish(f"{root(22)}/{key}", encode(value), qos=1, retain=True)

@@ -134,8 +134,6 @@ async def test_postgres_down_under_load_loses_nothing_and_duplicates_nothing(
 async def test_two_replicas_on_a_shared_subscription_split_the_stream(
     one_broker: MqttSettings, db_settings: DatabaseSettings
 ) -> None:
-    if not find_mosquitto():
-        pytest.skip("shared subscriptions ($share/...) need Mosquitto; amqtt has none")
     shared = {"INGEST_SHARED_SUBSCRIPTION": "ingest"}
     published: set[tuple[str, datetime]] = set()
     async with (
