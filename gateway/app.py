@@ -69,9 +69,9 @@ class Gateway:
             mqtt_settings,
             MqttOptions(
                 component="gateway",
-                # One per SAIC account: a second gateway on the same account takes the connection
-                # over instead of polling the same cars twice.
-                client_id=f"gateway-{topics.account_segment(settings.account)[:48]}",
+                # Stable per instance (INSTANCE_ID, else host and process): a reconnect resumes
+                # the same identity, and a second instance never closes the first's connection.
+                client_id=f"gateway-{topics.account_segment(settings.account)[:40]}-{instance_id()}",
                 subscriptions=subscriptions,
                 status_topic=topics.gateway_status_topic(self.prefix),
                 presence_topic=topics.instance_topic(self.prefix, "gateway", instance_id()),
