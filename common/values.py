@@ -129,6 +129,7 @@ CONTRACT: dict[str, Contract] = {
     **dict.fromkeys(topics.TYRES, Contract(Kind.FLOAT, "bar", 0, 10)),
     **dict.fromkeys(topics.INFO, TEXT),
     topics.REFRESH_MODE: SHORT_TEXT,
+    topics.REFRESH_POLLING_PHASE: SHORT_TEXT,
     topics.REFRESH_LAST_ACTIVITY: TIMESTAMP,
     topics.REFRESH_LAST_VEHICLE_STATE: TIMESTAMP,
     topics.REFRESH_LAST_ERROR: TIMESTAMP,

@@ -155,13 +155,22 @@ class Gateway:
         self._schedule(vin)
 
     async def force_refresh(self, vin: str) -> None:
-        """Poll the vehicle as soon as possible (after a successful command)."""
+        """Poll the vehicle as soon as possible, and at the active period for a while (after a
+        successful command)."""
+        self.refresh[vin].commanded(time.monotonic())
         self.refresh[vin].set_mode(RefreshMode.FORCE)
         self._schedule(vin)
 
+    def _refresh_values(self, vin: str) -> dict[str, TelemetryValue]:
+        state = self.refresh[vin]
+        return {
+            topics.REFRESH_MODE: state.mode.value,
+            topics.REFRESH_POLLING_PHASE: state.phase(time.monotonic()).value,
+        }
+
     def _publish_refresh_settings(self, vin: str) -> None:
         state = self.refresh[vin]
-        values: dict[str, TelemetryValue] = {topics.REFRESH_MODE: state.mode.value}
+        values = self._refresh_values(vin)
         for name, attribute in PERIOD_NAMES.items():
             values[f"{topics.REFRESH_PERIOD}/{name}"] = round(getattr(state.periods, attribute))
         self._publish(vin, values)
@@ -188,16 +197,17 @@ class Gateway:
                 state.interval(time.monotonic()),
                 exc_info=not isinstance(exc, self.source.expected_errors),
             )
-            await self.publisher.publish_changes(
-                self.roots[vin],
-                {topics.AVAILABLE: "offline", topics.REFRESH_LAST_ERROR: datetime.now(UTC).replace(microsecond=0)},
-            )
+            failure: dict[str, TelemetryValue] = {
+                topics.AVAILABLE: "offline",
+                topics.REFRESH_LAST_ERROR: datetime.now(UTC).replace(microsecond=0),
+            }
+            await self.publisher.publish_changes(self.roots[vin], failure | self._refresh_values(vin))
         else:
             state.succeeded(time.monotonic(), values)
             self.metrics.polls.labels("ok").inc()
             self._latest.setdefault(vin, {}).update(values)
             values[topics.AVAILABLE] = "online"
-            values[topics.REFRESH_MODE] = state.mode.value
+            values.update(self._refresh_values(vin))
             await self.publisher.publish_changes(self.roots[vin], values)
         finally:
             self.polls += 1
@@ -293,7 +303,18 @@ class Gateway:
                 self._schedule(info.vin)
             self.dispatcher.known_vins.update(self.roots)
             self._vehicles_loaded.set()
-            log.info("gateway serving %d vehicles of %s", len(self.roots), self.settings.account)
+            periods = self.settings.refresh_periods()
+            log.info(
+                "gateway serving %d vehicles of %s; polling profile %s: every %gs active, %gs for %gs after "
+                "shutdown, then every %gs",
+                len(self.roots),
+                self.settings.account,
+                self.settings.profile,
+                periods.active,
+                periods.after_shutdown,
+                periods.inactive_grace,
+                periods.inactive,
+            )
             if self.settings.ha_discovery and self.mqtt.connected.is_set():
                 self.dispatcher.spawn(self.discovery.publish_all())
             poller = group.create_task(self._refresh_loop())

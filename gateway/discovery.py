@@ -104,6 +104,7 @@ ENTITIES: tuple[EntityDescription, ...] = (
         "Last vehicle state", topics.REFRESH_LAST_VEHICLE_STATE, device_class="timestamp", entity_category="diagnostic"
     ),
     _sensor("Last error", topics.REFRESH_LAST_ERROR, device_class="timestamp", entity_category="diagnostic"),
+    _sensor("Polling phase", topics.REFRESH_POLLING_PHASE, entity_category="diagnostic"),
     _binary("Engine running", topics.DRIVETRAIN_RUNNING, "running"),
     _binary("Charger connected", topics.DRIVETRAIN_CHARGER_CONNECTED, "plug"),
     _binary("HV battery active", topics.DRIVETRAIN_HV_BATTERY_ACTIVE, "power"),

@@ -1,8 +1,14 @@
-"""When to poll each vehicle: refresh modes, the seed's active / sleep / inactive periods, error backoff.
+"""When to poll each vehicle: polling profiles and phases, refresh modes, error backoff.
 
-A car that drives, charges or runs its climate is active and polled every `active` seconds. For
-`inactive_grace` seconds after that it is in the seed's sleep phase (upstream: `afterShutdown`),
-then inactive. Failed polls back off exponentially from the active period up to `error_max`.
+A car that drives, charges or runs its climate, or was sent a command in the last
+COMMAND_ACTIVITY seconds, is `active` and polled every `active` seconds. For `inactive_grace`
+seconds after that it is `afterShutdown` (the seed's sleep phase), polled every `after_shutdown`
+seconds, then `inactive`. Failed polls back off exponentially from the active period up to
+`error_max` (`error`). The phase is published on `refresh/pollingPhase`.
+
+Each status call can wake the car's telematics unit, and owners report drained 12 V batteries from
+frequent polling. Two profiles: `battery-safe` (upstream's 30 s / 120 s / 1 day), the default for
+a real SAIC account, and `fleet` (the seed's 5 s everywhere), the default for the simulator.
 """
 
 from __future__ import annotations
@@ -12,6 +18,22 @@ from enum import StrEnum
 
 from common import topics
 from common.values import TelemetryValue
+
+COMMAND_ACTIVITY = 120.0
+"""Seconds a car counts as active after a command succeeded: its state is about to change."""
+
+
+class PollingProfile(StrEnum):
+    BATTERY_SAFE = "battery-safe"
+    FLEET = "fleet"
+
+
+class PollingPhase(StrEnum):
+    ACTIVE = "active"
+    AFTER_SHUTDOWN = "afterShutdown"
+    INACTIVE = "inactive"
+    ERROR = "error"
+    OFF = "off"
 
 
 class RefreshMode(StrEnum):
@@ -29,6 +51,14 @@ class RefreshPeriods:
     inactive_grace: float
     error_max: float
 
+
+PROFILES = {
+    PollingProfile.BATTERY_SAFE: RefreshPeriods(
+        active=30, after_shutdown=120, inactive=86_400, inactive_grace=600, error_max=900
+    ),
+    PollingProfile.FLEET: RefreshPeriods(active=5, after_shutdown=5, inactive=5, inactive_grace=600, error_max=900),
+}
+"""Each profile's periods in seconds; GATEWAY_POLL_INTERVAL_* and GATEWAY_SLEEP_GRACE override them."""
 
 PERIOD_NAMES = {
     "active": "active",
@@ -55,17 +85,42 @@ class VehicleRefresh:
     failures: int = 0
     active: bool = False
     shutdown_at: float | None = None
+    command_at: float | None = None
     in_flight: bool = field(default=False)
+
+    def phase(self, now: float) -> PollingPhase:
+        if self.mode is RefreshMode.OFF:
+            return PollingPhase.OFF
+        if self.failures:
+            return PollingPhase.ERROR
+        commanded = self.command_at is not None and now - self.command_at < COMMAND_ACTIVITY
+        if self.active or commanded:
+            return PollingPhase.ACTIVE
+        ended = self._activity_ended()
+        if ended is not None and now - ended < self.periods.inactive_grace:
+            return PollingPhase.AFTER_SHUTDOWN
+        return PollingPhase.INACTIVE
+
+    def _activity_ended(self) -> float | None:
+        command_ended = None if self.command_at is None else self.command_at + COMMAND_ACTIVITY
+        ends = [t for t in (self.shutdown_at, command_ended) if t is not None]
+        return max(ends, default=None)
 
     def interval(self, now: float) -> float:
         p = self.periods
-        if self.failures:
-            return min(p.active * 2.0 ** (self.failures - 1), max(p.error_max, p.active))
-        if self.active:
-            return p.active
-        if self.shutdown_at is not None and now - self.shutdown_at < p.inactive_grace:
-            return p.after_shutdown
-        return p.inactive
+        match self.phase(now):
+            case PollingPhase.ERROR:
+                return min(p.active * 2.0 ** (self.failures - 1), max(p.error_max, p.active))
+            case PollingPhase.ACTIVE:
+                return p.active
+            case PollingPhase.AFTER_SHUTDOWN:
+                return p.after_shutdown
+            case _:
+                return p.inactive
+
+    def commanded(self, now: float) -> None:
+        """A command succeeded: poll at the active period for a while, whatever the car reported."""
+        self.command_at = now
 
     def next_due(self, now: float) -> float | None:
         """When the next poll is due (monotonic seconds); None while refreshing is off."""

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 
 from common.settings import EnvSettings
-from gateway.refresh import RefreshPeriods
+from gateway.refresh import PROFILES, PollingProfile, RefreshPeriods
 
 
 class GatewaySettings(EnvSettings):
@@ -16,12 +16,19 @@ class GatewaySettings(EnvSettings):
         "simulator@example.com", validation_alias=AliasChoices("SAIC_USERNAME", "SAIC_USER"), min_length=1
     )
     saic_password: SecretStr | None = Field(None, validation_alias=AliasChoices("SAIC_PWD", "SAIC_PASSWORD"))
-    poll_interval: float = Field(5.0, alias="GATEWAY_POLL_INTERVAL", gt=0, le=86400, description="default period")
+    polling_profile: Literal["auto", "battery-safe", "fleet"] = Field(
+        "auto",
+        alias="GATEWAY_POLLING_PROFILE",
+        description="auto: battery-safe for a real SAIC account, fleet for the simulator (gateway/refresh.py)",
+    )
+    poll_interval: float | None = Field(
+        None, alias="GATEWAY_POLL_INTERVAL", gt=0, le=86400, description="all three periods, over the profile's"
+    )
     poll_interval_active: float | None = Field(None, alias="GATEWAY_POLL_INTERVAL_ACTIVE", gt=0, le=86400)
     poll_interval_sleep: float | None = Field(None, alias="GATEWAY_POLL_INTERVAL_SLEEP", gt=0, le=86400)
     poll_interval_inactive: float | None = Field(None, alias="GATEWAY_POLL_INTERVAL_INACTIVE", gt=0, le=864000)
-    sleep_grace: float = Field(
-        600.0, alias="GATEWAY_SLEEP_GRACE", ge=0, description="how long after activity a car counts as asleep"
+    sleep_grace: float | None = Field(
+        None, alias="GATEWAY_SLEEP_GRACE", ge=0, description="how long after activity a car is polled as after-shutdown"
     )
     error_backoff_max: float = Field(900.0, alias="GATEWAY_ERROR_BACKOFF_MAX", gt=0)
     poll_concurrency: int = Field(
@@ -51,11 +58,19 @@ class GatewaySettings(EnvSettings):
             return self.saic_password is not None
         return self.source == "saic"
 
+    @property
+    def profile(self) -> PollingProfile:
+        if self.polling_profile == "auto":
+            return PollingProfile.BATTERY_SAFE if self.uses_saic else PollingProfile.FLEET
+        return PollingProfile(self.polling_profile)
+
     def refresh_periods(self) -> RefreshPeriods:
+        """A vehicle's own copy of its periods (`refresh/period/<name>/set` changes them per car)."""
+        base, every = PROFILES[self.profile], self.poll_interval
         return RefreshPeriods(
-            active=self.poll_interval_active or self.poll_interval,
-            after_shutdown=self.poll_interval_sleep or self.poll_interval,
-            inactive=self.poll_interval_inactive or self.poll_interval,
-            inactive_grace=self.sleep_grace,
+            active=self.poll_interval_active or every or base.active,
+            after_shutdown=self.poll_interval_sleep or every or base.after_shutdown,
+            inactive=self.poll_interval_inactive or every or base.inactive,
+            inactive_grace=base.inactive_grace if self.sleep_grace is None else self.sleep_grace,
             error_max=self.error_backoff_max,
         )

@@ -298,3 +298,38 @@ async def test_polls_in_flight_grow_to_what_a_slow_api_needs(private_mqtt: MqttS
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_command_moves_a_parked_car_to_the_active_polling_phase(private_mqtt: MqttSettings) -> None:
+    """`refresh/pollingPhase` says why a car is polled as often as it is; a command makes it active
+    (polled at the active period) whatever the car itself reported."""
+    settings = GatewaySettings.from_env(
+        {
+            "SAIC_USERNAME": ACCOUNT,
+            "GATEWAY_POLL_INTERVAL_ACTIVE": "0.2",
+            "GATEWAY_POLL_INTERVAL_INACTIVE": "3600",
+            "GATEWAY_SLEEP_GRACE": "0",
+        }
+    )
+    fleet = SimulatedFleet(1, seed=1, command_latency=0)
+    car = fleet.vehicle(vin(1))
+    car.phase, car.phase_ends_at, car.charger_connected = Phase.PARKED, float("inf"), False
+    gateway = Gateway(settings, private_mqtt, fleet)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    try:
+        await wait_until(lambda: gateway.polls >= 1, what="first poll")
+        await gateway.mqtt.wait_connected(10)
+        async with client(private_mqtt, "api") as api:
+            await api.subscribe(f"{root(1)}/{topics.REFRESH_POLLING_PHASE}", qos=1)
+            [parked] = await collect(api, 1, timeout=3)
+            polls = gateway.polls
+            await api.subscribe(f"{root(1)}/cmd/+/result", qos=1)
+            await send(api, 1, "lock", {"id": str(uuid.uuid4())})
+            phases = [m.payload for m in await collect(api, 3, timeout=3) if "pollingPhase" in m.topic.value]
+            await wait_until(lambda: gateway.polls >= polls + 4, timeout=3, what="polls at the active period")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert parked.payload == b"inactive"
+    assert phases == [b"active"]

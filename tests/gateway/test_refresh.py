@@ -1,9 +1,12 @@
-"""When each vehicle is polled: modes, the active / sleep / inactive periods and error backoff."""
+"""When each vehicle is polled: profiles, phases, modes and error backoff."""
 
 from __future__ import annotations
 
+import pytest
+
 from common import topics
-from gateway.refresh import RefreshMode, RefreshPeriods, VehicleRefresh
+from gateway.refresh import COMMAND_ACTIVITY, PollingPhase, RefreshMode, RefreshPeriods, VehicleRefresh
+from gateway.settings import GatewaySettings
 
 
 def refresh() -> VehicleRefresh:
@@ -22,11 +25,11 @@ def test_active_then_sleep_then_inactive() -> None:
     r = refresh()
     r.started(0)
     r.succeeded(0, {topics.DRIVETRAIN_CHARGING: True})
-    assert r.interval(0) == 5
+    assert (r.phase(0), r.interval(0)) == (PollingPhase.ACTIVE, 5)
     r.started(5)
     r.succeeded(5, {topics.DRIVETRAIN_CHARGING: False})  # charging ended: the car goes to sleep
-    assert r.interval(10) == 30
-    assert r.interval(5 + 301) == 600
+    assert (r.phase(10), r.interval(10)) == (PollingPhase.AFTER_SHUTDOWN, 30)
+    assert (r.phase(5 + 301), r.interval(5 + 301)) == (PollingPhase.INACTIVE, 600)
 
 
 def test_failures_back_off_exponentially_up_to_the_limit() -> None:
@@ -37,6 +40,7 @@ def test_failures_back_off_exponentially_up_to_the_limit() -> None:
         r.failed(n)
         intervals.append(r.interval(n))
     assert intervals == [5, 10, 20, 40, 80, 120, 120, 120]
+    assert r.phase(8) is PollingPhase.ERROR
     r.started(100)
     r.succeeded(100, {})
     assert r.failures == 0
@@ -53,3 +57,46 @@ def test_force_polls_once_then_returns_to_the_previous_mode() -> None:
     assert r.mode is RefreshMode.OFF
     r.succeeded(1, {})
     assert r.next_due(1) is None
+
+
+def test_a_command_makes_a_parked_car_active_then_after_shutdown() -> None:
+    """Right after a command the car's state is changing: poll it at the active period for a while,
+    then as after a shutdown, then slowly again."""
+    r = refresh()
+    r.started(0)
+    r.succeeded(0, {topics.DRIVETRAIN_RUNNING: False})
+    assert r.phase(1) is PollingPhase.INACTIVE
+    r.commanded(100)
+    assert (r.phase(101), r.interval(101)) == (PollingPhase.ACTIVE, 5)
+    ended = 100 + COMMAND_ACTIVITY
+    assert (r.phase(ended + 1), r.interval(ended + 1)) == (PollingPhase.AFTER_SHUTDOWN, 30)
+    assert r.phase(ended + 301) is PollingPhase.INACTIVE
+    r.set_mode(RefreshMode.OFF)
+    assert r.phase(ended + 301) is PollingPhase.OFF
+
+
+@pytest.mark.parametrize(
+    ("env", "profile", "periods"),
+    [
+        ({}, "fleet", (5, 5, 5, 600)),  # the simulator: the seed's 5 s everywhere
+        ({"SAIC_PWD": "secret"}, "battery-safe", (30, 120, 86_400, 600)),  # a real account: upstream's
+        ({"SAIC_PWD": "secret", "GATEWAY_POLLING_PROFILE": "fleet"}, "fleet", (5, 5, 5, 600)),
+        (
+            {"GATEWAY_POLLING_PROFILE": "battery-safe", "GATEWAY_POLL_INTERVAL_ACTIVE": "10"},
+            "battery-safe",
+            (10, 120, 86_400, 600),
+        ),
+        (
+            {"SAIC_PWD": "secret", "GATEWAY_POLL_INTERVAL": "60", "GATEWAY_SLEEP_GRACE": "0"},
+            "battery-safe",
+            (60, 60, 60, 0),
+        ),
+    ],
+)
+def test_the_profile_sets_the_periods_and_settings_override_them(
+    env: dict[str, str], profile: str, periods: tuple[float, ...]
+) -> None:
+    settings = GatewaySettings.from_env(env)
+    p = settings.refresh_periods()
+    assert (settings.profile, (p.active, p.after_shutdown, p.inactive, p.inactive_grace)) == (profile, periods)
+    assert settings.refresh_periods() is not p  # each vehicle changes its own copy
