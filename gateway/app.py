@@ -19,6 +19,7 @@ from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.discovery import HomeAssistantDiscovery
 from gateway.dispatcher import CommandDispatcher
+from gateway.lateness import LatenessWindow
 from gateway.metrics import GatewayMetrics
 from gateway.poll_slots import PollSlots
 from gateway.publisher import TelemetryPublisher
@@ -106,7 +107,7 @@ class Gateway:
         self._poll_slots = PollSlots(settings.poll_concurrency)
         self._due: list[tuple[float, str]] = []
         """A heap of (when due, VIN): the scheduler pops what is due instead of scanning the fleet."""
-        self._worst_lag = 0.0
+        self._lateness = LatenessWindow(time.monotonic())
         self._poll_tasks: set[asyncio.Task[None]] = set()
 
     # -- MQTT input -------------------------------------------------------------------------
@@ -182,7 +183,9 @@ class Gateway:
 
     async def poll_vehicle(self, vin: str) -> None:
         state = self.refresh[vin]
-        state.started(time.monotonic())
+        started = time.monotonic()
+        period = state.interval(started)
+        state.started(started)
         try:
             values = dict(await self.source.poll(vin))
         except Exception as exc:
@@ -211,18 +214,29 @@ class Gateway:
             await self.publisher.publish_changes(self.roots[vin], values)
         finally:
             self.polls += 1
+            self._lateness.poll_ended(vin, time.monotonic() - started, period)
             self._schedule(vin)
 
     async def _poll_when_free(self, vin: str, due: float) -> None:
+        queued = time.monotonic()
         async with self._poll_slots:
             # Measured when the poll really starts, behind the polls in flight: the lag is the truth.
-            lag = time.monotonic() - due
+            now = time.monotonic()
+            lag = now - due
             self.metrics.poll_lag.observe(lag)
-            self._worst_lag = max(self._worst_lag, lag)
+            self._lateness.poll_started(lag, now - queued, LATE)
             if lag > LATE:
                 self._poll_slots.started_late()
             self.metrics.poll_slots.set(self._poll_slots.limit)
             await self.poll_vehicle(vin)
+
+    def _report_lateness(self, now: float, threshold: float) -> None:
+        window, throttled = self._lateness, self.source.throttled_seconds()
+        if window.worst_lag > threshold:
+            demand = sum(1 / s.interval(now) for s in self.refresh.values() if s.mode is not RefreshMode.OFF)
+            slots, concurrency = self._poll_slots.limit, self.settings.poll_concurrency
+            log.warning(window.report(now, throttled=throttled, slots=slots, concurrency=concurrency, demand=demand))
+        self._lateness = LatenessWindow(now, throttled_at_start=throttled)
 
     def _schedule(self, vin: str) -> None:
         """(Re)compute when `vin` is due and wake the scheduler. Entries that a later change made
@@ -255,16 +269,8 @@ class Gateway:
                 self._poll_tasks.add(task)
                 task.add_done_callback(self._poll_tasks.discard)
             if now - last_lag_check >= LAG_WARNING_EVERY:
-                if self._worst_lag > default_active:
-                    log.warning(
-                        "polls started up to %.1fs late in the last %.0fs: more vehicles than the API allows "
-                        "(%d polls in flight now, GATEWAY_POLL_CONCURRENCY=%d at most)",
-                        self._worst_lag,
-                        now - last_lag_check,
-                        self._poll_slots.limit,
-                        self.settings.poll_concurrency,
-                    )
-                last_lag_check, self._worst_lag = now, 0.0
+                self._report_lateness(now, default_active)
+                last_lag_check = now
             if now - last_heartbeat >= self.settings.heartbeat_interval:
                 last_heartbeat = now
                 self.dispatcher.spawn(self.publisher.republish_all())

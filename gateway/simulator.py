@@ -418,5 +418,8 @@ class SimulatedFleet:
     def vehicle(self, vin: str) -> SimulatedVehicle:
         return self._vehicles[vin]
 
+    def throttled_seconds(self) -> float:
+        return 0.0
+
     async def close(self) -> None:
         pass

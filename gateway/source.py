@@ -76,6 +76,10 @@ class VehicleSource(Protocol):
 
     async def close(self) -> None: ...
 
+    def throttled_seconds(self) -> float:
+        """Seconds calls have waited for the account's rate limit, in all (0 without one)."""
+        ...
+
     async def poll(self, vin: str) -> Mapping[str, TelemetryValue]:
         """The vehicle's current readings as topic keys (`drivetrain/soc`, ...) and values."""
         ...

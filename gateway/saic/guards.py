@@ -17,10 +17,19 @@ class RateLimiter:
         self._tokens = float(self.burst)
         self._updated = clock()
         self._lock = asyncio.Lock()
+        self.waited = 0.0
+        """Seconds callers have waited in all, for the gateway's lateness reports."""
 
     async def acquire(self) -> None:
         if self.rate <= 0:
             return
+        arrived = self._clock()
+        try:
+            await self._take()
+        finally:
+            self.waited += self._clock() - arrived
+
+    async def _take(self) -> None:
         async with self._lock:  # waiters are served in arrival order
             while True:
                 now = self._clock()

@@ -42,6 +42,9 @@ class SaicVehicleSource:
         self._vehicles = {info.vin: info for info in infos}
         return infos
 
+    def throttled_seconds(self) -> float:
+        return self.session.limiter.waited
+
     async def poll(self, vin: str) -> convert.Values:
         info = self._vehicles[vin]
         status = await self.session.call("vehicle_status", lambda api: api.get_vehicle_status(vin))

@@ -20,6 +20,7 @@ from common.commands import START_MARGIN
 from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.app import Gateway
+from gateway.saic.guards import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.simulator import Phase, SimulatedFleet
 from tests.conftest import RunningBroker, start_broker, stop_process
@@ -245,22 +246,39 @@ async def test_everything_is_republished_after_the_broker_restarts(broker: Runni
 
 
 class SlowFleet(SimulatedFleet):
-    """Each poll takes 100 ms, as a slow SAIC API would."""
+    """Each poll takes `delay` seconds (100 ms by default), as a slow SAIC API would."""
+
+    def __init__(self, vehicles: int, delay: float = 0.1) -> None:
+        super().__init__(vehicles, seed=1, command_latency=0)
+        self.delay = delay
 
     async def poll(self, vin: str) -> Mapping[str, TelemetryValue]:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(self.delay)
         return await super().poll(vin)
 
 
-async def test_polls_that_cannot_keep_up_report_their_lag(
-    private_mqtt: MqttSettings, caplog: pytest.LogCaptureFixture
-) -> None:
-    """10 cars every 0.2 s with one poll in flight need 1 s of polling per 0.2 s: the lag grows and is
-    measured where polls really start (behind the slot), then logged."""
-    settings = GatewaySettings.from_env(
-        {"SAIC_USERNAME": ACCOUNT, "GATEWAY_POLL_INTERVAL": "0.2", "GATEWAY_POLL_CONCURRENCY": "1"}
-    )
-    gateway = Gateway(settings, private_mqtt, SlowFleet(10, seed=1, command_latency=0))
+class RateLimitedFleet(SimulatedFleet):
+    """Two calls per poll through the SAIC source's own rate limiter, as the account's limit holds them."""
+
+    def __init__(self, vehicles: int, calls_per_second: float) -> None:
+        super().__init__(vehicles, seed=1, command_latency=0)
+        self.limiter = RateLimiter(calls_per_second, burst=1)
+
+    def throttled_seconds(self) -> float:
+        return self.limiter.waited
+
+    async def poll(self, vin: str) -> Mapping[str, TelemetryValue]:
+        await self.limiter.acquire()
+        await self.limiter.acquire()
+        return await super().poll(vin)
+
+
+async def lateness_warning(
+    private_mqtt: MqttSettings, fleet: SimulatedFleet, caplog: pytest.LogCaptureFixture, **env: str
+) -> tuple[Gateway, str]:
+    """The gateway's first lateness warning, with LAG_WARNING_EVERY at 1 s."""
+    settings = GatewaySettings.from_env({"SAIC_USERNAME": ACCOUNT, "GATEWAY_POLL_INTERVAL": "0.2", **env})
+    gateway = Gateway(settings, private_mqtt, fleet)
     stop = asyncio.Event()
     with mock.patch("gateway.app.LAG_WARNING_EVERY", 1.0):
         task = asyncio.create_task(gateway.run(stop))
@@ -269,11 +287,40 @@ async def test_polls_that_cannot_keep_up_report_their_lag(
         finally:
             stop.set()
             await asyncio.wait_for(task, 10)
+    [warning] = [r.getMessage() for r in caplog.records if "polls started up to" in r.getMessage()][:1]
+    return gateway, warning
+
+
+async def test_polls_that_cannot_keep_up_report_their_lag(
+    private_mqtt: MqttSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """10 cars every 0.2 s with one poll in flight need 1 s of polling per 0.2 s: the lag grows and is
+    measured where polls really start (behind the slot), then logged with that cause."""
+    gateway, warning = await lateness_warning(private_mqtt, SlowFleet(10), caplog, GATEWAY_POLL_CONCURRENCY="1")
     lag = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_sum")
     count = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_count")
     assert lag is not None
     assert count
     assert lag / count > 0.3, "polls queued behind one slot start late, and the metric says so"
+    assert "for a free slot, all 1 busy (GATEWAY_POLL_CONCURRENCY=1 at most)" in warning
+    assert "ask for 50.0 polls/s" in warning  # 10 cars every 0.2 s
+
+
+async def test_one_slow_car_is_not_blamed_on_the_fleet(
+    private_mqtt: MqttSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The acceptance run: one car and a slow API, and the warning said "more vehicles than the API
+    and interval allow"."""
+    _, warning = await lateness_warning(private_mqtt, SlowFleet(1, delay=0.6), caplog)
+    assert f"the SAIC API answers slowly: a poll of {vin(1)} took 0.6s against its 0.2s period" in warning
+    assert "slot" not in warning
+
+
+async def test_a_rate_limit_is_named_as_the_cause(private_mqtt: MqttSettings, caplog: pytest.LogCaptureFixture) -> None:
+    """The acceptance run: SAIC_RATE_LIMIT=5 held 100 cars to a 37 s cycle, and the warning blamed
+    something else."""
+    _, warning = await lateness_warning(private_mqtt, RateLimitedFleet(5, calls_per_second=10), caplog)
+    assert "for the account's rate limit (SAIC_RATE_LIMIT)" in warning
 
 
 async def test_polls_that_keep_up_start_on_time(private_mqtt: MqttSettings) -> None:
@@ -290,7 +337,7 @@ async def test_polls_that_keep_up_start_on_time(private_mqtt: MqttSettings) -> N
 async def test_polls_in_flight_grow_to_what_a_slow_api_needs(private_mqtt: MqttSettings) -> None:
     """50 cars every 0.5 s at 100 ms a poll need 10 polls in flight, more than the 8 the limit starts at."""
     settings = GatewaySettings.from_env({"SAIC_USERNAME": ACCOUNT, "GATEWAY_POLL_INTERVAL": "0.5"})
-    gateway = Gateway(settings, private_mqtt, SlowFleet(50, seed=1, command_latency=0))
+    gateway = Gateway(settings, private_mqtt, SlowFleet(50))
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))
     try:
