@@ -8,6 +8,8 @@ take down the program that raises it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 
+from common.mqtt import MqttConnection, MqttNotConnected
 from common.settings import EnvSettings
 
 if TYPE_CHECKING:
@@ -118,3 +121,23 @@ class Alerts:
                     log.warning("alert delivery to %s answered %d", where, response.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("alert delivery to %s failed: %s", where, exc)
+
+
+def retain_on_the_broker(alerts: Alerts, mqtt: MqttConnection, topic: str) -> None:
+    """Keep `alerts`' snapshot retained on `topic` for the operations console: at every change, and
+    at every connect (a snapshot retained before a crash must not outlive its incidents)."""
+    import aiomqtt
+
+    publishes: set[asyncio.Task[None]] = set()
+
+    async def publish() -> None:
+        with contextlib.suppress(MqttNotConnected, aiomqtt.MqttError):  # the log line has it already
+            await mqtt.publish(topic, json.dumps(alerts.snapshot()), retain=True)
+
+    def changed(_alerts: Alerts) -> None:
+        task = asyncio.create_task(publish())
+        publishes.add(task)
+        task.add_done_callback(publishes.discard)
+
+    alerts.on_change = changed
+    mqtt.options.on_connect.append(publish)

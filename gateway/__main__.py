@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from common.alerts import Alerts, AlertSettings
 from common.lifecycle import run_program
 from common.settings import MqttSettings
 from gateway.app import Gateway, build_source
@@ -16,7 +17,8 @@ async def main(stop: asyncio.Event) -> None:
     settings = GatewaySettings.from_env()
     mqtt_settings = MqttSettings.from_env()
     metrics = GatewayMetrics()
-    await Gateway(settings, mqtt_settings, build_source(settings, metrics), metrics).run(stop)
+    source = build_source(settings, metrics)
+    await Gateway(settings, mqtt_settings, source, metrics, Alerts("gateway", AlertSettings.from_env())).run(stop)
 
 
 if __name__ == "__main__":

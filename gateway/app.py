@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 import aiomqtt
 
 from common import topics
+from common.alerts import Alerts, AlertSettings, retain_on_the_broker
 from common.backoff import Backoff
 from common.metrics import MetricsPublisher
 from common.mqtt import MqttConnection, MqttOptions, instance_id
 from common.settings import MqttSettings
 from common.values import TelemetryValue
+from gateway.call_budget import WARN_AT, seconds_to_next_utc_day
 from gateway.discovery import HomeAssistantDiscovery
 from gateway.dispatcher import CommandDispatcher
 from gateway.lateness import LatenessWindow
@@ -54,6 +56,7 @@ class Gateway:
         mqtt_settings: MqttSettings,
         source: VehicleSource,
         metrics: GatewayMetrics | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.settings = settings
         self.prefix = mqtt_settings.topic_prefix
@@ -108,6 +111,10 @@ class Gateway:
         self._due: list[tuple[float, str]] = []
         """A heap of (when due, VIN): the scheduler pops what is due instead of scanning the fleet."""
         self._lateness = LatenessWindow(time.monotonic())
+        self.alerts = alerts or Alerts("gateway", AlertSettings.from_env({}))
+        retain_on_the_broker(self.alerts, self.mqtt, topics.alerts_topic(self.prefix, "gateway"))
+        self._near_call_budget: set[str] = set()
+        self._call_budget_spent: set[str] = set()
         self._poll_tasks: set[asyncio.Task[None]] = set()
 
     # -- MQTT input -------------------------------------------------------------------------
@@ -215,9 +222,47 @@ class Gateway:
         finally:
             self.polls += 1
             self._lateness.poll_ended(vin, time.monotonic() - started, period)
+            self._count_calls(vin)
             self._schedule(vin)
 
+    def _count_calls(self, vin: str) -> None:
+        """Alert once a car passes WARN_AT of its daily SAIC calls; its polling stops at the budget."""
+        budget = self.settings.call_budget
+        if not budget:
+            return
+        used, key = self.source.calls_today(vin), f"call-budget:{vin}"
+        if used >= WARN_AT * budget and vin not in self._near_call_budget:
+            self._near_call_budget.add(vin)
+            message = (
+                f"{vin} made {used} of its {budget} SAIC calls today: its polling stops at {budget} "
+                "until 00:00 UTC (GATEWAY_DAILY_CALL_BUDGET)"
+            )
+            self.dispatcher.spawn(self.alerts.fire(key, message))
+        elif used < WARN_AT * budget and vin in self._near_call_budget:
+            self._near_call_budget.discard(vin)
+            self.dispatcher.spawn(self.alerts.clear(key, f"{vin}: a new UTC day, its SAIC calls counted afresh"))
+        if used >= budget:
+            self._call_budget_spent.add(vin)
+        else:
+            self._call_budget_spent.discard(vin)
+        self.metrics.near_call_budget.set(len(self._near_call_budget))
+        self.metrics.call_budget_spent.set(len(self._call_budget_spent))
+
+    def _held_for_call_budget(self, vin: str) -> bool:
+        """A car whose calls are spent is not polled until the next UTC day; a user's force still is."""
+        state, budget = self.refresh[vin], self.settings.call_budget
+        if not budget or state.mode is RefreshMode.FORCE or self.source.calls_today(vin) < budget:
+            return False
+        state.in_flight = False
+        state.hold(time.monotonic() + seconds_to_next_utc_day(datetime.now(UTC)))
+        self._count_calls(vin)
+        self._publish(vin, self._refresh_values(vin))
+        self._schedule(vin)
+        return True
+
     async def _poll_when_free(self, vin: str, due: float) -> None:
+        if self._held_for_call_budget(vin):
+            return
         queued = time.monotonic()
         async with self._poll_slots:
             # Measured when the poll really starts, behind the polls in flight: the lag is the truth.

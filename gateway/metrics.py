@@ -35,6 +35,16 @@ class GatewayMetrics:
             buckets=POLL_LAG_BUCKETS,
             registry=r,
         )
+        self.near_call_budget = Gauge(
+            "gateway_vehicles_near_call_budget",
+            "vehicles past 80 % of their daily SAIC call budget (GATEWAY_DAILY_CALL_BUDGET)",
+            registry=r,
+        )
+        self.call_budget_spent = Gauge(
+            "gateway_vehicles_call_budget_spent",
+            "vehicles whose daily SAIC call budget is spent: not polled until the next UTC day",
+            registry=r,
+        )
         self.commands = Counter(
             "gateway_commands", "commands by name and final status", ["command", "status"], registry=r
         )

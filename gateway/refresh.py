@@ -33,6 +33,8 @@ class PollingPhase(StrEnum):
     AFTER_SHUTDOWN = "afterShutdown"
     INACTIVE = "inactive"
     ERROR = "error"
+    CALL_BUDGET_SPENT = "callBudgetSpent"
+    """The car's daily SAIC calls are spent: no polls until the next UTC day (gateway/call_budget.py)."""
     OFF = "off"
 
 
@@ -60,6 +62,10 @@ PROFILES = {
 }
 """Each profile's periods in seconds; GATEWAY_POLL_INTERVAL_* and GATEWAY_SLEEP_GRACE override them."""
 
+CALL_BUDGETS = {PollingProfile.BATTERY_SAFE: 2_500, PollingProfile.FLEET: 0}
+"""SAIC calls per car and UTC day (0: none). battery-safe spends about 2 a day on a parked car and 240
+an hour on a driving one; fleet spends about 35,000 a day, so it has none (GATEWAY_DAILY_CALL_BUDGET)."""
+
 PERIOD_NAMES = {
     "active": "active",
     "afterShutdown": "after_shutdown",
@@ -86,11 +92,14 @@ class VehicleRefresh:
     active: bool = False
     shutdown_at: float | None = None
     command_at: float | None = None
+    held_until: float | None = None
     in_flight: bool = field(default=False)
 
     def phase(self, now: float) -> PollingPhase:
         if self.mode is RefreshMode.OFF:
             return PollingPhase.OFF
+        if self.held_until is not None and now < self.held_until:
+            return PollingPhase.CALL_BUDGET_SPENT
         if self.failures:
             return PollingPhase.ERROR
         commanded = self.command_at is not None and now - self.command_at < COMMAND_ACTIVITY
@@ -128,7 +137,13 @@ class VehicleRefresh:
             return now
         if self.mode is RefreshMode.OFF or self.last_attempt is None:
             return None
+        if self.held_until is not None and now < self.held_until:
+            return self.held_until
         return self.last_attempt + self.interval(now)
+
+    def hold(self, until: float) -> None:
+        """No polls before `until` (a user's `force` still polls at once)."""
+        self.held_until = until
 
     def set_mode(self, mode: RefreshMode) -> None:
         if mode is RefreshMode.FORCE and self.mode is not RefreshMode.FORCE:

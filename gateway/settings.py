@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 
 from common.settings import EnvSettings
-from gateway.refresh import PROFILES, PollingProfile, RefreshPeriods
+from gateway.refresh import CALL_BUDGETS, PROFILES, PollingProfile, RefreshPeriods
 
 
 class GatewaySettings(EnvSettings):
@@ -29,6 +29,12 @@ class GatewaySettings(EnvSettings):
     poll_interval_inactive: float | None = Field(None, alias="GATEWAY_POLL_INTERVAL_INACTIVE", gt=0, le=864000)
     sleep_grace: float | None = Field(
         None, alias="GATEWAY_SLEEP_GRACE", ge=0, description="how long after activity a car is polled as after-shutdown"
+    )
+    daily_call_budget: int | None = Field(
+        None,
+        alias="GATEWAY_DAILY_CALL_BUDGET",
+        ge=0,
+        description="SAIC calls per car and UTC day before its polling stops until the next day (0: none)",
     )
     error_backoff_max: float = Field(900.0, alias="GATEWAY_ERROR_BACKOFF_MAX", gt=0)
     poll_concurrency: int = Field(
@@ -63,6 +69,10 @@ class GatewaySettings(EnvSettings):
         if self.polling_profile == "auto":
             return PollingProfile.BATTERY_SAFE if self.uses_saic else PollingProfile.FLEET
         return PollingProfile(self.polling_profile)
+
+    @property
+    def call_budget(self) -> int:
+        return CALL_BUDGETS[self.profile] if self.daily_call_budget is None else self.daily_call_budget
 
     def refresh_periods(self) -> RefreshPeriods:
         """A vehicle's own copy of its periods (`refresh/period/<name>/set` changes them per car)."""

@@ -421,5 +421,8 @@ class SimulatedFleet:
     def throttled_seconds(self) -> float:
         return 0.0
 
+    def calls_today(self, vin: str) -> int:
+        return 0  # no SAIC account to spare
+
     async def close(self) -> None:
         pass

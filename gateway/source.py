@@ -80,6 +80,10 @@ class VehicleSource(Protocol):
         """Seconds calls have waited for the account's rate limit, in all (0 without one)."""
         ...
 
+    def calls_today(self, vin: str) -> int:
+        """Calls made for the vehicle in the current UTC day (gateway/call_budget.py)."""
+        ...
+
     async def poll(self, vin: str) -> Mapping[str, TelemetryValue]:
         """The vehicle's current readings as topic keys (`drivetrain/soc`, ...) and values."""
         ...

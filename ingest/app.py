@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from datetime import UTC, datetime
 
-import aiomqtt
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from common import topics
-from common.alerts import Alerts, AlertSettings
+from common.alerts import Alerts, AlertSettings, retain_on_the_broker
 from common.backoff import Backoff
 from common.metrics import MetricsPublisher
-from common.mqtt import MqttConnection, MqttNotConnected, MqttOptions, instance_id
+from common.mqtt import MqttConnection, MqttOptions, instance_id
 from common.settings import DatabaseSettings, MqttSettings, SettingsError
 from ingest.cache import MalformedMessage, TelemetryCache
 from ingest.dead_letters import DeadLetters
@@ -121,10 +119,7 @@ class Ingest:
                 on_receive=self.receive,
             ),
         )
-        self.alerts.on_change = self._alerts_changed
-        self._alert_publishes: set[asyncio.Task[None]] = set()
-        # On every connect too: a retained snapshot from before a crash must not outlive its incidents.
-        self.mqtt.options.on_connect.append(self._publish_alerts)
+        retain_on_the_broker(self.alerts, self.mqtt, topics.alerts_topic(mqtt_settings.topic_prefix, "ingest"))
         self.dead_letters = DeadLetters()
         self._early_flush: asyncio.Task[None] | None = None
         self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters, self.wal)
@@ -133,17 +128,6 @@ class Ingest:
             ingest_registry(self.cache, self.flusher),
             topics.metrics_topic(mqtt_settings.topic_prefix, "ingest"),
         )
-
-    async def _publish_alerts(self) -> None:
-        """The open alerts and latest alert events, retained for the operations console."""
-        topic = topics.alerts_topic(self.mqtt.settings.topic_prefix, "ingest")
-        with contextlib.suppress(MqttNotConnected, aiomqtt.MqttError):  # the log line has it already
-            await self.mqtt.publish(topic, json.dumps(self.alerts.snapshot()), retain=True)
-
-    def _alerts_changed(self, _alerts: Alerts) -> None:
-        task = asyncio.create_task(self._publish_alerts())
-        self._alert_publishes.add(task)
-        task.add_done_callback(self._alert_publishes.discard)
 
     def receive(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """One message, before its PUBACK: logged ahead, then merged into the cache."""

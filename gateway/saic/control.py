@@ -44,7 +44,7 @@ class SaicControl(VehicleControl):
 
     async def _send(self, operation: str, request: Callable[[SaicApi], Awaitable[object]]) -> None:
         try:
-            await self.session.call(operation, request, urgent=True)
+            await self.session.call(operation, request, vin=self.vin, urgent=True)
         except (SaicApiException, CircuitOpen) as exc:
             raise CommandFailed(str(exc)) from exc
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from saic_ismart_client_ng import SaicApi
 from saic_ismart_client_ng.exceptions import SaicApiException, SaicApiRetryException, SaicLogoutException
 
+from gateway.call_budget import DailyCalls
 from gateway.metrics import GatewayMetrics
 from gateway.saic.guards import CircuitBreaker, CircuitOpen, RateLimiter
 from gateway.saic.settings import SaicSettings
@@ -60,6 +61,7 @@ class SaicSession:
         self.relogin_delay = settings.relogin_delay
         self.metrics = metrics
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst, clock)
+        self.daily_calls = DailyCalls()
         self.breaker = CircuitBreaker(
             settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown, clock
         )
@@ -69,15 +71,23 @@ class SaicSession:
         self._login_failures = 0
         self._generation = 0  # counts logins, so that one logout is acted on once
 
-    async def call[T](self, operation: str, request: Callable[[SaicApi], Awaitable[T]], *, urgent: bool = False) -> T:
-        """Run `request(api)` logged in; `urgent` (a user's command) skips the re-login delay."""
+    async def call[T](
+        self,
+        operation: str,
+        request: Callable[[SaicApi], Awaitable[T]],
+        *,
+        vin: str | None = None,
+        urgent: bool = False,
+    ) -> T:
+        """Run `request(api)` logged in, counted against `vin`'s daily calls; `urgent` (a user's
+        command) skips the re-login delay."""
         generation = await self._ensure_login(urgent)
         try:
-            return await self._guarded(operation, request)
+            return await self._guarded(operation, request, vin)
         except SaicLogoutException:
             self._logged_out(generation, operation)
         await self._ensure_login(urgent)
-        return await self._guarded(operation, request)
+        return await self._guarded(operation, request, vin)
 
     async def _ensure_login(self, urgent: bool) -> int:
         while not self.api.is_logged_in:
@@ -116,13 +126,17 @@ class SaicSession:
             "logged out by the SAIC API during %s (another app may have logged in); logging in again", operation
         )
 
-    async def _guarded[T](self, operation: str, request: Callable[[SaicApi], Awaitable[T]]) -> T:
+    async def _guarded[T](
+        self, operation: str, request: Callable[[SaicApi], Awaitable[T]], vin: str | None = None
+    ) -> T:
         try:
             self.breaker.before_call()
         except CircuitOpen:
             self.metrics.api_calls.labels(operation, "circuit_open").inc()
             raise
         await self.limiter.acquire()
+        if vin is not None:
+            self.daily_calls.add(vin)
         started = time.perf_counter()
         outcome = "ok"
         try:

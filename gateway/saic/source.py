@@ -45,14 +45,17 @@ class SaicVehicleSource:
     def throttled_seconds(self) -> float:
         return self.session.limiter.waited
 
+    def calls_today(self, vin: str) -> int:
+        return self.session.daily_calls.today(vin)
+
     async def poll(self, vin: str) -> convert.Values:
         info = self._vehicles[vin]
-        status = await self.session.call("vehicle_status", lambda api: api.get_vehicle_status(vin))
+        status = await self.session.call("vehicle_status", lambda api: api.get_vehicle_status(vin), vin=vin)
         values = convert.status_values(status, now=self._clock(), max_drift=self.max_status_drift)
         if convert.is_electric(info):
             try:
                 charging = await self.session.call(
-                    "charging_data", lambda api: api.get_vehicle_charging_management_data(vin)
+                    "charging_data", lambda api: api.get_vehicle_charging_management_data(vin), vin=vin
                 )
             except SaicApiException as exc:
                 # The status alone is still worth publishing; the charging data comes with the next poll.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from common import topics
+from gateway.call_budget import DailyCalls, seconds_to_next_utc_day
 from gateway.refresh import COMMAND_ACTIVITY, PollingPhase, RefreshMode, RefreshPeriods, VehicleRefresh
 from gateway.settings import GatewaySettings
 
@@ -100,3 +103,26 @@ def test_the_profile_sets_the_periods_and_settings_override_them(
     p = settings.refresh_periods()
     assert (settings.profile, (p.active, p.after_shutdown, p.inactive, p.inactive_grace)) == (profile, periods)
     assert settings.refresh_periods() is not p  # each vehicle changes its own copy
+
+
+def test_a_held_car_is_not_due_until_the_hold_ends_but_a_force_polls_it() -> None:
+    r = refresh()
+    r.started(0)
+    r.succeeded(0, {topics.DRIVETRAIN_CHARGING: True})
+    r.hold(until=1000)
+    assert (r.phase(10), r.next_due(10)) == (PollingPhase.CALL_BUDGET_SPENT, 1000)
+    assert r.phase(1000) is PollingPhase.ACTIVE
+    r.set_mode(RefreshMode.FORCE)
+    assert r.next_due(10) == 10
+
+
+def test_daily_calls_count_per_car_and_start_again_each_utc_day() -> None:
+    now = [datetime(2026, 11, 30, 23, 59, tzinfo=UTC)]
+    calls = DailyCalls(clock=lambda: now[0])
+    for _ in range(3):
+        calls.add("A")
+    calls.add("B")
+    assert (calls.today("A"), calls.today("B")) == (3, 1)
+    assert seconds_to_next_utc_day(now[0]) == 60
+    now[0] += timedelta(minutes=2)
+    assert calls.today("A") == 0

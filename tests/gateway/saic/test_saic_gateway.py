@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -309,3 +310,34 @@ async def test_a_slow_charging_call_still_gives_the_first_reading_its_soc(
 
         await wait_until(both_cars_stored, timeout=20, what="a first reading of each car")
     assert all(row["soc"] is not None for row in await first_rows())
+
+
+async def test_a_car_is_not_polled_once_its_daily_calls_are_spent(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    """SAIC refuses an account for the rest of the day after too many requests (upstream #250): the
+    gateway counts each car's calls, alerts at 80 % of its budget and stops polling it at 100 %, and
+    a user's command still goes through."""
+    vin_hash = sha256_hex_digest(VIN)
+
+    def requests_for_the_car() -> int:
+        return sum(1 for r in saic_server.requests if vin_hash in r.path or (r.body or {}).get("vin") == vin_hash)
+
+    async with (
+        running_saic_gateway(mqtt_settings, saic_server, GATEWAY_DAILY_CALL_BUDGET="6") as gateway,
+        client(mqtt_settings, "api") as api,
+    ):
+        await wait_until(lambda: gateway.source.calls_today(VIN) >= 6, what="the budget spent")
+        await api.subscribe(f"{root(saic_server)}/{topics.REFRESH_POLLING_PHASE}", qos=1)
+
+        async def phase_is_spent() -> bool:
+            return any(m.payload == b"callBudgetSpent" for m in await collect(api, 1, timeout=0.5))
+
+        await wait_until(phase_is_spent, what="refresh/pollingPhase = callBudgetSpent")
+        spent = requests_for_the_car()
+        await asyncio.sleep(1.5)  # five polling periods
+        assert requests_for_the_car() == spent, "a car whose calls are spent is not polled"
+        assert f"call-budget:{VIN}" in gateway.alerts.active
+        assert gateway.metrics.registry.get_sample_value("gateway_vehicles_call_budget_spent") == 2
+        result = await command(api, saic_server, "lock", {})
+    assert result["status"] == "succeeded"
