@@ -34,6 +34,7 @@ from gateway.source import VehicleInfo, VehicleSource
 log = logging.getLogger(__name__)
 
 MAX_TICK = 1.0
+DEFAULT_REMOTE_TEMPERATURE = 22
 LATE = 0.5
 """A poll that starts this many seconds after it was due asks for more polls in flight."""
 LAG_WARNING_EVERY = 60.0
@@ -349,7 +350,10 @@ class Gateway:
                 self.roots[info.vin] = root
                 self.refresh[info.vin] = VehicleRefresh(self.settings.refresh_periods())
                 self.discovery.add_vehicle(info, root)
-                self._publish(info.vin, info.topic_values())
+                # As upstream: the A/C's temperature is the gateway's to keep, 22 degC until set.
+                remote = {topics.CLIMATE_REMOTE_TEMPERATURE: DEFAULT_REMOTE_TEMPERATURE}
+                self._latest.setdefault(info.vin, {}).update(remote)
+                self._publish(info.vin, info.topic_values() | remote)
                 self._publish_refresh_settings(info.vin)
                 self._schedule(info.vin)
             self.dispatcher.known_vins.update(self.roots)

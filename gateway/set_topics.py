@@ -190,6 +190,8 @@ class SetTopicHandler:
         self.dispatcher = dispatcher
         self.gateway = gateway
         self.prefix = prefix
+        self._clearing: set[str] = set()
+        """`/set` topics whose retained action we cleared: the empty message coming back is ours."""
 
     async def on_message(self, message: aiomqtt.Message) -> None:
         parsed = topics.parse_vehicle_topic(self.prefix, message.topic.value)
@@ -200,13 +202,17 @@ class SetTopicHandler:
         root = message.topic.value.removesuffix(f"/{parsed.path}")
         payload = message.payload.decode(errors="replace") if isinstance(message.payload, bytes) else message.payload
         payload = payload.strip().lower()
+        if not payload and (message.retain or message.topic.value in self._clearing):
+            self._clearing.discard(message.topic.value)
+            return None  # a retained message cleared, by us or by whoever set it: not a request
         if not payload:
-            return None  # an empty payload clears a retained message; it is not a request
+            return await self._reply(root, key, "Failed: an empty payload (expected a value)")
         if parsed.vin not in self.dispatcher.known_vins:
             return await self._reply(root, key, f"Failed: unknown vehicle {parsed.vin}")
         if key in ACTIONS:
             if message.retain:
                 log.warning("ignoring retained %s = %r and clearing it: actions are never replayed", key, payload)
+                self._clearing.add(message.topic.value)
                 await self.mqtt.publish(message.topic.value, b"", qos=1, retain=True)
                 return None
             self.dispatcher.spawn(self._act(root, parsed.vin, key, payload))
@@ -249,4 +255,5 @@ class SetTopicHandler:
 
     async def _reply(self, root: str, key: str, text: str) -> None:
         log.info("%s/set: %s", key, text)
-        await self.mqtt.publish(f"{root}/{key}/{topics.RESULT_SUFFIX}", text, qos=1)
+        # Retained, as upstream: a dashboard that opens later still sees how the last request went.
+        await self.mqtt.publish(f"{root}/{key}/{topics.RESULT_SUFFIX}", text, qos=1, retain=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiomqtt
 import pytest
 
@@ -13,10 +15,14 @@ from tests.helpers import client, collect, wait_until
 
 
 async def set_topic(api: aiomqtt.Client, key: str, payload: str, *, retain: bool = False) -> str:
+    """The reply to this request; the result retained from an earlier one (retain flag set) is skipped."""
     await api.subscribe(f"{root(1)}/{key}/result", qos=1)
     await api.publish(f"{root(1)}/{key}/set", payload, qos=1, retain=retain)
-    [reply] = await collect(api, 1, timeout=5)
-    return bytes(reply.payload).decode()
+    async with asyncio.timeout(5):
+        async for message in api.messages:
+            if not message.retain:
+                return bytes(message.payload).decode()
+    raise AssertionError("no reply")
 
 
 @pytest.mark.parametrize(
@@ -116,3 +122,15 @@ async def test_a_new_temperature_is_sent_to_a_running_air_conditioning(mqtt_sett
         await wait_until(lambda: vehicle.remote_temperature == 25, what="the new temperature reaching the car")
         assert await set_topic(api, "climate/remoteTemperature", "40") == "Success"  # clamped to 28
         await wait_until(lambda: vehicle.remote_temperature == 28, what="the clamped temperature")
+
+
+async def test_results_are_retained_and_an_empty_request_is_answered(mqtt_settings: MqttSettings) -> None:
+    """As upstream: a dashboard that subscribes later still sees the last result, and an empty
+    payload gets `Failed: ...` rather than silence."""
+    async with running_gateway(mqtt_settings), client(mqtt_settings, "integrations") as api:
+        assert await set_topic(api, "refresh/period/active", "") == "Failed: an empty payload (expected a value)"
+        assert await set_topic(api, "refresh/period/active", "7") == "Success"
+    async with client(mqtt_settings, "integrations") as later:
+        await later.subscribe(f"{root(1)}/refresh/period/active/result", qos=1)
+        [last] = await collect(later, 1, timeout=3)
+    assert (last.payload, last.retain) == (b"Success", True)

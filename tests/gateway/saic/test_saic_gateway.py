@@ -66,6 +66,8 @@ async def test_status_becomes_the_upstream_topic_tree(mqtt_settings: MqttSetting
     assert values["bms/chargeStatus"] in (b"UNPLUGGED", b"CONNECTED_NOT_CHARGING", b"CHARGING_1")
     assert values["available"] == b"online"
     assert values["refresh/mode"] == b"periodic"
+    assert values["refresh/pollingPhase"] in (b"active", b"afterShutdown", b"inactive")
+    assert values["climate/remoteTemperature"] == b"22"  # upstream's default until set
     assert "refresh/period/inActiveGrace" in values
     assert values["info/model"] == vehicle.info.model.encode()
     assert values["info/configuration/HeatedSeat"] == b"1"
