@@ -107,6 +107,8 @@ class TelemetryCache:
             parsed = topics.parse_vehicle_topic(self.prefix, topic)
             if parsed is None:
                 raise MalformedMessage(f"not a vehicle topic: {topic[:120]!r}")
+            if parsed.path.rsplit("/", maxsplit=1)[-1] in (topics.SET_SUFFIX, topics.RESULT_SUFFIX):
+                return  # a `/set` request or its (retained) result: a conversation, not telemetry
             if not payload:
                 return  # an empty retained payload clears a topic; nothing to record
             if not is_vin(parsed.vin):

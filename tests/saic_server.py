@@ -427,12 +427,29 @@ def charging_data(v: SimulatedVehicle) -> dict[str, Any]:
             "bmsReserStMintueDspCmd": int(start[3:]),
             "bmsReserSpHourDspCmd": int(end[:2]),
             "bmsReserSpMintueDspCmd": int(end[3:]),
+            # The on-board charger's AC input in the API's units (volts / 2, amps x 5): 230 V, 16 A.
+            "onBdChrgrAltrCrntInptVol": 115 if charging else 0,
+            "onBdChrgrAltrCrntInptCrnt": 80 if charging else 0,
+            "bmsEstdElecRng": round(float(r["drivetrain/range"])),  # type: ignore[arg-type]
+            "bmsChrgSpRsn": 0,
+            "bmsPTCHeatResp": 0,
+            "ccuOnbdChrgrPlugOn": int(v.charger_connected),
+            "ccuOffBdChrgrPlugOn": 0,
         },
         "rvsChargeStatus": {
             "chargingGunState": int(v.charger_connected),
             "chargingType": 1 if charging else 0,
             "totalBatteryCapacity": round(v.capacity_kwh * 10),
             "fuelRangeElec": round(float(r["drivetrain/range"]) * 10),  # type: ignore[arg-type]
+            # Tenths of a km and of a kWh, and epoch seconds, as the API sends them.
+            "mileageOfDay": 256,
+            "mileageSinceLastCharge": 1_000,
+            "startTime": int(time.time()) - 3_600,
+            "endTime": int(time.time()) - 600,
+            "realtimePower": round(v.soc / 100 * v.capacity_kwh * 10),
+            "lastChargeEndingPower": round(0.9 * v.capacity_kwh * 10),
+            "powerUsageOfDay": 42,
+            "powerUsageSinceLastCharge": 150,
         },
     }
 

@@ -6,6 +6,7 @@ fills with sentinels are left out rather than published as nonsense.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from saic_ismart_client_ng.api.schema import GpsPosition
@@ -39,20 +40,39 @@ class InvalidStatus(ValueError):
 
 
 def vehicle_info(vin_info: VinInfo) -> VehicleInfo:
+    # Under its name and under its code, as upstream publishes `info/configuration/<both>`.
     configuration = {
-        item.itemName or item.itemCode or "": item.itemValue or ""
+        key: item.itemValue or ""
         for item in vin_info.vehicleModelConfiguration
-        if item.itemName or item.itemCode
+        for key in {item.itemName, item.itemCode}
+        if key
     }
     return VehicleInfo(
         vin=vin_info.vin or "",
-        brand=vin_info.brandName or "",
-        model=vin_info.modelName or "",
+        brand=(vin_info.brandName or "").strip(),
+        model=(vin_info.modelName or "").strip().upper(),  # as upstream: `MG4 ELECTRIC`
         year=int(year) if (year := vin_info.modelYear or "").isdigit() else 0,
-        series=vin_info.series or "",
-        color=vin_info.colorName or "",
+        series=(vin_info.series or "").strip().upper(),
+        color=(vin_info.colorName or "").strip(),
         configuration=configuration,
     )
+
+
+def real_battery_capacity(info: VehicleInfo) -> float | None:
+    """The usable capacity in kWh, from the series and battery type as upstream knows them: the API
+    reports a gross figure (72.5 for a 64 kWh MG4), and upstream scales the energy values by the ratio."""
+    long_range = info.configuration.get("Battery") == "1"  # the NMC batteries take a target SoC
+    if info.series.startswith("EH32"):
+        if info.model.startswith("EH32 X3"):  # MG4 Trophy Extended Range
+            return 77.0
+        return 64.0 if long_range else 51.0
+    if info.series.startswith("EP2CP3"):  # MG5 SR Comfort
+        return 50.3
+    if info.series.startswith("EP2DP3"):  # MG5 MR Luxury
+        return 61.1
+    if info.series.startswith("ZS EV"):
+        return 68.3 if long_range else 49.0
+    return None
 
 
 def is_electric(info: VehicleInfo) -> bool:
@@ -148,12 +168,12 @@ def _gps_values(gps: GpsPosition | None, *, parked: bool) -> Values:
     return values
 
 
-def charging_values(data: ChrgMgmtDataResp) -> Values:
+def charging_values(data: ChrgMgmtDataResp, info: VehicleInfo) -> Values:
     values: Values = {}
     if data.chrgMgmtData is not None:
         values.update(_bms_values(data.chrgMgmtData))
     if data.rvsChargeStatus is not None:
-        values.update(_charge_status_values(data.rvsChargeStatus))
+        values.update(_charge_status_values(data.rvsChargeStatus, real_battery_capacity(info)))
     return values
 
 
@@ -188,7 +208,37 @@ def _bms_values(d: ChrgMgmtData) -> Values:
     schedule = _charging_schedule(d)
     if schedule is not None:
         values[topics.DRIVETRAIN_CHARGING_SCHEDULE] = schedule
+    values.update(_on_board_charger_values(d))
+    if d.bmsEstdElecRng is not None and 0 <= d.bmsEstdElecRng <= 2046:
+        values[topics.DRIVETRAIN_HYBRID_ELECTRICAL_RANGE] = d.bmsEstdElecRng
+    if d.bmsChrgSpRsn is not None:
+        charging_stop = d.charging_stop_reason
+        values[topics.DRIVETRAIN_CHARGING_STOP_REASON] = (
+            charging_stop.name if charging_stop else f"UNKNOWN {d.bmsChrgSpRsn}"
+        )
+    if d.bmsPTCHeatResp is not None:
+        heating_stop = d.heating_stop_reason
+        values[topics.DRIVETRAIN_BATTERY_HEATING_STOP_REASON] = (
+            heating_stop.name if heating_stop else f"UNKNOWN ({d.bmsPTCHeatResp})"
+        )
+    if d.ccuOnbdChrgrPlugOn is not None:
+        values[topics.CCU_ONBOARD_PLUG_STATUS] = d.ccuOnbdChrgrPlugOn
+    if d.ccuOffBdChrgrPlugOn is not None:
+        values[topics.CCU_OFFBOARD_PLUG_STATUS] = d.ccuOffBdChrgrPlugOn
     return values
+
+
+def _on_board_charger_values(d: ChrgMgmtData) -> Values:
+    """The AC charger's input, scaled as upstream: volts x2, amps /5; zero when the car reports none."""
+    volts, amps = d.onBdChrgrAltrCrntInptVol, d.onBdChrgrAltrCrntInptCrnt
+    if volts is None or amps is None:
+        return {topics.OBC_CURRENT: 0.0, topics.OBC_VOLTAGE: 0}
+    return {
+        topics.OBC_CURRENT: round(amps / 5.0, 1),
+        topics.OBC_VOLTAGE: 2 * volts,
+        topics.OBC_POWER_SINGLE_PHASE: round(2.0 * volts * amps / 5.0, 1),
+        topics.OBC_POWER_THREE_PHASE: round(math.sqrt(3) * 2 * volts * amps / 15.0, 1),
+    }
 
 
 def _charging_schedule(d: ChrgMgmtData) -> dict[str, str] | None:
@@ -203,16 +253,42 @@ def _charging_schedule(d: ChrgMgmtData) -> dict[str, str] | None:
     return {"startTime": f"{start_h:02d}:{start_m:02d}", "endTime": f"{end_h:02d}:{end_m:02d}", "mode": mode}
 
 
-def _charge_status_values(r: RvsChargeStatus) -> Values:
+def _charge_status_values(r: RvsChargeStatus, real_capacity: float | None) -> Values:
     values: Values = {}
     if r.chargingGunState is not None:
         values[topics.DRIVETRAIN_CHARGER_CONNECTED] = bool(r.chargingGunState)
     if r.chargingType is not None:
         values[topics.DRIVETRAIN_CHARGING_TYPE] = r.chargingType
-    if r.totalBatteryCapacity:
-        values[topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY] = r.totalBatteryCapacity / 10
+    reported = r.totalBatteryCapacity / 10 if r.totalBatteryCapacity and r.totalBatteryCapacity > 0 else None
+    # Upstream publishes the usable capacity and scales the reported energies by usable / reported.
+    capacity = real_capacity or reported
+    factor = real_capacity / reported if real_capacity and reported else 1.0
+    if capacity:
+        values[topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY] = capacity
     if r.fuelRangeElec:
         values[topics.DRIVETRAIN_RANGE] = r.fuelRangeElec / 10
+    for key, raw in (
+        (topics.DRIVETRAIN_MILEAGE_OF_DAY, r.mileageOfDay),
+        (topics.DRIVETRAIN_MILEAGE_SINCE_LAST_CHARGE, r.mileageSinceLastCharge),
+    ):
+        if raw is not None and 0 <= raw <= 65535:
+            values[key] = raw / 10.0
+    for key, raw in (
+        (topics.DRIVETRAIN_CHARGING_LAST_START, r.startTime),
+        (topics.DRIVETRAIN_CHARGING_LAST_END, r.endTime),
+    ):
+        if raw is not None and 1 <= raw <= 2_147_483_647:
+            values[key] = raw
+    if r.realtimePower is not None:
+        values[topics.DRIVETRAIN_SOC_KWH] = round(factor * r.realtimePower / 10.0, 2)
+    energies = (
+        (topics.DRIVETRAIN_LAST_CHARGE_ENDING_POWER, r.lastChargeEndingPower),
+        (topics.DRIVETRAIN_POWER_USAGE_OF_DAY, r.powerUsageOfDay),
+        (topics.DRIVETRAIN_POWER_USAGE_SINCE_LAST_CHARGE, r.powerUsageSinceLastCharge),
+    )
+    for key, raw in energies:
+        if raw is not None and 0 <= raw <= 65535:
+            values[key] = round(factor * raw / 10.0, 2)
     return values
 
 

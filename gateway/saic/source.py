@@ -61,7 +61,7 @@ class SaicVehicleSource:
                 # The status alone is still worth publishing; the charging data comes with the next poll.
                 log.warning("charging data of %s unavailable: %s", vin, exc)
             else:
-                values.update(convert.charging_values(charging))
+                values.update(convert.charging_values(charging, info))
         convert.fuse(values)
         target = values.get(topics.DRIVETRAIN_SOC_TARGET)
         if isinstance(target, int):

@@ -83,6 +83,16 @@ def test_empty_payload_clears_nothing_and_is_not_malformed() -> None:
     assert cache.take_changes() == []
 
 
+def test_set_requests_and_their_results_are_not_telemetry() -> None:
+    """The gateway retains `/set` results, as upstream; they share the categories the ingest reads."""
+    cache = TelemetryCache("saic")
+    cache.add(f"{ROOT}/drivetrain/socTarget/set", b"90")
+    cache.add(f"{ROOT}/drivetrain/socTarget/result", b"Success", retained=True)
+    cache.add(f"{ROOT}/refresh/period/active/result", b"Failed: an empty payload")
+    assert cache.malformed == 0
+    assert cache.take_changes() == []
+
+
 def test_info_and_availability_alone_never_date_a_reading() -> None:
     # The gateway publishes info/... and `available` before its first poll; their arrival time
     # must not become the state's time, or the first real (older) reading would be refused.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -12,8 +13,12 @@ from saic_ismart_client_ng.api.vehicle_charging.schema import ChrgMgmtDataResp
 
 from common import topics
 from gateway.saic import convert
+from gateway.source import VehicleInfo
 
 NOW = time.time()
+
+
+MG4_LONG_RANGE = VehicleInfo("LSJTEST0000000001", "MG", "MG4 ELECTRIC", 2023, "EH32 S", "", {"Battery": "1"})
 
 
 def status(basic: dict[str, Any] | None = None, gps: dict[str, Any] | None = None, **extra: Any) -> VehicleStatusResp:
@@ -124,11 +129,30 @@ def test_charging_data() -> None:
                 "bmsReserStMintueDspCmd": 5,
                 "bmsReserSpHourDspCmd": 6,
                 "bmsReserSpMintueDspCmd": 0,
+                "onBdChrgrAltrCrntInptVol": 115,
+                "onBdChrgrAltrCrntInptCrnt": 80,
+                "bmsEstdElecRng": 300,
+                "bmsChrgSpRsn": 0,
+                "bmsPTCHeatResp": 0,
+                "ccuOnbdChrgrPlugOn": 1,
+                "ccuOffBdChrgrPlugOn": 0,
             },
-            "rvsChargeStatus": {"chargingGunState": 1, "totalBatteryCapacity": 640, "fuelRangeElec": 3000},
+            "rvsChargeStatus": {
+                "chargingGunState": 1,
+                "totalBatteryCapacity": 725,
+                "fuelRangeElec": 3000,
+                "mileageOfDay": 256,
+                "mileageSinceLastCharge": 70000,
+                "startTime": 1_764_500_000,
+                "endTime": 0,
+                "realtimePower": 580,
+                "lastChargeEndingPower": 653,
+                "powerUsageOfDay": 42,
+                "powerUsageSinceLastCharge": 150,
+            },
         },
     )
-    v = convert.charging_values(data)
+    v = convert.charging_values(data, MG4_LONG_RANGE)
     assert v[topics.DRIVETRAIN_CURRENT] == -20.0
     assert v[topics.DRIVETRAIN_VOLTAGE] == 400.0
     assert v[topics.DRIVETRAIN_POWER] == -8.0  # negative = charging
@@ -144,8 +168,43 @@ def test_charging_data() -> None:
         "mode": "UNTIL_CONFIGURED_TIME",
     }
     assert v[topics.DRIVETRAIN_CHARGER_CONNECTED] is True
-    assert v[topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY] == 64.0
     assert v[topics.DRIVETRAIN_RANGE] == 300.0
+    # As upstream: the usable 64 kWh of an MG4 long range, not the 72.5 the API reports, and the
+    # reported energies scaled by 64 / 72.5.
+    assert v[topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY] == 64.0
+    assert v[topics.DRIVETRAIN_SOC_KWH] == round(64 / 72.5 * 58.0, 2)
+    assert v[topics.DRIVETRAIN_LAST_CHARGE_ENDING_POWER] == round(64 / 72.5 * 65.3, 2)
+    assert v[topics.DRIVETRAIN_POWER_USAGE_OF_DAY] == round(64 / 72.5 * 4.2, 2)
+    assert v[topics.DRIVETRAIN_POWER_USAGE_SINCE_LAST_CHARGE] == round(64 / 72.5 * 15.0, 2)
+    assert v[topics.DRIVETRAIN_MILEAGE_OF_DAY] == 25.6
+    assert topics.DRIVETRAIN_MILEAGE_SINCE_LAST_CHARGE not in v  # 70,000 is past the field's range
+    assert v[topics.DRIVETRAIN_CHARGING_LAST_START] == 1_764_500_000
+    assert topics.DRIVETRAIN_CHARGING_LAST_END not in v  # 0: never
+    assert (v[topics.OBC_VOLTAGE], v[topics.OBC_CURRENT]) == (230, 16.0)
+    assert v[topics.OBC_POWER_SINGLE_PHASE] == 3680.0
+    assert v[topics.OBC_POWER_THREE_PHASE] == round(math.sqrt(3) * 230 * 16 / 3, 1)
+    assert v[topics.DRIVETRAIN_HYBRID_ELECTRICAL_RANGE] == 300
+    assert v[topics.DRIVETRAIN_CHARGING_STOP_REASON] == "NO_REASON"
+    assert v[topics.CCU_ONBOARD_PLUG_STATUS] == 1
+
+
+@pytest.mark.parametrize(
+    ("series", "model", "battery", "capacity"),
+    [
+        ("EH32 S", "MG4 ELECTRIC", "1", 64.0),
+        ("EH32 S", "MG4 ELECTRIC", "0", 51.0),
+        ("EH32 S", "EH32 X3 TROPHY", "1", 77.0),
+        ("EP2CP3", "MG5 ELECTRIC", "0", 50.3),
+        ("EP2DP3", "MG5 ELECTRIC", "0", 61.1),
+        ("ZS EV", "ZS EV", "1", 68.3),
+        ("ZP22", "MG HS", "0", None),
+    ],
+)
+def test_the_usable_battery_capacity_as_upstream_knows_it(
+    series: str, model: str, battery: str, capacity: float | None
+) -> None:
+    info = VehicleInfo("V", "MG", model, 2023, series, "", {"Battery": battery})
+    assert convert.real_battery_capacity(info) == capacity
 
 
 def test_an_invalid_current_is_left_out() -> None:
@@ -161,7 +220,7 @@ def test_an_invalid_current_is_left_out() -> None:
             }
         },
     )
-    v = convert.charging_values(data)
+    v = convert.charging_values(data, MG4_LONG_RANGE)
     assert topics.DRIVETRAIN_CURRENT not in v
     assert topics.DRIVETRAIN_POWER not in v
     assert v[topics.DRIVETRAIN_REMAINING_CHARGING_TIME] == 0
@@ -181,6 +240,8 @@ def test_vehicle_info_and_model_configuration() -> None:
             },
         )
     )
-    assert (info.year, info.configuration) == (2023, {"HeatedSeat": "2"})
+    assert (info.year, info.configuration) == (2023, {"HeatedSeat": "2", "J17": "2"})
+    assert info.model == "MG4 ELECTRIC"  # as upstream
     assert convert.is_electric(info)
     assert info.topic_values()["info/configuration/HeatedSeat"] == "2"
+    assert info.topic_values()["info/configuration/J17"] == "2"  # and under its code, as upstream
