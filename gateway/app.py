@@ -25,7 +25,7 @@ from gateway.lateness import LatenessWindow
 from gateway.metrics import GatewayMetrics
 from gateway.poll_slots import PollSlots
 from gateway.publisher import TelemetryPublisher
-from gateway.refresh import PERIOD_NAMES, RefreshMode, VehicleRefresh
+from gateway.refresh import PERIOD_NAMES, PollingPhase, RefreshMode, VehicleRefresh
 from gateway.set_topics import SetTopicHandler
 from gateway.settings import GatewaySettings
 from gateway.simulator import SimulatedFleet
@@ -171,10 +171,15 @@ class Gateway:
         self._schedule(vin)
 
     def _refresh_values(self, vin: str) -> dict[str, TelemetryValue]:
-        state = self.refresh[vin]
+        state, now = self.refresh[vin], time.monotonic()
+        phase = state.phase(now)
         return {
             topics.REFRESH_MODE: state.mode.value,
-            topics.REFRESH_POLLING_PHASE: state.phase(time.monotonic()).value,
+            topics.REFRESH_POLLING_PHASE: phase.value,
+            # As upstream: the backoff after failures, the active period otherwise.
+            topics.REFRESH_PERIOD_ERROR: round(
+                state.interval(now) if phase is PollingPhase.ERROR else state.periods.active
+            ),
         }
 
     def _publish_refresh_settings(self, vin: str) -> None:
@@ -219,6 +224,8 @@ class Gateway:
             self._latest.setdefault(vin, {}).update(values)
             values[topics.AVAILABLE] = "online"
             values.update(self._refresh_values(vin))
+            if state.active:
+                values[topics.REFRESH_LAST_ACTIVITY] = datetime.now(UTC).replace(microsecond=0)
             await self.publisher.publish_changes(self.roots[vin], values)
         finally:
             self.polls += 1
@@ -351,7 +358,10 @@ class Gateway:
                 self.refresh[info.vin] = VehicleRefresh(self.settings.refresh_periods())
                 self.discovery.add_vehicle(info, root)
                 # As upstream: the A/C's temperature is the gateway's to keep, 22 degC until set.
-                remote = {topics.CLIMATE_REMOTE_TEMPERATURE: DEFAULT_REMOTE_TEMPERATURE}
+                remote: dict[str, TelemetryValue] = {
+                    topics.CLIMATE_REMOTE_TEMPERATURE: DEFAULT_REMOTE_TEMPERATURE,
+                    topics.REFRESH_LAST_ACTIVITY: datetime.now(UTC).replace(microsecond=0),  # upstream: at start
+                }
                 self._latest.setdefault(info.vin, {}).update(remote)
                 self._publish(info.vin, info.topic_values() | remote)
                 self._publish_refresh_settings(info.vin)

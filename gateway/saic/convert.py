@@ -144,6 +144,11 @@ def _basic_values(b: BasicVehicleStatus) -> Values:
         values[topics.DRIVETRAIN_SOC] = float(b.extendedData1)
     if b.fuelRangeElec:
         values[topics.DRIVETRAIN_RANGE] = b.fuelRangeElec / 10
+    # A petrol or hybrid car's tank, as upstream publishes it.
+    if b.fuelRange is not None and 0 <= b.fuelRange <= 65535:
+        values[topics.DRIVETRAIN_FOSSIL_FUEL_RANGE] = b.fuelRange / 10
+    if b.fuelLevelPrc is not None and 0 <= b.fuelLevelPrc <= 100:
+        values[topics.DRIVETRAIN_FOSSIL_FUEL_PERCENTAGE] = b.fuelLevelPrc
     climate_on = (b.remoteClimateStatus or 0) > 0 or (b.rmtHtdRrWndSt or 0) > 0
     values[topics.DRIVETRAIN_HV_BATTERY_ACTIVE] = b.is_engine_running or climate_on
     return values

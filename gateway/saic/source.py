@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from saic_ismart_client_ng import SaicApi
 from saic_ismart_client_ng.exceptions import SaicApiException
@@ -62,6 +63,9 @@ class SaicVehicleSource:
                 log.warning("charging data of %s unavailable: %s", vin, exc)
             else:
                 values.update(convert.charging_values(charging, info))
+                values[topics.REFRESH_LAST_CHARGE_STATE] = datetime.fromtimestamp(self._clock(), UTC).replace(
+                    microsecond=0
+                )
         convert.fuse(values)
         target = values.get(topics.DRIVETRAIN_SOC_TARGET)
         if isinstance(target, int):

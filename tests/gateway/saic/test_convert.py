@@ -245,3 +245,11 @@ def test_vehicle_info_and_model_configuration() -> None:
     assert convert.is_electric(info)
     assert info.topic_values()["info/configuration/HeatedSeat"] == "2"
     assert info.topic_values()["info/configuration/J17"] == "2"  # and under its code, as upstream
+
+
+def test_a_petrol_cars_tank_as_upstream_publishes_it() -> None:
+    v = values(status({"fuelRange": 4567, "fuelLevelPrc": 63}))
+    assert (v[topics.DRIVETRAIN_FOSSIL_FUEL_RANGE], v[topics.DRIVETRAIN_FOSSIL_FUEL_PERCENTAGE]) == (456.7, 63)
+    v = values(status({"fuelRange": 70000, "fuelLevelPrc": 255}))  # out of range: left out
+    assert topics.DRIVETRAIN_FOSSIL_FUEL_RANGE not in v
+    assert topics.DRIVETRAIN_FOSSIL_FUEL_PERCENTAGE not in v

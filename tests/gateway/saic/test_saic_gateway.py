@@ -68,6 +68,27 @@ async def test_status_becomes_the_upstream_topic_tree(mqtt_settings: MqttSetting
     assert values["refresh/mode"] == b"periodic"
     assert values["refresh/pollingPhase"] in (b"active", b"afterShutdown", b"inactive")
     assert values["climate/remoteTemperature"] == b"22"  # upstream's default until set
+    # The rest of upstream's tree for an EV (src/mqtt_topics.py, 0.9.7).
+    for key in (
+        "refresh/lastActivity",
+        "refresh/lastChargeState",
+        "refresh/period/error",
+        "drivetrain/soc_kwh",
+        "drivetrain/lastChargeEndingPower",
+        "drivetrain/mileageOfTheDay",
+        "drivetrain/mileageSinceLastCharge",
+        "drivetrain/powerUsageOfDay",
+        "drivetrain/powerUsageSinceLastCharge",
+        "drivetrain/charging/lastStart",
+        "drivetrain/chargingStopReason",
+        "drivetrain/batteryHeatingStopReason",
+        "drivetrain/hybrid_electrical_range",
+        "obc/current",
+        "obc/voltage",
+        "ccu/onboardChargerPlugStatus",
+        "ccu/offboardChargerPlugStatus",
+    ):
+        assert key in values, key
     assert "refresh/period/inActiveGrace" in values
     assert values["info/model"] == vehicle.info.model.upper().encode()  # as upstream: `MG4 ELECTRIC`
     assert values["info/configuration/HeatedSeat"] == b"1"
