@@ -1,7 +1,15 @@
-"""Patches to amqtt's per-connection protocol handler (amqtt 0.12.1, pinned in pyproject.toml).
+"""Patches to amqtt's per-connection objects (amqtt 0.12.1, pinned in pyproject.toml).
 
-Each replaces one method of `BrokerProtocolHandler` that the broker cannot reach by subclassing
-(amqtt constructs the handler itself); tests/broker/test_brokers.py holds a test for each.
+amqtt constructs its protocol handler, sessions and packet headers itself, so the broker cannot
+reach them by subclassing; each patch below replaces one method, and tests/broker/ holds a test for
+each, on both backends:
+- the first packet read whole, within CONNECT_TIMEOUT, its protocol level checked (MQTT 5 refused
+  with return code 1), and the credentials checked before any session is touched;
+- no packet over `max_packet_size`;
+- a silent client dropped after 1.5 x its keep-alive, so that its will fires;
+- an unacknowledged QoS 1 message kept for its persistent session;
+- every PUBLISH read before the connection ends handled to the end;
+- a session's state without a `transitions.Machine` of its own.
 """
 
 from __future__ import annotations
