@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 
-from common.mqtt import MqttConnection, MqttNotConnected
 from common.settings import EnvSettings
 
 if TYPE_CHECKING:
     import aiohttp
+
+    from common.mqtt import MqttConnection
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,9 @@ class Alerts:
 def retain_on_the_broker(alerts: Alerts, mqtt: MqttConnection, topic: str) -> None:
     """Keep `alerts`' snapshot retained on `topic` for the operations console: at every change, and
     at every connect (a snapshot retained before a crash must not outlive its incidents)."""
-    import aiomqtt
+    import aiomqtt  # here: the process monitor, which has no broker connection, stays small
+
+    from common.mqtt import MqttNotConnected
 
     publishes: set[asyncio.Task[None]] = set()
 

@@ -108,3 +108,11 @@ def test_a_program_that_cannot_start_takes_the_container_down(tmp_path: Path) ->
     # Nothing of the stack may be left behind.
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
     assert leftovers == []
+
+
+def test_the_process_monitor_loads_no_mqtt_or_http_client() -> None:
+    """It has no broker connection and posts alerts rarely: every Python process counts toward the
+    idle memory goal (issue 12), and the MQTT and HTTP clients cost it megabytes it never uses."""
+    code = "import sys, process_monitor.__main__; print(sorted({'aiomqtt', 'paho', 'aiohttp'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
