@@ -89,6 +89,7 @@ REFRESH_LAST_ACTIVITY = "refresh/lastActivity"
 REFRESH_LAST_VEHICLE_STATE = "refresh/lastVehicleState"
 REFRESH_LAST_CHARGE_STATE = "refresh/lastChargeState"
 REFRESH_PERIOD_ERROR = "refresh/period/error"
+REFRESH_PERIOD_CHARGING = "refresh/period/charging"
 """The reading's own time (the car's status time): the ingest orders readings by it."""
 
 _ACCOUNT_UNSAFE = re.compile(r"[+#*$>]")

@@ -180,6 +180,7 @@ class Gateway:
             topics.REFRESH_PERIOD_ERROR: round(
                 state.interval(now) if phase is PollingPhase.ERROR else state.periods.active
             ),
+            topics.REFRESH_PERIOD_CHARGING: round(state.charging_period),
         }
 
     def _publish_refresh_settings(self, vin: str) -> None:

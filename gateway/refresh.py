@@ -13,11 +13,15 @@ a real SAIC account, and `fleet` (the seed's 5 s everywhere), the default for th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from common import topics
 from common.values import TelemetryValue
+
+CHARGE_POLLING_MIN_PERCENT = 1.0
+"""As upstream: a charging car is polled about once per this much of its battery charged."""
 
 COMMAND_ACTIVITY = 120.0
 """Seconds a car counts as active after a command succeeded: its state is about to change."""
@@ -82,6 +86,25 @@ def is_active(values: dict[str, TelemetryValue]) -> bool:
     )
 
 
+def charging_period(values: dict[str, TelemetryValue], periods: RefreshPeriods, previous: float) -> float:
+    """Upstream's charging period: the time the current power takes to charge
+    CHARGE_POLLING_MIN_PERCENT of the battery, never past the charge's end, within the active and
+    inactive periods; 0 when the car does not charge. Below 1 kW the last one stays (upstream:
+    falling back to the active period got accounts banned)."""
+    if values.get(topics.DRIVETRAIN_CHARGING) is not True:
+        return 0.0
+    power = values.get(topics.DRIVETRAIN_POWER)
+    capacity = values.get(topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY)
+    if not isinstance(power, int | float) or power >= -1 or not isinstance(capacity, int | float) or capacity <= 0:
+        return previous
+    per_percent = 36.0 * capacity / abs(power)  # seconds for 1 % of `capacity` kWh at `power` kW
+    remaining = values.get(topics.DRIVETRAIN_REMAINING_CHARGING_TIME)
+    seconds = float(math.ceil(CHARGE_POLLING_MIN_PERCENT * per_percent))
+    if isinstance(remaining, int | float) and remaining > 0:
+        seconds = min(float(remaining), seconds)
+    return float(min(max(round(seconds), periods.active), periods.inactive))
+
+
 @dataclass(slots=True)
 class VehicleRefresh:
     periods: RefreshPeriods
@@ -93,6 +116,8 @@ class VehicleRefresh:
     shutdown_at: float | None = None
     command_at: float | None = None
     held_until: float | None = None
+    charging_period: float = 0.0
+    """Seconds between polls while the car charges (0: not charging, or not known yet)."""
     in_flight: bool = field(default=False)
 
     def phase(self, now: float) -> PollingPhase:
@@ -121,7 +146,7 @@ class VehicleRefresh:
             case PollingPhase.ERROR:
                 return min(p.active * 2.0 ** (self.failures - 1), max(p.error_max, p.active))
             case PollingPhase.ACTIVE:
-                return p.active
+                return self.charging_period or p.active
             case PollingPhase.AFTER_SHUTDOWN:
                 return p.after_shutdown
             case _:
@@ -162,6 +187,7 @@ class VehicleRefresh:
         was_active, self.active = self.active, is_active(values)
         if was_active and not self.active:
             self.shutdown_at = now
+        self.charging_period = charging_period(values, self.periods, self.charging_period)
 
     def failed(self, now: float) -> None:
         self.in_flight = False

@@ -126,3 +126,20 @@ def test_daily_calls_count_per_car_and_start_again_each_utc_day() -> None:
     assert seconds_to_next_utc_day(now[0]) == 60
     now[0] += timedelta(minutes=2)
     assert calls.today("A") == 0
+
+
+def test_a_charging_car_is_polled_per_percent_charged_as_upstream() -> None:
+    """11 kW into 64 kWh: 1 % every 210 s, so the car is polled every 210 s, not every 5."""
+    r = refresh()  # active 5 s, inactive 600 s
+    charging = {topics.DRIVETRAIN_CHARGING: True, topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY: 64.0}
+    r.started(0)
+    r.succeeded(0, {**charging, topics.DRIVETRAIN_POWER: -11.0})
+    assert (r.charging_period, r.interval(1)) == (210, 210)
+    r.succeeded(1, {**charging, topics.DRIVETRAIN_POWER: -11.0, topics.DRIVETRAIN_REMAINING_CHARGING_TIME: 90})
+    assert r.interval(2) == 90  # never past the charge's end
+    r.succeeded(2, {**charging, topics.DRIVETRAIN_POWER: -1.0, topics.DRIVETRAIN_REMAINING_CHARGING_TIME: 90})
+    assert r.interval(3) == 90  # below 1 kW the last period stays
+    r.succeeded(3, {**charging, topics.DRIVETRAIN_POWER: -1000.0})
+    assert r.interval(4) == 5  # never more often than the active period
+    r.succeeded(4, {topics.DRIVETRAIN_CHARGING: False})
+    assert (r.charging_period, r.interval(5)) == (0, 30)  # charging over: after shutdown

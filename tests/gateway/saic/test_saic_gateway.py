@@ -73,6 +73,7 @@ async def test_status_becomes_the_upstream_topic_tree(mqtt_settings: MqttSetting
         "refresh/lastActivity",
         "refresh/lastChargeState",
         "refresh/period/error",
+        "refresh/period/charging",
         "drivetrain/soc_kwh",
         "drivetrain/lastChargeEndingPower",
         "drivetrain/mileageOfTheDay",
