@@ -83,16 +83,37 @@ async def test_retained_messages_respect_the_acl(broker: RunningBroker) -> None:
     assert [(m.topic.value, m.payload) for m in received] == [(allowed, b"42")]
 
 
-def _connect_packet(client_id: str, username: str, password: str, keepalive: int, will: tuple[str, bytes]) -> bytes:
-    def field(data: bytes) -> bytes:
-        return struct.pack("!H", len(data)) + data
+def _string(text: str | bytes) -> bytes:
+    data = text.encode() if isinstance(text, str) else text
+    return struct.pack("!H", len(data)) + data
 
-    flags = 0x80 | 0x40 | 0x20 | 0x08 | 0x04 | 0x02  # user, password, will retain, will QoS 1, will, clean
-    variable = field(b"MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
-    payload = field(client_id.encode()) + field(will[0].encode()) + field(will[1])
-    payload += field(username.encode()) + field(password.encode())
-    body = variable + payload
-    return bytes([0x10, len(body)]) + body
+
+def _packet(kind: int, body: bytes) -> bytes:
+    length, encoded = len(body), b""
+    while True:
+        digit, length = length % 128, length // 128
+        encoded += bytes([digit | (0x80 if length else 0)])
+        if not length:
+            return bytes([kind]) + encoded + body
+
+
+def _connect(
+    client_id: str,
+    username: str,
+    password: str,
+    *,
+    level: int = 4,
+    keepalive: int = 60,
+    clean: bool = True,
+    will: tuple[str, bytes] | None = None,
+) -> bytes:
+    """A raw CONNECT: user name and password; a retained QoS 1 will when given."""
+    flags = 0x80 | 0x40 | (0x02 if clean else 0) | (0x20 | 0x08 | 0x04 if will else 0)
+    variable = _string("MQTT") + bytes([level, flags]) + struct.pack("!H", keepalive)
+    if level == 5:
+        variable += b"\x00"  # no properties
+    payload = _string(client_id) + (_string(will[0]) + _string(will[1]) if will else b"")
+    return _packet(0x10, variable + payload + _string(username) + _string(password))
 
 
 async def test_silent_client_is_dropped_and_its_will_fires(broker: RunningBroker) -> None:
@@ -102,9 +123,9 @@ async def test_silent_client_is_dropped_and_its_will_fires(broker: RunningBroker
         await api.subscribe(will_topic, qos=1)
         await collect(api, 1, timeout=0.5)  # drain a retained value left by other tests
         with socket.create_connection(("127.0.0.1", broker.port)) as sock:
-            sock.sendall(
-                _connect_packet("silent-gw", "gateway", settings.password_for("gateway"), 1, (will_topic, b"dead"))
-            )
+            password = settings.password_for("gateway")
+            assert password is not None
+            sock.sendall(_connect("silent-gw", "gateway", password, keepalive=1, will=(will_topic, b"dead")))
             assert sock.recv(4)[:1] == b"\x20"  # CONNACK; then silence with the socket open
             # Keep-alive 1 s: the broker must drop us after ~1.5 s of silence (Mosquitto checks
             # every few seconds); amqtt unpatched never did, so the will would never come.
@@ -287,20 +308,6 @@ async def test_a_message_is_delivered_at_the_lower_of_the_two_qos(
     assert message.qos == min(publish_qos, subscribe_qos)
 
 
-def _string(text: str) -> bytes:
-    data = text.encode()
-    return struct.pack("!H", len(data)) + data
-
-
-def _packet(kind: int, body: bytes) -> bytes:
-    length, encoded = len(body), b""
-    while True:
-        digit, length = length % 128, length // 128
-        encoded += bytes([digit | (0x80 if length else 0)])
-        if not length:
-            return bytes([kind]) + encoded + body
-
-
 async def test_a_message_in_flight_to_a_subscriber_that_dies_is_redelivered(broker: RunningBroker) -> None:
     """MQTT-4.4.0-1: a persistent session's unacknowledged QoS 1 message is sent again when it
     reconnects. amqtt dropped it, so a kill -9 of the ingest lost what was in flight."""
@@ -311,8 +318,7 @@ async def test_a_message_in_flight_to_a_subscriber_that_dies_is_redelivered(brok
     assert password is not None
     # A subscriber that reads the PUBLISH and dies before its PUBACK, on a raw socket.
     reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
-    connect = _string("MQTT") + bytes([4, 0xC0]) + struct.pack("!H", 60)
-    writer.write(_packet(0x10, connect + _string(session_id) + _string("ingest") + _string(password)))
+    writer.write(_connect(session_id, "ingest", password, clean=False))
     writer.write(_packet(0x82, struct.pack("!H", 1) + _string(topic) + bytes([1])))
     await writer.drain()
     async with client(settings, "gateway") as gateway:
@@ -360,14 +366,6 @@ async def test_a_subscriber_arriving_mid_stream_gets_each_value_once(broker: Run
         assert len(values) == len(set(values)), f"{len(values) - len(set(values))} values arrived twice"
         assert values == sorted(values), "a value arrived after a later one"
         assert [m.retain for m in messages].count(True) <= 1
-
-
-def _connect(client_id: str, username: str, password: str, *, level: int = 4, keepalive: int = 60) -> bytes:
-    flags = 0xC2  # user name, password, clean session
-    variable = _string("MQTT") + bytes([level, flags]) + struct.pack("!H", keepalive)
-    if level == 5:
-        variable += b"\x00"  # no properties
-    return _packet(0x10, variable + _string(client_id) + _string(username) + _string(password))
 
 
 async def _read_until_closed(reader: asyncio.StreamReader, timeout: float) -> bytes:
