@@ -19,8 +19,8 @@ from common.mqtt import MqttConnection, MqttOptions, instance_id
 from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.call_budget import WARN_AT, seconds_to_next_utc_day
-from gateway.discovery import HomeAssistantDiscovery
 from gateway.dispatcher import CommandDispatcher
+from gateway.integrations.home_assistant.discovery import HomeAssistantDiscovery
 from gateway.lateness import LatenessWindow
 from gateway.metrics import GatewayMetrics
 from gateway.poll_slots import PollSlots

@@ -29,6 +29,29 @@ class VehicleInfo:
     configuration: Mapping[str, str] = field(default_factory=dict)
     """Model options by name (`HeatedSeat`, `Sunroof`, `Battery`, ...), as the SAIC API lists them."""
 
+    @property
+    def is_electric(self) -> bool:
+        """Every series but ZP22 (the MG HS petrol) has a traction battery and charging data."""
+        return not self.series.startswith("ZP22")
+
+    @property
+    def has_sunroof(self) -> bool:
+        return self.configuration.get("Sunroof") != "0"
+
+    @property
+    def heated_seats(self) -> Literal["levels", "on_off"] | None:
+        """`HeatedSeat` 1: four levels; 2: on and off; anything else: none (as upstream reads it)."""
+        return {"1": "levels", "2": "on_off"}.get(self.configuration.get("HeatedSeat", ""))  # type: ignore[return-value]
+
+    @property
+    def supports_target_soc(self) -> bool:
+        return self.configuration.get("Battery") == "1"
+
+    @property
+    def ac_temperatures(self) -> tuple[int, int]:
+        """The remote climate's settable range in °C (the MG4, EH32, goes to 17-33)."""
+        return (17, 33) if self.series.startswith("EH32") else (16, 28)
+
     def topic_values(self) -> dict[str, TelemetryValue]:
         """The `info/...` topics, published once at start."""
         values: dict[str, TelemetryValue] = dict(

@@ -61,7 +61,7 @@ def vehicle_info(vin_info: VinInfo) -> VehicleInfo:
 def real_battery_capacity(info: VehicleInfo) -> float | None:
     """The usable capacity in kWh, from the series and battery type as upstream knows them: the API
     reports a gross figure (72.5 for a 64 kWh MG4), and upstream scales the energy values by the ratio."""
-    long_range = info.configuration.get("Battery") == "1"  # the NMC batteries take a target SoC
+    long_range = info.supports_target_soc  # the NMC batteries take a target SoC
     if info.series.startswith("EH32"):
         if info.model.startswith("EH32 X3"):  # MG4 Trophy Extended Range
             return 77.0
@@ -73,11 +73,6 @@ def real_battery_capacity(info: VehicleInfo) -> float | None:
     if info.series.startswith("ZS EV"):
         return 68.3 if long_range else 49.0
     return None
-
-
-def is_electric(info: VehicleInfo) -> bool:
-    """Every series but ZP22 (the MG HS petrol) has a traction battery and charging data."""
-    return not info.series.startswith("ZP22")
 
 
 def status_values(status: VehicleStatusResp, *, now: float, max_drift: float) -> Values:

@@ -53,7 +53,7 @@ class SaicVehicleSource:
         info = self._vehicles[vin]
         status = await self.session.call("vehicle_status", lambda api: api.get_vehicle_status(vin), vin=vin)
         values = convert.status_values(status, now=self._clock(), max_drift=self.max_status_drift)
-        if convert.is_electric(info):
+        if info.is_electric:
             try:
                 charging = await self.session.call(
                     "charging_data", lambda api: api.get_vehicle_charging_management_data(vin), vin=vin

@@ -242,7 +242,7 @@ def test_vehicle_info_and_model_configuration() -> None:
     )
     assert (info.year, info.configuration) == (2023, {"HeatedSeat": "2", "J17": "2"})
     assert info.model == "MG4 ELECTRIC"  # as upstream
-    assert convert.is_electric(info)
+    assert info.is_electric
     assert info.topic_values()["info/configuration/HeatedSeat"] == "2"
     assert info.topic_values()["info/configuration/J17"] == "2"  # and under its code, as upstream
 

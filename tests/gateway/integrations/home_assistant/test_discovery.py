@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from common.settings import MqttSettings
-from gateway.discovery import discovery_configs
+from gateway.integrations.home_assistant.discovery import discovery_configs
 from gateway.simulator import make_vehicle
 from tests.gateway.test_gateway import root, running_gateway, vin
 from tests.helpers import client, collect, wait_until
@@ -17,6 +17,7 @@ def test_entities_follow_the_upstream_layout() -> None:
         info, "saic/me/vehicles/" + info.vin, discovery_prefix="homeassistant", availability_topic="saic/_internal/lwt"
     )
     lock = configs[f"homeassistant/lock/{info.vin}_mg/{info.vin}_doors_lock/config"]
+    assert lock is not None
     assert lock["command_topic"] == f"saic/me/vehicles/{info.vin}/doors/locked/set"
     assert lock["state_locked"] == "True"
     assert lock["availability_mode"] == "all"
@@ -26,14 +27,17 @@ def test_entities_follow_the_upstream_layout() -> None:
     ]
     assert lock["device"]["identifiers"] == [info.vin]
     soc = configs[f"homeassistant/sensor/{info.vin}_mg/{info.vin}_soc/config"]
+    assert soc is not None
     assert (soc["unit_of_measurement"], soc["device_class"]) == ("%", "battery")
-    climate = next(c for t, c in configs.items() if "/climate/" in t)
+    climate = configs[f"homeassistant/climate/{info.vin}_mg/{info.vin}_vehicle_climate/config"]
+    assert climate is not None
     assert climate["current_temperature_topic"].endswith("/climate/interiorTemperature")
-    assert len({c["unique_id"] for c in configs.values()}) == len(configs)
-    # Options follow the model's configuration: this simulated model has no sunroof.
-    assert not any("sunroof" in t for t in configs)
-    assert any("heated_seat_left" in t for t in configs)
-
+    published = [(t.split("/")[1], c["unique_id"]) for t, c in configs.items() if c is not None]
+    assert len(set(published)) == len(published)  # unique within each component, as Home Assistant requires
+    # A feature the model lacks is removed with an empty config, as upstream does: no sunroof here.
+    assert configs[f"homeassistant/switch/{info.vin}_mg/{info.vin}_sun_roof/config"] is None
+    assert configs[f"homeassistant/select/{info.vin}_mg/{info.vin}_heated_seat_front_left_level/config"] is not None
+    assert configs[f"homeassistant/switch/{info.vin}_mg/{info.vin}_heated_seat_front_left/config"] is None
 
 async def test_discovery_is_published_and_republished_when_home_assistant_restarts(mqtt_settings: MqttSettings) -> None:
     async with running_gateway(mqtt_settings) as gateway, client(mqtt_settings, "integrations") as home_assistant:

@@ -1,0 +1,1 @@
+"""What the gateway feeds beyond its own topics: Home Assistant, ABRP, OsmAnd, OpenWB."""
