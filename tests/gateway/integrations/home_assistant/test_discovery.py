@@ -39,6 +39,7 @@ def test_entities_follow_the_upstream_layout() -> None:
     assert configs[f"homeassistant/select/{info.vin}_mg/{info.vin}_heated_seat_front_left_level/config"] is not None
     assert configs[f"homeassistant/switch/{info.vin}_mg/{info.vin}_heated_seat_front_left/config"] is None
 
+
 async def test_discovery_is_published_and_republished_when_home_assistant_restarts(mqtt_settings: MqttSettings) -> None:
     async with running_gateway(mqtt_settings) as gateway, client(mqtt_settings, "integrations") as home_assistant:
         await wait_until(lambda: gateway.discovery.published > 0, what="discovery published")
