@@ -398,7 +398,7 @@ def _operations_paths() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "alert": {"type": "string"},
-            "state": {"type": "string", "enum": ["firing", "resolved"]},
+            "state": {"type": "string", "enum": ["firing", "resolved", "event"]},
             "component": {"type": "string"},
             "message": {"type": "string"},
             "at": TIME,

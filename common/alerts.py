@@ -70,6 +70,12 @@ class Alerts:
         self._record(key, "resolved", text)
         await self._deliver(key, "resolved", text)
 
+    async def note(self, key: str, message: str) -> None:
+        """An event worth seeing in the console's list (a car's message), not an incident: logged and
+        listed, never sent to Telegram or the webhook."""
+        log.info("EVENT %s", message, extra={"alert": key, "alert_state": "event"})
+        self._record(key, "event", message)
+
     def _record(self, key: str, state: str, message: str) -> None:
         at = datetime.now(UTC).isoformat()
         self.recent.append({"alert": key, "state": state, "component": self.component, "message": message, "at": at})

@@ -29,7 +29,7 @@ from gateway.refresh import PERIOD_NAMES, PollingPhase, RefreshMode, VehicleRefr
 from gateway.set_topics import SetTopicHandler
 from gateway.settings import GatewaySettings
 from gateway.simulator import SimulatedFleet
-from gateway.source import VehicleInfo, VehicleSource
+from gateway.source import VEHICLE_START, VehicleInfo, VehicleMessage, VehicleSource
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ DEFAULT_REMOTE_TEMPERATURE = 22
 LATE = 0.5
 """A poll that starts this many seconds after it was due asks for more polls in flight."""
 LAG_WARNING_EVERY = 60.0
+START_MESSAGE_WINDOW = 600.0
+"""A vehicle-start message younger than this makes the car active (an older one is history)."""
 
 
 def build_source(settings: GatewaySettings, metrics: GatewayMetrics) -> VehicleSource:
@@ -192,6 +194,38 @@ class Gateway:
 
     def _publish(self, vin: str, values: dict[str, TelemetryValue]) -> None:
         self.dispatcher.spawn(self.publisher.publish_changes(self.roots[vin], values))
+
+    # -- the account's message list ----------------------------------------------------------
+
+    async def _message_loop(self) -> None:
+        if not self.settings.message_interval:
+            return
+        while True:
+            if any(state.mode is not RefreshMode.OFF for state in self.refresh.values()):
+                try:
+                    await self.on_messages(await self.source.new_messages())
+                except Exception as exc:
+                    log.warning(
+                        "reading the message list failed: %s",
+                        exc,
+                        exc_info=not isinstance(exc, self.source.expected_errors),
+                    )
+            await asyncio.sleep(self.settings.message_interval)
+
+    async def on_messages(self, messages: list[VehicleMessage]) -> None:
+        """Publish each car's latest message, as upstream; a recent vehicle start makes the car active
+        (activity seen in the account's messages, without asking, and so waking, the car)."""
+        latest = {m.vin: m for m in messages if m.vin is not None and m.vin in self.roots}
+        for message in messages:
+            await self.alerts.note(f"message:{message.vin}", f"{message.vin}: {message.title}: {message.content}")
+        for vin, message in latest.items():
+            values = message.topic_values()
+            age = datetime.now(UTC) - message.time
+            if message.type == VEHICLE_START and age.total_seconds() < START_MESSAGE_WINDOW:
+                log.info("%s was started at %s (its message list says): polling it as active", vin, message.time)
+                values[topics.REFRESH_LAST_ACTIVITY] = message.time
+                self.mark_active(vin)
+            await self.publisher.publish_changes(self.roots[vin], values)
 
     # -- polling ----------------------------------------------------------------------------
 
@@ -385,10 +419,12 @@ class Gateway:
                 self.dispatcher.spawn(self.discovery.publish_all())
             poller = group.create_task(self._refresh_loop())
             metrics = group.create_task(self.metrics_publisher.run())
+            messages = group.create_task(self._message_loop())
             await stop.wait()
             log.info("stopping: finishing running commands")
             poller.cancel()
             metrics.cancel()
+            messages.cancel()
             for task in list(self._poll_tasks):
                 task.cancel()
             await self.dispatcher.drain()

@@ -51,6 +51,12 @@ class GatewaySettings(EnvSettings):
         description="every value is republished this often even when unchanged",
     )
     command_timeout: float = Field(60.0, alias="GATEWAY_COMMAND_TIMEOUT", gt=0)
+    message_interval: float = Field(
+        60.0,
+        alias="GATEWAY_MESSAGE_INTERVAL",
+        ge=0,
+        description="how often the account's message list is read, as upstream (0: never)",
+    )
     ha_discovery: bool = Field(True, alias="HA_DISCOVERY_ENABLED")
     ha_discovery_prefix: str = Field("homeassistant", alias="HA_DISCOVERY_PREFIX", pattern=r"^[^#+/$][^#+]*$")
     simulated_vehicles: int = Field(3, alias="SIMULATED_VEHICLES", ge=1, le=100_000)

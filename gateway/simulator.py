@@ -31,6 +31,7 @@ from gateway.source import (
     FindMyCarMode,
     VehicleControl,
     VehicleInfo,
+    VehicleMessage,
 )
 
 EARTH_RADIUS_M = 6_371_000.0
@@ -417,6 +418,9 @@ class SimulatedFleet:
 
     def vehicle(self, vin: str) -> SimulatedVehicle:
         return self._vehicles[vin]
+
+    async def new_messages(self) -> list[VehicleMessage]:
+        return []  # the simulated account has no message list
 
     def throttled_seconds(self) -> float:
         return 0.0

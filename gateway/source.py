@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import datetime, time
 from typing import Literal, Protocol
 
 from common import topics
@@ -62,6 +62,43 @@ class VehicleInfo:
         return values
 
 
+VEHICLE_START = "323"
+"""The message type SAIC sends when a car is started: activity seen without asking (and waking) the car."""
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleMessage:
+    """One entry of the account's message list (alarms: vehicle start, charging, faults)."""
+
+    id: str
+    vin: str | None
+    type: str
+    title: str
+    content: str
+    sender: str
+    time: datetime
+    status: str
+    """`read`, `unread` or `unknown`, as upstream names SAIC's read flag."""
+
+    def topic_values(self) -> dict[str, TelemetryValue]:
+        """Upstream's `info/lastMessage/*` topics."""
+        values: dict[str, TelemetryValue] = {
+            f"{topics.INFO_LAST_MESSAGE}/{key}": value
+            for key, value in (
+                ("messageId", self.id),
+                ("messageType", self.type),
+                ("title", self.title),
+                ("messageTime", self.time),
+                ("sender", self.sender),
+                ("content", self.content),
+                ("status", self.status),
+                ("vin", self.vin),
+            )
+            if value
+        }
+        return values
+
+
 type ChargeCurrentLimit = Literal["6A", "8A", "16A", "MAX"]
 type ChargingScheduleMode = Literal["until_configured_time", "until_configured_soc", "disabled"]
 
@@ -109,6 +146,10 @@ class VehicleSource(Protocol):
 
     async def poll(self, vin: str) -> Mapping[str, TelemetryValue]:
         """The vehicle's current readings as topic keys (`drivetrain/soc`, ...) and values."""
+        ...
+
+    async def new_messages(self) -> list[VehicleMessage]:
+        """The account's messages not returned before, oldest first; the source marks them read."""
         ...
 
     def control(self, vin: str) -> VehicleControl: ...

@@ -81,6 +81,11 @@ class SaicTestServer:
     _event_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _runner: web.AppRunner | None = None
     _vins_by_hash: dict[str, str] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    """The account's alarm messages, as `GET /message/list` serves them (newest first)."""
+    tanks: dict[str, int] = field(default_factory=dict)
+    """Fuel level in % by VIN, for a car with a tank (a petrol car or a hybrid)."""
+    _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(9000))
 
     @property
     def base_uri(self) -> str:
@@ -114,6 +119,23 @@ class SaicTestServer:
     def log_everyone_out(self) -> None:
         """What happens when the owner logs in with the official app."""
         self._token = None
+
+    def add_message(
+        self, vin: str, *, message_type: str = "323", title: str = "Vehicle start", at: float | None = None
+    ) -> dict[str, Any]:
+        """A message in the account's list; SAIC dates it in local wall-clock time, without a zone."""
+        message = {
+            "messageId": next(self._message_ids),
+            "messageType": message_type,
+            "title": title,
+            "content": f"Your vehicle {vin[-6:]} was started.",
+            "sender": "iSMART",
+            "messageTime": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)),
+            "readStatus": 0,
+            "vin": vin,
+        }
+        self.messages.insert(0, message)
+        return message
 
     def paths(self, method: str | None = None) -> list[str]:
         return [r.path.split("?")[0] for r in self.requests if method is None or r.method == method]
@@ -255,7 +277,27 @@ class SaicTestServer:
             case "GET", "/vehicle/list":
                 return {"vinList": [_vin_info(info) for info in await self.fleet.vehicles()]}
             case "GET", "/vehicle/status":
-                return vehicle_status(self._vehicle(vin_hash))
+                status = vehicle_status(self._vehicle(vin_hash))
+                if (tank := self.tanks.get(self._vins_by_hash[vin_hash])) is not None:
+                    status["basicVehicleStatus"] |= {"fuelLevelPrc": tank, "fuelRange": tank * 70}
+                return status
+            case "GET", "/charging/batteryHeating":
+                heating = self._vehicle(vin_hash).battery_heating_start
+                if heating is None:
+                    return {"startTime": 0, "status": 0}
+                today = time.localtime()[:3]
+                starts_at = time.mktime((*today, int(heating[:2]), int(heating[3:]), 0, 0, 0, -1))
+                return {"startTime": int(starts_at) * 1000, "status": 1}
+            case "GET", "/message/list":
+                size, page = int(query["pageSize"][0]), int(query["pageNum"][0])
+                return {"messages": self.messages[(page - 1) * size : page * size], "totalNumber": len(self.messages)}
+            case "PUT", "/message/status":
+                found = next(m for m in self.messages if m["messageId"] == body["messageId"])
+                if body["actionType"] == "READ":
+                    found["readStatus"] = 1
+                elif body["actionType"] == "DELETE":
+                    self.messages.remove(found)
+                return None
             case "GET", "/vehicle/charging/mgmtData":
                 return charging_data(self._vehicle(vin_hash))
             case "POST", "/vehicle/control":

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from saic_ismart_client_ng import SaicApi
+from saic_ismart_client_ng.api.vehicle_charging.schema import ScheduledBatteryHeatingResp
 from saic_ismart_client_ng.exceptions import SaicApiException
 
 from common import topics
@@ -15,9 +16,10 @@ from gateway.metrics import GatewayMetrics
 from gateway.saic import convert
 from gateway.saic.control import SaicControl
 from gateway.saic.guards import CircuitOpen
+from gateway.saic.messages import MessageInbox
 from gateway.saic.session import SaicSession
 from gateway.saic.settings import SaicSettings
-from gateway.source import VehicleControl, VehicleInfo
+from gateway.source import VehicleControl, VehicleInfo, VehicleMessage
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ class SaicVehicleSource:
         self._clock = clock
         self._vehicles: dict[str, VehicleInfo] = {}
         self._soc_targets: dict[str, int] = {}
+        self._heating_starts: dict[str, str] = {}
+        self.inbox = MessageInbox(session)
 
     @classmethod
     def from_settings(cls, settings: SaicSettings, metrics: GatewayMetrics) -> SaicVehicleSource:
@@ -66,11 +70,30 @@ class SaicVehicleSource:
                 values[topics.REFRESH_LAST_CHARGE_STATE] = datetime.fromtimestamp(self._clock(), UTC).replace(
                     microsecond=0
                 )
+            try:  # as upstream, on each poll: the app can change the schedule
+                schedule = await self.session.call(
+                    "battery_heating_schedule", lambda api: api.get_vehicle_battery_heating_schedule(vin), vin=vin
+                )
+            except (SaicApiException, CircuitOpen) as exc:
+                log.warning("battery heating schedule of %s unavailable: %s", vin, exc)
+            else:
+                values[topics.DRIVETRAIN_BATTERY_HEATING_SCHEDULE] = self._heating_schedule(vin, schedule)
         convert.fuse(values)
         target = values.get(topics.DRIVETRAIN_SOC_TARGET)
         if isinstance(target, int):
             self._soc_targets[vin] = target
         return values
+
+    def _heating_schedule(self, vin: str, reply: ScheduledBatteryHeatingResp | None) -> dict[str, str]:
+        """As upstream: `{"mode": "on"|"off", "startTime": "HH:MM"}`, the last known start kept while off."""
+        start = reply.decode_start_time() if reply is not None and reply.is_enabled else None
+        if start is not None:
+            self._heating_starts[vin] = start.strftime("%H:%M")
+        mode = "on" if start is not None else "off"
+        return {"mode": mode, "startTime": self._heating_starts.get(vin, "00:00")}
+
+    async def new_messages(self) -> list[VehicleMessage]:
+        return await self.inbox.check()
 
     def control(self, vin: str) -> VehicleControl:
         return SaicControl(self.session, self._vehicles[vin], lambda: self._soc_targets.get(vin))

@@ -51,7 +51,8 @@ async def test_status_becomes_the_upstream_topic_tree(mqtt_settings: MqttSetting
     vehicle = saic_server.fleet.vehicle(VIN)
     async with running_saic_gateway(mqtt_settings, saic_server), client(mqtt_settings, "api") as api:
         values = await retained_values(api, root(saic_server), 200)
-    assert saic_server.paths()[:3] == ["/oauth/token", "/vehicle/list", "/vehicle/status"]
+    vehicle_paths = [p for p in saic_server.paths() if not p.startswith("/message/")]  # the account's, in parallel
+    assert vehicle_paths[:3] == ["/oauth/token", "/vehicle/list", "/vehicle/status"]
     assert "/vehicle/charging/mgmtData" in saic_server.paths()
     assert saic_server.signature_failures == 0
     # Raw units scaled as upstream does: SoC /10, mileage /10, position /1e6, tyres x0.04, booleans True/False.
@@ -366,3 +367,36 @@ async def test_a_car_is_not_polled_once_its_daily_calls_are_spent(
         assert gateway.metrics.registry.get_sample_value("gateway_vehicles_call_budget_spent") == 2
         result = await command(api, saic_server, "lock", {})
     assert result["status"] == "succeeded"
+
+
+async def test_the_message_list_is_read_as_upstream(mqtt_settings: MqttSettings, saic_server: SaicTestServer) -> None:
+    older = saic_server.add_message(VIN, at=time.time() - 7200)
+    saic_server.add_message(VIN, message_type="601", title="Charging finished", at=time.time() - 3600)
+    latest = saic_server.add_message(VIN)  # the car was started just now
+    env = {"GATEWAY_MESSAGE_INTERVAL": "0.2", "GATEWAY_POLL_INTERVAL": "3600"}
+    async with running_saic_gateway(mqtt_settings, saic_server, **env) as gateway:
+        await wait_until(lambda: all(m["readStatus"] == 1 for m in saic_server.messages), what="messages read")
+        await wait_until(lambda: older not in saic_server.messages, what="an old vehicle start deleted")
+        async with client(mqtt_settings, "api") as api:
+            values = await retained_values(api, f"{root(saic_server)}/info/lastMessage", 8)
+        # The start message makes the car active: it is polled at once, not at its hour-long period.
+        await wait_until(lambda: gateway.polls >= 3, what="a poll for the started car")
+        events = [e["message"] for e in gateway.alerts.recent if e["state"] == "event"]
+    assert values["messageId"] == str(latest["messageId"]).encode()
+    assert values["messageType"] == b"323"
+    assert values["title"] == b"Vehicle start"
+    assert values["vin"] == VIN.encode()
+    assert values["status"] == b"unread"  # as it arrived; the gateway then marked it read
+    assert len(events) == 3  # the console's event list, oldest first
+    assert "Charging finished" in events[1]
+    assert latest in saic_server.messages  # the latest vehicle start is kept, as upstream
+
+
+async def test_the_battery_heating_schedule_is_read_on_each_poll(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    saic_server.fleet.vehicle(VIN).battery_heating_start = "06:45"
+    async with running_saic_gateway(mqtt_settings, saic_server), client(mqtt_settings, "api") as api:
+        values = await retained_values(api, f"{root(saic_server)}/drivetrain", 40)
+    assert json.loads(values["batteryHeatingSchedule"]) == {"mode": "on", "startTime": "06:45"}
+    assert "/charging/batteryHeating" in saic_server.paths("GET")
