@@ -373,8 +373,9 @@ async def test_the_message_list_is_read_as_upstream(mqtt_settings: MqttSettings,
     older = saic_server.add_message(VIN, at=time.time() - 7200)
     saic_server.add_message(VIN, message_type="601", title="Charging finished", at=time.time() - 3600)
     latest = saic_server.add_message(VIN)  # the car was started just now
-    env = {"GATEWAY_MESSAGE_INTERVAL": "0.2", "GATEWAY_POLL_INTERVAL": "3600"}
-    async with running_saic_gateway(mqtt_settings, saic_server, **env) as gateway:
+    async with running_saic_gateway(
+        mqtt_settings, saic_server, GATEWAY_MESSAGE_INTERVAL="0.2", GATEWAY_POLL_INTERVAL="3600"
+    ) as gateway:
         await wait_until(lambda: all(m["readStatus"] == 1 for m in saic_server.messages), what="messages read")
         await wait_until(lambda: older not in saic_server.messages, what="an old vehicle start deleted")
         async with client(mqtt_settings, "api") as api:
