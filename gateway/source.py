@@ -28,6 +28,8 @@ class VehicleInfo:
     color: str
     configuration: Mapping[str, str] = field(default_factory=dict)
     """Model options by name (`HeatedSeat`, `Sunroof`, `Battery`, ...), as the SAIC API lists them."""
+    raw_configuration: str | None = None
+    """The options as the SAIC API sent them (JSON), for upstream's `_internal/configuration/raw`."""
 
     @property
     def is_electric(self) -> bool:
@@ -59,6 +61,8 @@ class VehicleInfo:
         )
         for name, value in self.configuration.items():
             values[f"{topics.INFO_CONFIGURATION}/{name}"] = value
+        if self.raw_configuration is not None:
+            values[topics.INTERNAL_CONFIGURATION_RAW] = self.raw_configuration
         return values
 
 

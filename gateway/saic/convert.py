@@ -6,6 +6,8 @@ fills with sentinels are left out rather than published as nonsense.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from datetime import UTC, datetime
 
@@ -55,6 +57,7 @@ def vehicle_info(vin_info: VinInfo) -> VehicleInfo:
         series=(vin_info.series or "").strip().upper(),
         color=(vin_info.colorName or "").strip(),
         configuration=configuration,
+        raw_configuration=json.dumps([dataclasses.asdict(item) for item in vin_info.vehicleModelConfiguration]),
     )
 
 
