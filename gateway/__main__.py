@@ -9,6 +9,7 @@ from common.alerts import Alerts, AlertSettings
 from common.lifecycle import run_program
 from common.settings import MqttSettings
 from gateway.app import Gateway, build_source
+from gateway.integrations.settings import IntegrationSettings
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 
@@ -18,7 +19,8 @@ async def main(stop: asyncio.Event) -> None:
     mqtt_settings = MqttSettings.from_env()
     metrics = GatewayMetrics()
     source = build_source(settings, metrics)
-    await Gateway(settings, mqtt_settings, source, metrics, Alerts("gateway", AlertSettings.from_env())).run(stop)
+    alerts = Alerts("gateway", AlertSettings.from_env())
+    await Gateway(settings, mqtt_settings, source, metrics, alerts, IntegrationSettings.from_env()).run(stop)
 
 
 if __name__ == "__main__":

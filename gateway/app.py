@@ -20,7 +20,10 @@ from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.call_budget import WARN_AT, seconds_to_next_utc_day
 from gateway.dispatcher import CommandDispatcher
+from gateway.integrations.forwarding import TelemetryForwarding
 from gateway.integrations.home_assistant.discovery import HomeAssistantDiscovery
+from gateway.integrations.openwb import ChargingStations, load_charging_stations
+from gateway.integrations.settings import IntegrationSettings
 from gateway.lateness import LatenessWindow
 from gateway.metrics import GatewayMetrics
 from gateway.poll_slots import PollSlots
@@ -60,8 +63,13 @@ class Gateway:
         source: VehicleSource,
         metrics: GatewayMetrics | None = None,
         alerts: Alerts | None = None,
+        integrations: IntegrationSettings | None = None,
     ) -> None:
         self.settings = settings
+        integrations = integrations or IntegrationSettings.from_env({})
+        self.forwarding = TelemetryForwarding(integrations)
+        stations_file = integrations.charging_stations_file
+        self.charging_stations = ChargingStations(load_charging_stations(stations_file) if stations_file else [])
         self.prefix = mqtt_settings.topic_prefix
         self.source = source
         self.metrics = metrics or GatewayMetrics()
@@ -72,6 +80,7 @@ class Gateway:
         subscriptions += [(f, 1) for f in topics.set_filters(self.prefix, settings.account)]
         if settings.ha_discovery:
             subscriptions.append((topics.home_assistant_status_topic(settings.ha_discovery_prefix), 1))
+        subscriptions += [(t, 1) for t in self.charging_stations.subscriptions()]
         self.mqtt = MqttConnection(
             mqtt_settings,
             MqttOptions(
@@ -127,6 +136,12 @@ class Gateway:
         # vehicle list is known, so that none is answered "unknown vehicle" or left uncleared.
         await self._vehicles_loaded.wait()
         topic = message.topic.value
+        if self.charging_stations.owns(topic):
+            payload = bytes(message.payload).decode(errors="replace") if isinstance(message.payload, bytes) else ""
+            vin = self.charging_stations.charging_started(topic, payload.strip())
+            if vin in self.roots:
+                self.mark_active(vin)
+            return
         if self.settings.ha_discovery and topic == self.discovery.status_topic:
             if isinstance(message.payload, bytes):
                 self.dispatcher.spawn(self.discovery.on_status(message.payload))
@@ -262,11 +277,19 @@ class Gateway:
             if state.active:
                 values[topics.REFRESH_LAST_ACTIVITY] = datetime.now(UTC).replace(microsecond=0)
             await self.publisher.publish_changes(self.roots[vin], values)
+            self.dispatcher.spawn(self._after_poll(vin, values))
         finally:
             self.polls += 1
             self._lateness.poll_ended(vin, time.monotonic() - started, period)
             self._count_calls(vin)
             self._schedule(vin)
+
+    async def _after_poll(self, vin: str, values: dict[str, TelemetryValue]) -> None:
+        """The integrations: ABRP and OsmAnd get the poll, the car's wallbox its SoC and range."""
+        for topic, payload in self.charging_stations.readings_for_the_wallbox(vin, values).items():
+            await self.mqtt.publish(topic, payload, qos=1, retain=True)
+        answers = await self.forwarding.after_poll(vin, values)
+        await self.publisher.publish_changes(self.roots[vin], answers)
 
     def _count_calls(self, vin: str) -> None:
         """Alert once a car passes WARN_AT of its daily SAIC calls; its polling stops at the budget."""
@@ -428,6 +451,7 @@ class Gateway:
             for task in list(self._poll_tasks):
                 task.cancel()
             await self.dispatcher.drain()
+            await self.forwarding.close()
             await self.mqtt.close()
             connection.cancel()
         await self.source.close()

@@ -51,7 +51,8 @@ async def test_ingest_cannot_publish_commands(broker: RunningBroker) -> None:
 async def test_nothing_outside_the_acl_is_delivered(broker: RunningBroker) -> None:
     settings = broker.mqtt_settings()
     async with client(settings, "ingest") as ingest:
-        granted = await ingest.subscribe([("saic/+/vehicles/+/cmd/+", 1), ("saic/+/vehicles/+/drivetrain/#", 1)])
+        # This test's own account: retained telemetry other tests left on the session broker stays out.
+        granted = await ingest.subscribe([("saic/sub/vehicles/+/cmd/+", 1), ("saic/sub/vehicles/+/drivetrain/#", 1)])
         async with client(settings, "api") as api:
             await api.publish("saic/sub/vehicles/VSUB1/cmd/lock", b"{}", qos=1)
         async with client(settings, "gateway") as gateway:
@@ -75,7 +76,7 @@ async def test_retained_messages_respect_the_acl(broker: RunningBroker) -> None:
             await gateway.publish(secret, b"retained-secret", qos=1, retain=True)
             await gateway.publish(allowed, b"42", qos=1, retain=True)
         async with client(settings, "ingest") as ingest:
-            await ingest.subscribe("saic/+/vehicles/+/drivetrain/#", qos=1)
+            await ingest.subscribe("saic/ret/vehicles/+/drivetrain/#", qos=1)  # this test's account only
             received = await collect(ingest, 2, timeout=2)
         async with client(settings, "gateway") as gateway:
             await gateway.publish(secret, b"", qos=1, retain=True)
@@ -229,7 +230,7 @@ async def test_a_wrong_password_cannot_take_over_a_client_id(broker: RunningBrok
     settings = broker.mqtt_settings()
     victim_id = f"victim-{secrets.token_hex(4)}"
     async with client(settings, "ingest", victim_id, clean_session=False) as victim:
-        await victim.subscribe("saic/+/vehicles/+/drivetrain/soc", qos=1)
+        await victim.subscribe("saic/takeover/vehicles/+/drivetrain/soc", qos=1)
         with pytest.raises(aiomqtt.MqttError):
             async with aiomqtt.Client(
                 "127.0.0.1", broker.port, identifier=victim_id, username="ingest", password="nope", timeout=5
@@ -390,7 +391,7 @@ async def test_a_second_connection_with_the_same_client_id_closes_the_first(brok
         await writer.drain()
         assert (await reader.readexactly(4))[:1] == b"\x20"  # CONNACK
         async with client(settings, "ingest", client_id) as second:
-            await second.subscribe("saic/+/vehicles/+/drivetrain/soc", qos=1)
+            await second.subscribe("saic/twice/vehicles/+/drivetrain/soc", qos=1)
             await _read_until_closed(reader, 5)
             async with client(settings, "gateway") as gateway:
                 await gateway.publish("saic/twice/vehicles/VTWICE1/drivetrain/soc", b"54", qos=1)

@@ -20,6 +20,7 @@ from common.commands import START_MARGIN
 from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.app import Gateway
+from gateway.integrations.settings import IntegrationSettings
 from gateway.saic.guards import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.simulator import Phase, SimulatedFleet
@@ -31,7 +32,11 @@ ACCOUNT = "tester@example.com"
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    settings: MqttSettings, vehicles: int = 2, poll: float = 0.2, command_latency: float = 0
+    settings: MqttSettings,
+    vehicles: int = 2,
+    poll: float = 0.2,
+    command_latency: float = 0,
+    integrations: IntegrationSettings | None = None,
 ) -> AsyncIterator[Gateway]:
     gw_settings = GatewaySettings.from_env(
         {
@@ -42,7 +47,7 @@ async def running_gateway(
         }
     )
     fleet = SimulatedFleet(vehicles, seed=1, command_latency=command_latency)
-    gateway = Gateway(gw_settings, settings, fleet)
+    gateway = Gateway(gw_settings, settings, fleet, integrations=integrations)
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))
     await wait_until(lambda: gateway.polls >= 1, what="first poll")

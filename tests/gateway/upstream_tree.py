@@ -29,6 +29,7 @@ EVERY_CAR = {
     "info/series": "text",
     "info/color": "text",
     "_internal/configuration/raw": "json",
+    "_internal/abrp": "text",  # the ABRP answer, or why nothing was sent (handlers/vehicle.py)
     "drivetrain/mileage": "number",
     "drivetrain/running": "bool",
     "drivetrain/auxiliaryBatteryVoltage": "number",
