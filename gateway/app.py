@@ -7,7 +7,7 @@ import contextlib
 import heapq
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 
@@ -41,6 +41,8 @@ DEFAULT_REMOTE_TEMPERATURE = 22
 LATE = 0.5
 """A poll that starts this many seconds after it was due asks for more polls in flight."""
 LAG_WARNING_EVERY = 60.0
+CONTACT_MARGIN = timedelta(seconds=60)
+"""SAIC's stored status this much newer than the last poll's is the car's own doing, not that poll."""
 START_MESSAGE_WINDOW = 600.0
 """A vehicle-start message younger than this makes the car active (an older one is history)."""
 
@@ -209,6 +211,37 @@ class Gateway:
 
     def _publish(self, vin: str, values: dict[str, TelemetryValue]) -> None:
         self.dispatcher.spawn(self.publisher.publish_changes(self.roots[vin], values))
+
+    # -- activity seen without waking the car -----------------------------------------------
+
+    async def _activity_loop(self) -> None:
+        if not self.settings.activity_checks:
+            return
+        while True:
+            await asyncio.sleep(self.settings.activity_checks)
+            for vin, state in list(self.refresh.items()):
+                if state.mode is RefreshMode.PERIODIC and state.phase(time.monotonic()) is PollingPhase.INACTIVE:
+                    await self._check_activity(vin)
+
+    async def _check_activity(self, vin: str) -> None:
+        """Ask SAIC when it last heard from an inactive car (its stored status: the car is not woken).
+        Contact since the last poll means the car woke on its own, to drive or charge: poll it now."""
+        try:
+            heard = await self.source.heard_from(vin)
+        except Exception as exc:
+            log.warning(
+                "the stored status of %s is unavailable: %s",
+                vin,
+                exc,
+                exc_info=not isinstance(exc, self.source.expected_errors),
+            )
+            return
+        last = self.latest(vin, topics.REFRESH_LAST_VEHICLE_STATE)
+        if heard is None or (isinstance(last, datetime) and heard <= last + CONTACT_MARGIN):
+            return
+        log.info("%s was in contact with SAIC at %s, after its last poll: polling it as active", vin, heard)
+        self._publish(vin, {topics.REFRESH_LAST_ACTIVITY: heard.replace(microsecond=0)})
+        self.mark_active(vin)
 
     # -- the account's message list ----------------------------------------------------------
 
@@ -443,11 +476,13 @@ class Gateway:
             poller = group.create_task(self._refresh_loop())
             metrics = group.create_task(self.metrics_publisher.run())
             messages = group.create_task(self._message_loop())
+            activity = group.create_task(self._activity_loop())
             await stop.wait()
             log.info("stopping: finishing running commands")
             poller.cancel()
             metrics.cancel()
             messages.cancel()
+            activity.cancel()
             for task in list(self._poll_tasks):
                 task.cancel()
             await self.dispatcher.drain()

@@ -66,6 +66,10 @@ PROFILES = {
 }
 """Each profile's periods in seconds; GATEWAY_POLL_INTERVAL_* and GATEWAY_SLEEP_GRACE override them."""
 
+ACTIVITY_CHECKS = {PollingProfile.BATTERY_SAFE: 300.0, PollingProfile.FLEET: 0.0}
+"""Seconds between looks at SAIC's stored status of an inactive car, which do not wake it (0: none).
+fleet polls every car every 5 s and needs none (GATEWAY_ACTIVITY_CHECK_INTERVAL)."""
+
 CALL_BUDGETS = {PollingProfile.BATTERY_SAFE: 2_500, PollingProfile.FLEET: 0}
 """SAIC calls per car and UTC day (0: none). battery-safe spends about 2 a day on a parked car and 240
 an hour on a driving one; fleet spends about 35,000 a day, so it has none (GATEWAY_DAILY_CALL_BUDGET)."""

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 
 from common.settings import EnvSettings
-from gateway.refresh import CALL_BUDGETS, PROFILES, PollingProfile, RefreshPeriods
+from gateway.refresh import ACTIVITY_CHECKS, CALL_BUDGETS, PROFILES, PollingProfile, RefreshPeriods
 
 
 class GatewaySettings(EnvSettings):
@@ -51,6 +51,12 @@ class GatewaySettings(EnvSettings):
         description="every value is republished this often even when unchanged",
     )
     command_timeout: float = Field(60.0, alias="GATEWAY_COMMAND_TIMEOUT", gt=0)
+    activity_check_interval: float | None = Field(
+        None,
+        alias="GATEWAY_ACTIVITY_CHECK_INTERVAL",
+        ge=0,
+        description="how often an inactive car's stored status is read, which does not wake it (0: never)",
+    )
     message_interval: float = Field(
         60.0,
         alias="GATEWAY_MESSAGE_INTERVAL",
@@ -75,6 +81,12 @@ class GatewaySettings(EnvSettings):
         if self.polling_profile == "auto":
             return PollingProfile.BATTERY_SAFE if self.uses_saic else PollingProfile.FLEET
         return PollingProfile(self.polling_profile)
+
+    @property
+    def activity_checks(self) -> float:
+        if self.activity_check_interval is None:
+            return ACTIVITY_CHECKS[self.profile]
+        return self.activity_check_interval
 
     @property
     def call_budget(self) -> int:

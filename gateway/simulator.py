@@ -419,6 +419,11 @@ class SimulatedFleet:
     def vehicle(self, vin: str) -> SimulatedVehicle:
         return self._vehicles[vin]
 
+    async def heard_from(self, vin: str) -> datetime | None:
+        vehicle = self._vehicles[vin]
+        vehicle.advance()
+        return datetime.now(UTC) if vehicle.phase is not Phase.PARKED else None
+
     async def new_messages(self) -> list[VehicleMessage]:
         return []  # the simulated account has no message list
 

@@ -152,6 +152,10 @@ class VehicleSource(Protocol):
         """The vehicle's current readings as topic keys (`drivetrain/soc`, ...) and values."""
         ...
 
+    async def heard_from(self, vin: str) -> datetime | None:
+        """When the API last heard from the car, read without waking it (None: the source cannot tell)."""
+        ...
+
     async def new_messages(self) -> list[VehicleMessage]:
         """The account's messages not returned before, oldest first; the source marks them read."""
         ...

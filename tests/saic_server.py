@@ -86,6 +86,9 @@ class SaicTestServer:
     tanks: dict[str, int] = field(default_factory=dict)
     """Fuel level in % by VIN, for a car with a tank (a petrol car or a hybrid)."""
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(9000))
+    contacts: dict[str, int] = field(default_factory=dict)
+    """When SAIC last heard from each car (epoch s): its answer to a status call, or now while it
+    drives or charges. `/vehicle/status/cache` reports it without waking the car."""
 
     @property
     def base_uri(self) -> str:
@@ -276,7 +279,14 @@ class SaicTestServer:
         match method, endpoint:
             case "GET", "/vehicle/list":
                 return {"vinList": [_vin_info(info) for info in await self.fleet.vehicles()]}
+            case "GET", "/vehicle/status/cache":
+                vin, vehicle = self._vins_by_hash[vin_hash], self._vehicle(vin_hash)
+                if vehicle.phase is not Phase.PARKED:
+                    self.contacts[vin] = int(time.time())
+                locked = {"lockStatus": int(vehicle.locked)}
+                return {"statusTime": self.contacts.get(vin), "basicVehicleStatus": locked, "onlineStatus": 1}
             case "GET", "/vehicle/status":
+                self.contacts[self._vins_by_hash[vin_hash]] = int(time.time())
                 status = vehicle_status(self._vehicle(vin_hash))
                 if (tank := self.tanks.get(self._vins_by_hash[vin_hash])) is not None:
                     status["basicVehicleStatus"] |= {"fuelLevelPrc": tank, "fuelRange": tank * 70}

@@ -92,6 +92,12 @@ class SaicVehicleSource:
         mode = "on" if start is not None else "off"
         return {"mode": mode, "startTime": self._heating_starts.get(vin, "00:00")}
 
+    async def heard_from(self, vin: str) -> datetime | None:
+        cached = await self.session.call(
+            "vehicle_status_cache", lambda api: api.get_vehicle_status_cached(vin), vin=vin
+        )
+        return datetime.fromtimestamp(cached.statusTime, UTC) if cached.statusTime else None
+
     async def new_messages(self) -> list[VehicleMessage]:
         return await self.inbox.check()
 

@@ -401,3 +401,29 @@ async def test_the_battery_heating_schedule_is_read_on_each_poll(
         values = await retained_values(api, f"{root(saic_server)}/drivetrain", 40)
     assert json.loads(values["batteryHeatingSchedule"]) == {"mode": "on", "startTime": "06:45"}
     assert "/charging/batteryHeating" in saic_server.paths("GET")
+
+
+async def test_a_parked_car_is_watched_without_being_woken(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    """battery-safe: an inactive car is polled once a day, and in between only SAIC's stored status is
+    read (it does not wake the car). When that shows the car was in contact since, it is polled."""
+    for car in (saic_server.fleet.vehicle(VIN), saic_server.fleet.vehicle("LSJTEST0000000002")):
+        car.phase, car.phase_ends_at, car.charger_connected = Phase.PARKED, math.inf, False
+        car.climate_mode = "off"
+    async with running_saic_gateway(
+        mqtt_settings,
+        saic_server,
+        GATEWAY_POLLING_PROFILE="battery-safe",
+        GATEWAY_POLL_INTERVAL="",  # the profile's periods, but for these two
+        GATEWAY_POLL_INTERVAL_INACTIVE="3600",
+        GATEWAY_SLEEP_GRACE="0",
+        GATEWAY_ACTIVITY_CHECK_INTERVAL="0.1",
+    ) as gateway:
+        await wait_until(lambda: saic_server.paths().count("/vehicle/status/cache") >= 6, what="stored status read")
+        status_calls = saic_server.paths().count("/vehicle/status")
+        assert status_calls == 2  # the first poll of each car, nothing since: neither was woken
+        assert gateway.refresh[VIN].phase(time.monotonic()).value == "inactive"
+        saic_server.contacts[VIN] = int(time.time()) + 120  # the owner drove it: SAIC heard from it
+        await wait_until(lambda: saic_server.paths().count("/vehicle/status") > status_calls, what="a poll")
+    assert gateway.polls == 3
