@@ -71,8 +71,9 @@ ACTIVITY_CHECKS = {PollingProfile.BATTERY_SAFE: 300.0, PollingProfile.FLEET: 0.0
 fleet polls every car every 5 s and needs none (GATEWAY_ACTIVITY_CHECK_INTERVAL)."""
 
 CALL_BUDGETS = {PollingProfile.BATTERY_SAFE: 2_500, PollingProfile.FLEET: 0}
-"""SAIC calls per car and UTC day (0: none). battery-safe spends about 2 a day on a parked car and 240
-an hour on a driving one; fleet spends about 35,000 a day, so it has none (GATEWAY_DAILY_CALL_BUDGET)."""
+"""SAIC calls per car and UTC day (0: none). battery-safe spends about 290 a day on a parked car (mostly
+stored-status reads) and 240 an hour on a driving one; fleet spends about 35,000 a day, so it has none
+(GATEWAY_DAILY_CALL_BUDGET)."""
 
 PERIOD_NAMES = {
     "active": "active",
