@@ -32,7 +32,7 @@ from gateway.refresh import PERIOD_NAMES, PollingPhase, RefreshMode, VehicleRefr
 from gateway.set_topics import SetTopicHandler
 from gateway.settings import GatewaySettings
 from gateway.simulator import SimulatedFleet
-from gateway.source import VEHICLE_START, VehicleInfo, VehicleMessage, VehicleSource
+from gateway.source import VehicleInfo, VehicleMessage, VehicleSource
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ LATE = 0.5
 LAG_WARNING_EVERY = 60.0
 CONTACT_MARGIN = timedelta(seconds=60)
 """SAIC's stored status this much newer than the last poll's is the car's own doing, not that poll."""
-START_MESSAGE_WINDOW = 600.0
-"""A vehicle-start message younger than this makes the car active (an older one is history)."""
+FRESH_MESSAGE = 600.0
+"""A car's message younger than this makes it active (an older one is history)."""
 
 
 def build_source(settings: GatewaySettings, metrics: GatewayMetrics) -> VehicleSource:
@@ -261,16 +261,17 @@ class Gateway:
             await asyncio.sleep(self.settings.message_interval)
 
     async def on_messages(self, messages: list[VehicleMessage]) -> None:
-        """Publish each car's latest message, as upstream; a recent vehicle start makes the car active
-        (activity seen in the account's messages, without asking, and so waking, the car)."""
+        """Publish each car's latest message, as upstream; a recent one (a vehicle start, a charge
+        started or ended, an alarm) makes the car active, as upstream counts any message as the car's
+        activity: seen in the account's messages, without asking, and so waking, the car."""
         latest = {m.vin: m for m in messages if m.vin is not None and m.vin in self.roots}
         for message in messages:
             await self.alerts.note(f"message:{message.vin}", f"{message.vin}: {message.title}: {message.content}")
         for vin, message in latest.items():
             values = message.topic_values()
             age = datetime.now(UTC) - message.time
-            if message.type == VEHICLE_START and age.total_seconds() < START_MESSAGE_WINDOW:
-                log.info("%s was started at %s (its message list says): polling it as active", vin, message.time)
+            if age.total_seconds() < FRESH_MESSAGE:
+                log.info("%s: %r at %s (its message list says): polling it as active", vin, message.title, message.time)
                 values[topics.REFRESH_LAST_ACTIVITY] = message.time
                 self.mark_active(vin)
             await self.publisher.publish_changes(self.roots[vin], values)
