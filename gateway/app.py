@@ -12,17 +12,13 @@ from datetime import UTC, datetime, timedelta
 import aiomqtt
 
 from common import topics
-from common.alerts import Alerts, AlertSettings, retain_on_the_broker
+from common.alerts import Alerts
 from common.backoff import Backoff
-from common.metrics import MetricsPublisher
-from common.mqtt import MqttConnection, MqttOptions, instance_id
 from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.call_budget import WARN_AT, seconds_to_next_utc_day
 from gateway.dispatcher import CommandDispatcher
-from gateway.integrations.forwarding import TelemetryForwarding
-from gateway.integrations.home_assistant.discovery import HomeAssistantDiscovery
-from gateway.integrations.openwb import ChargingStations, load_charging_stations
+from gateway.hub import GatewayHub
 from gateway.integrations.settings import IntegrationSettings
 from gateway.lateness import LatenessWindow
 from gateway.metrics import GatewayMetrics
@@ -58,6 +54,9 @@ def build_source(settings: GatewaySettings, metrics: GatewayMetrics) -> VehicleS
 
 
 class Gateway:
+    """One SAIC account: its vehicles, polling, commands and `/set` topics, on a hub it may share
+    with the process's other accounts (gateway/hub.py)."""
+
     def __init__(
         self,
         settings: GatewaySettings,
@@ -66,35 +65,30 @@ class Gateway:
         metrics: GatewayMetrics | None = None,
         alerts: Alerts | None = None,
         integrations: IntegrationSettings | None = None,
+        *,
+        hub: GatewayHub | None = None,
     ) -> None:
         self.settings = settings
-        integrations = integrations or IntegrationSettings.from_env({})
-        self.forwarding = TelemetryForwarding(integrations)
-        stations_file = integrations.charging_stations_file
-        self.charging_stations = ChargingStations(load_charging_stations(stations_file) if stations_file else [])
+        self._own_hub = hub is None
+        self.hub = hub or GatewayHub(
+            settings,
+            mqtt_settings,
+            accounts=[settings.account],
+            metrics=metrics,
+            alerts=alerts,
+            integrations=integrations,
+        )
+        self.mqtt = self.hub.mqtt
+        self.metrics = self.hub.metrics
+        self.alerts = self.hub.alerts
+        self.discovery = self.hub.discovery
+        self.forwarding = self.hub.forwarding
         self.prefix = mqtt_settings.topic_prefix
         self.source = source
-        self.metrics = metrics or GatewayMetrics()
         self.roots: dict[str, str] = {}
         self.refresh: dict[str, VehicleRefresh] = {}
         self._latest: dict[str, dict[str, TelemetryValue]] = {}
-        subscriptions = [(topics.command_filter(self.prefix, settings.account), 1)]
-        subscriptions += [(f, 1) for f in topics.set_filters(self.prefix, settings.account)]
-        if settings.ha_discovery:
-            subscriptions.append((topics.home_assistant_status_topic(settings.ha_discovery_prefix), 1))
-        subscriptions += [(t, 1) for t in self.charging_stations.subscriptions()]
-        self.mqtt = MqttConnection(
-            mqtt_settings,
-            MqttOptions(
-                component="gateway",
-                # Stable per instance (INSTANCE_ID, else host and process): a reconnect resumes
-                # the same identity, and a second instance never closes the first's connection.
-                client_id=f"gateway-{topics.account_segment(settings.account)[:40]}-{instance_id()}",
-                subscriptions=subscriptions,
-                status_topic=topics.gateway_status_topic(self.prefix),
-                presence_topic=topics.instance_topic(self.prefix, "gateway", instance_id()),
-            ),
-        )
+        self.inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
         self.publisher = TelemetryPublisher(self.mqtt)
         self.dispatcher = CommandDispatcher(
             self.mqtt,
@@ -106,52 +100,30 @@ class Gateway:
             metrics=self.metrics,
         )
         self.set_topics = SetTopicHandler(self.mqtt, self.dispatcher, self, self.prefix)
-        self.discovery = HomeAssistantDiscovery(
-            self.mqtt,
-            discovery_prefix=settings.ha_discovery_prefix,
-            availability_topic=topics.gateway_status_topic(self.prefix),
-        )
-        self.mqtt.on_message = self._on_message
-        self.mqtt.options.on_connect.append(self.publisher.republish_all)
-        if settings.ha_discovery:
-            self.mqtt.options.on_connect.append(self.discovery.publish_all)
-        self.metrics_publisher = MetricsPublisher(
-            self.mqtt, self.metrics.registry, topics.metrics_topic(self.prefix, "gateway")
-        )
         self.polls = 0
         self._wake = asyncio.Event()
-        self._vehicles_loaded = asyncio.Event()
         self._poll_slots = PollSlots(settings.poll_concurrency)
         self._due: list[tuple[float, str]] = []
         """A heap of (when due, VIN): the scheduler pops what is due instead of scanning the fleet."""
         self._lateness = LatenessWindow(time.monotonic())
-        self.alerts = alerts or Alerts("gateway", AlertSettings.from_env({}))
-        retain_on_the_broker(self.alerts, self.mqtt, topics.alerts_topic(self.prefix, "gateway"))
         self._near_call_budget: set[str] = set()
         self._call_budget_spent: set[str] = set()
         self._poll_tasks: set[asyncio.Task[None]] = set()
 
     # -- MQTT input -------------------------------------------------------------------------
 
-    async def _on_message(self, message: aiomqtt.Message) -> None:
-        # Retained settings and early commands arrive as soon as we subscribe: hold them until the
-        # vehicle list is known, so that none is answered "unknown vehicle" or left uncleared.
-        await self._vehicles_loaded.wait()
-        topic = message.topic.value
-        if self.charging_stations.owns(topic):
-            payload = bytes(message.payload).decode(errors="replace") if isinstance(message.payload, bytes) else ""
-            vin = self.charging_stations.charging_started(topic, payload.strip())
-            if vin in self.roots:
-                self.mark_active(vin)
-            return
-        if self.settings.ha_discovery and topic == self.discovery.status_topic:
-            if isinstance(message.payload, bytes):
-                self.dispatcher.spawn(self.discovery.on_status(message.payload))
-            return
-        if topic.endswith(f"/{topics.SET_SUFFIX}"):
-            await self.set_topics.on_message(message)
-        else:
-            await self.dispatcher.on_message(message)
+    def serves(self, vin: str) -> bool:
+        return vin in self.roots
+
+    async def _read_inbox(self) -> None:
+        """The account's commands and `/set` topics, in order. They wait in the inbox until the
+        vehicle list is known, so that none is answered "unknown vehicle" or left uncleared."""
+        while True:
+            message = await self.inbox.get()
+            if message.topic.value.endswith(f"/{topics.SET_SUFFIX}"):
+                await self.set_topics.on_message(message)
+            else:
+                await self.dispatcher.on_message(message)
 
     # -- settings the upstream /set topics change (set_topics.VehicleSettings) -------------
 
@@ -220,7 +192,8 @@ class Gateway:
         while True:
             await asyncio.sleep(self.settings.activity_checks)
             for vin, state in list(self.refresh.items()):
-                if state.mode is RefreshMode.PERIODIC and state.phase(time.monotonic()) is PollingPhase.INACTIVE:
+                idle = state.mode is RefreshMode.PERIODIC and not state.in_flight
+                if idle and state.phase(time.monotonic()) is PollingPhase.INACTIVE:
                     await self._check_activity(vin)
 
     async def _check_activity(self, vin: str) -> None:
@@ -237,8 +210,8 @@ class Gateway:
             )
             return
         last = self.latest(vin, topics.REFRESH_LAST_VEHICLE_STATE)
-        if heard is None or (isinstance(last, datetime) and heard <= last + CONTACT_MARGIN):
-            return
+        if heard is None or not isinstance(last, datetime) or heard <= last + CONTACT_MARGIN:
+            return  # no contact since the last poll (or no poll yet to compare with)
         log.info("%s was in contact with SAIC at %s, after its last poll: polling it as active", vin, heard)
         self._publish(vin, {topics.REFRESH_LAST_ACTIVITY: heard.replace(microsecond=0)})
         self.mark_active(vin)
@@ -320,7 +293,7 @@ class Gateway:
 
     async def _after_poll(self, vin: str, values: dict[str, TelemetryValue]) -> None:
         """The integrations: ABRP and OsmAnd get the poll, the car's wallbox its SoC and range."""
-        for topic, payload in self.charging_stations.readings_for_the_wallbox(vin, values).items():
+        for topic, payload in self.hub.charging_stations.readings_for_the_wallbox(vin, values).items():
             await self.mqtt.publish(topic, payload, qos=1, retain=True)
         answers = await self.forwarding.after_poll(vin, values)
         await self.publisher.publish_changes(self.roots[vin], answers)
@@ -441,53 +414,57 @@ class Gateway:
                 return []
 
     async def run(self, stop: asyncio.Event) -> None:
+        hub_stop = asyncio.Event()
         async with asyncio.TaskGroup() as group:
-            connection = group.create_task(self.mqtt.run())
-            vehicles = await self._load_vehicles(stop)
-            for info in vehicles:
-                root = topics.VehicleTopics(self.prefix, self.settings.account, info.vin).root
-                self.roots[info.vin] = root
-                self.refresh[info.vin] = VehicleRefresh(self.settings.refresh_periods())
-                self.discovery.add_vehicle(info, root)
-                # As upstream: the A/C's temperature is the gateway's to keep, 22 degC until set.
-                remote: dict[str, TelemetryValue] = {
-                    topics.CLIMATE_REMOTE_TEMPERATURE: DEFAULT_REMOTE_TEMPERATURE,
-                    topics.REFRESH_LAST_ACTIVITY: datetime.now(UTC).replace(microsecond=0),  # upstream: at start
-                }
-                self._latest.setdefault(info.vin, {}).update(remote)
-                self._publish(info.vin, info.topic_values() | remote)
-                self._publish_refresh_settings(info.vin)
-                self._schedule(info.vin)
-            self.dispatcher.known_vins.update(self.roots)
-            self._vehicles_loaded.set()
-            periods = self.settings.refresh_periods()
-            log.info(
-                "gateway serving %d vehicles of %s; polling profile %s: every %gs active, %gs for %gs after "
-                "shutdown, then every %gs",
-                len(self.roots),
-                self.settings.account,
-                self.settings.profile,
-                periods.active,
-                periods.after_shutdown,
-                periods.inactive_grace,
-                periods.inactive,
-            )
-            if self.settings.ha_discovery and self.mqtt.connected.is_set():
-                self.dispatcher.spawn(self.discovery.publish_all())
-            poller = group.create_task(self._refresh_loop())
-            metrics = group.create_task(self.metrics_publisher.run())
-            messages = group.create_task(self._message_loop())
-            activity = group.create_task(self._activity_loop())
-            await stop.wait()
-            log.info("stopping: finishing running commands")
-            poller.cancel()
-            metrics.cancel()
-            messages.cancel()
-            activity.cancel()
-            for task in list(self._poll_tasks):
-                task.cancel()
-            await self.dispatcher.drain()
-            await self.forwarding.close()
-            await self.mqtt.close()
-            connection.cancel()
+            if self._own_hub:
+                group.create_task(self.hub.run(hub_stop))
+            self.hub.attach(self.settings.account, self, self.publisher.republish_all)
+            try:
+                await self._serve(stop, group)
+            finally:
+                self.hub.detach(self.settings.account, self.publisher.republish_all)
+                for vin in self.roots:
+                    self.discovery.remove_vehicle(vin)
+                hub_stop.set()
         await self.source.close()
+
+    async def _serve(self, stop: asyncio.Event, group: asyncio.TaskGroup) -> None:
+        vehicles = await self._load_vehicles(stop)
+        for info in vehicles:
+            root = topics.VehicleTopics(self.prefix, self.settings.account, info.vin).root
+            self.roots[info.vin] = root
+            self.refresh[info.vin] = VehicleRefresh(self.settings.refresh_periods())
+            self.discovery.add_vehicle(info, root)
+            # As upstream: the A/C's temperature is the gateway's to keep, 22 degC until set.
+            remote: dict[str, TelemetryValue] = {
+                topics.CLIMATE_REMOTE_TEMPERATURE: DEFAULT_REMOTE_TEMPERATURE,
+                topics.REFRESH_LAST_ACTIVITY: datetime.now(UTC).replace(microsecond=0),  # upstream: at start
+            }
+            self._latest.setdefault(info.vin, {}).update(remote)
+            self._publish(info.vin, info.topic_values() | remote)
+            self._publish_refresh_settings(info.vin)
+            self._schedule(info.vin)
+        self.dispatcher.known_vins.update(self.roots)
+        periods = self.settings.refresh_periods()
+        log.info(
+            "gateway serving %d vehicles of %s; polling profile %s: every %gs active, %gs for %gs after "
+            "shutdown, then every %gs",
+            len(self.roots),
+            self.settings.account,
+            self.settings.profile,
+            periods.active,
+            periods.after_shutdown,
+            periods.inactive_grace,
+            periods.inactive,
+        )
+        if self.settings.ha_discovery and self.mqtt.connected.is_set():
+            self.dispatcher.spawn(self.discovery.publish_all())
+        loops = [
+            group.create_task(loop())
+            for loop in (self._read_inbox, self._refresh_loop, self._message_loop, self._activity_loop)
+        ]
+        await stop.wait()
+        log.info("stopping %s: finishing running commands", self.settings.account)
+        for task in loops + list(self._poll_tasks):
+            task.cancel()
+        await self.dispatcher.drain()

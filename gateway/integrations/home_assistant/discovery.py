@@ -117,6 +117,11 @@ class HomeAssistantDiscovery:
     def add_vehicle(self, info: VehicleInfo, root: str) -> None:
         self.vehicles[info.vin] = (info, root)
 
+    def remove_vehicle(self, vin: str) -> None:
+        """The account left this process (another replica serves it now): its configs are that
+        replica's to publish."""
+        self.vehicles.pop(vin, None)
+
     async def publish_all(self) -> None:
         for info, root in list(self.vehicles.values()):
             configs = discovery_configs(

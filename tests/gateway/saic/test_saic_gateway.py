@@ -372,10 +372,11 @@ async def test_a_car_is_not_polled_once_its_daily_calls_are_spent(
 async def test_the_message_list_is_read_as_upstream(mqtt_settings: MqttSettings, saic_server: SaicTestServer) -> None:
     older = saic_server.add_message(VIN, at=time.time() - 7200)
     saic_server.add_message(VIN, message_type="601", title="Charging finished", at=time.time() - 3600)
-    latest = saic_server.add_message(VIN)  # the car was started just now
     async with running_saic_gateway(
         mqtt_settings, saic_server, GATEWAY_MESSAGE_INTERVAL="0.2", GATEWAY_POLL_INTERVAL="3600"
     ) as gateway:
+        assert gateway.polls == 2  # each car once; the next in an hour
+        latest = saic_server.add_message(VIN)  # the car was started just now
         await wait_until(lambda: all(m["readStatus"] == 1 for m in saic_server.messages), what="messages read")
         await wait_until(lambda: older not in saic_server.messages, what="an old vehicle start deleted")
         async with client(mqtt_settings, "api") as api:
