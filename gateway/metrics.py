@@ -26,6 +26,9 @@ class GatewayMetrics:
         self.logins = Counter("saic_logins", "SAIC login attempts by outcome", ["outcome"], registry=r)
         self.circuit_open = Gauge("saic_circuit_open", "1 while calls to the SAIC API are suspended", registry=r)
         self.polls = Counter("gateway_polls", "vehicle polls by outcome", ["outcome"], registry=r)
+        self.accounts_served = Gauge(
+            "gateway_accounts_served", "SAIC accounts this replica holds the lease of and polls", registry=r
+        )
         self.poll_slots = Gauge(
             "gateway_poll_slots", "polls allowed in flight now (sized by the API's answers)", registry=r
         )

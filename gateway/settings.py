@@ -57,6 +57,13 @@ class GatewaySettings(EnvSettings):
         ge=0,
         description="how often an inactive car's stored status is read, which does not wake it (0: never)",
     )
+    account_sync_interval: float = Field(
+        10.0,
+        alias="GATEWAY_ACCOUNT_SYNC_INTERVAL",
+        gt=0,
+        le=300,
+        description="how often the accounts table is read and free accounts are leased (the failover time)",
+    )
     message_interval: float = Field(
         60.0,
         alias="GATEWAY_MESSAGE_INTERVAL",

@@ -401,8 +401,11 @@ class SimulatedControl(VehicleControl):
 class SimulatedFleet:
     expected_errors: tuple[type[Exception], ...] = (CommandFailed,)
 
-    def __init__(self, count: int, seed: int, command_latency: float, clock: Callable[[], float] = time.time) -> None:
-        self._vehicles = {v.vin: v for v in (make_vehicle(i, seed, clock) for i in range(count))}
+    def __init__(
+        self, count: int, seed: int, command_latency: float, clock: Callable[[], float] = time.time, first: int = 0
+    ) -> None:
+        """`first`: the index of the first car, so that fleets of different accounts have other VINs."""
+        self._vehicles = {v.vin: v for v in (make_vehicle(i, seed, clock) for i in range(first, first + count))}
         self._latency = command_latency
 
     async def vehicles(self) -> list[VehicleInfo]:

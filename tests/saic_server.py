@@ -63,6 +63,17 @@ class Recorded:
 
 
 @dataclass
+class TestAccount:
+    """Another account on the same server: its own password, cars and single live token."""
+
+    username: str
+    password: str
+    fleet: SimulatedFleet
+    token: str | None = None
+    logins: int = 0
+
+
+@dataclass
 class SaicTestServer:
     fleet: SimulatedFleet
     username: str = "owner@example.com"
@@ -77,6 +88,9 @@ class SaicTestServer:
     signature_failures: int = 0
     logins: int = 0
     _token: str | None = None
+    accounts: dict[str, TestAccount] = field(default_factory=dict)
+    """Accounts beyond the first (`username`, `password`, `fleet`), by username."""
+    _fleet_by_hash: dict[str, SimulatedFleet] = field(default_factory=dict)
     _pending: dict[str, int] = field(default_factory=dict)
     _event_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _runner: web.AppRunner | None = None
@@ -106,7 +120,7 @@ class SaicTestServer:
         }
 
     async def start(self) -> None:
-        self._vins_by_hash = {sha256_hex_digest(info.vin): info.vin for info in await self.fleet.vehicles()}
+        await self._register(self.fleet)
         app = web.Application()
         app.router.add_route("*", API_PATH + "{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -114,6 +128,19 @@ class SaicTestServer:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
+
+    async def _register(self, fleet: SimulatedFleet) -> None:
+        for info in await fleet.vehicles():
+            self._vins_by_hash[sha256_hex_digest(info.vin)] = info.vin
+            self._fleet_by_hash[sha256_hex_digest(info.vin)] = fleet
+
+    async def add_account(self, username: str, password: str, fleet: SimulatedFleet) -> TestAccount:
+        """A second (third, ...) account, with cars whose VINs differ from the others'
+        (SimulatedFleet's `first`)."""
+        account = TestAccount(username, password, fleet)
+        self.accounts[username] = account
+        await self._register(fleet)
+        return account
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -194,13 +221,14 @@ class SaicTestServer:
                 return web.Response(status=fault.code or 502, text="<html>Bad Gateway</html>")
         if path.startswith("/oauth/token"):
             return self._reply(url, self._login(body or {}))
-        if headers.get("blade-auth") != self._token or self._token is None:
+        fleet = self._fleet_of(headers.get("blade-auth"))
+        if fleet is None:
             return self._reply(url, {"code": 401, "message": "Token expired"})
         waiting = self._event_id_dance(event_id)
         if waiting is not None:
             return self._reply(url, {"code": 0, "message": "success"}, {"event-id": waiting})
         try:
-            data = await self._route(request.method, path, body or {}, parse_qs(path.partition("?")[2]))
+            data = await self._route(request.method, path, body or {}, parse_qs(path.partition("?")[2]), fleet)
         except CommandFailed as exc:
             return self._reply(url, {"code": REFUSED, "message": str(exc)})
         except KeyError as exc:
@@ -254,7 +282,22 @@ class SaicTestServer:
 
     # -- the API ------------------------------------------------------------------------------
 
+    def _fleet_of(self, token: str | None) -> SimulatedFleet | None:
+        """The cars of the account whose live token this is; None for no live token."""
+        if token is None:
+            return None
+        if token == self._token:
+            return self.fleet
+        return next((a.fleet for a in self.accounts.values() if a.token == token), None)
+
     def _login(self, form: dict[str, Any]) -> dict[str, Any]:
+        if (other := self.accounts.get(str(form.get("username")))) is not None:
+            if form.get("password") != sha1_hex_digest(other.password):
+                return {"code": 15019, "message": "Incorrect password"}
+            other.logins += 1
+            other.token = uuid.uuid4().hex
+            token_type = {"access_token": other.token, "expires_in": 120 * 86400, "token_type": "bearer"}
+            return {"code": 0, "message": "success", "data": {**token_type, "account": other.username}}
         if form.get("username") != self.username or form.get("password") != sha1_hex_digest(self.password):
             return {"code": 15019, "message": "Incorrect password"}
         self.logins += 1
@@ -271,14 +314,18 @@ class SaicTestServer:
         }
 
     def _vehicle(self, vin_hash: str) -> SimulatedVehicle:
-        return self.fleet.vehicle(self._vins_by_hash[vin_hash])
+        return self._fleet_by_hash[vin_hash].vehicle(self._vins_by_hash[vin_hash])
 
-    async def _route(self, method: str, path: str, body: dict[str, Any], query: dict[str, list[str]]) -> Any:
+    async def _route(
+        self, method: str, path: str, body: dict[str, Any], query: dict[str, list[str]], fleet: SimulatedFleet
+    ) -> Any:
         endpoint = path.split("?", maxsplit=1)[0]
         vin_hash = query.get("vin", [body.get("vin", "")])[0]
+        if vin_hash and self._fleet_by_hash.get(vin_hash, fleet) is not fleet:
+            raise KeyError("vin")  # another account's car
         match method, endpoint:
             case "GET", "/vehicle/list":
-                return {"vinList": [_vin_info(info) for info in await self.fleet.vehicles()]}
+                return {"vinList": [_vin_info(info) for info in await fleet.vehicles()]}
             case "GET", "/vehicle/status/cache":
                 vin, vehicle = self._vins_by_hash[vin_hash], self._vehicle(vin_hash)
                 if vehicle.phase is not Phase.PARKED:

@@ -70,6 +70,9 @@ class SaicSession:
         self._next_login_at = 0.0
         self._login_failures = 0
         self._generation = 0  # counts logins, so that one logout is acted on once
+        self.login_refused: str | None = None
+        """SAIC's reason while it refuses the account's login (a wrong or changed password); None
+        once a login succeeds. An API that is down does not set it: that is no answer."""
 
     async def call[T](
         self,
@@ -105,6 +108,8 @@ class SaicSession:
         try:
             await self._guarded("login", lambda api: api.login())
         except (SaicApiException, CircuitOpen) as exc:
+            if isinstance(exc, SaicApiException) and not is_api_failure(exc):
+                self.login_refused = str(exc)
             self._login_failures += 1
             delay = min(self.relogin_delay * 2 ** (self._login_failures - 1), MAX_LOGIN_BACKOFF)
             self._next_login_at = self._clock() + max(delay, 1.0)
@@ -112,6 +117,7 @@ class SaicSession:
             log.error("SAIC login failed (%s); next background attempt in %.0fs", exc, max(delay, 1.0))
             raise
         self._login_failures = 0
+        self.login_refused = None
         self._generation += 1
         self.metrics.logins.labels("ok").inc()
         self.metrics.logged_in.set(1)

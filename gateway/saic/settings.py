@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -17,6 +18,22 @@ _PRESETS = {
     "tr": SaicApiConfiguration.mg_tr,
     "maxus-eu": SaicApiConfiguration.maxus_eu,
 }
+
+
+ACCOUNT_VARIABLES = frozenset(
+    {
+        "SAIC_USERNAME",
+        "SAIC_USER",
+        "SAIC_PWD",
+        "SAIC_PASSWORD",
+        "SAIC_REGION",
+        "SAIC_BASE_URI",
+        "SAIC_REST_URI",
+        "SAIC_TENANT_ID",
+        "SAIC_PHONE_COUNTRY_CODE",
+    }
+)
+"""The environment's own account; an account from the table takes only the other SAIC_* settings."""
 
 
 class SaicSettings(EnvSettings):
@@ -49,6 +66,15 @@ class SaicSettings(EnvSettings):
     max_status_drift: float = Field(
         900.0, alias="SAIC_MAX_STATUS_DRIFT", gt=0, description="reject a status whose time is further off than this"
     )
+
+    @classmethod
+    def for_account(
+        cls, environ: Mapping[str, str], username: str, password: str, region: str, base_uri: str | None
+    ) -> SaicSettings:
+        """An account from the `accounts` table, with the environment's limits and timeouts."""
+        account = {"SAIC_USERNAME": username, "SAIC_PWD": password, "SAIC_REGION": region, "SAIC_BASE_URI": base_uri}
+        shared = {k: v for k, v in environ.items() if k.startswith("SAIC_") and k not in ACCOUNT_VARIABLES}
+        return cls.from_env({**shared, **{k: v for k, v in account.items() if v}})
 
     def api_configuration(self) -> SaicApiConfiguration:
         is_email = "@" in self.username

@@ -1,0 +1,240 @@
+"""Many SAIC accounts in one gateway process, and many processes sharing them.
+
+The accounts come from the `accounts` table (added and removed through the API at run time) and
+from SAIC_USERNAME/SAIC_PWD, the first account. Every GATEWAY_ACCOUNT_SYNC_INTERVAL the
+supervisor reads the table and takes the lease (gateway/leases.py) of each account no replica
+serves, then runs a Gateway for it on the shared hub. A new account's first login decides it:
+`active`, or `rejected` with SAIC's reason (and it is not polled). An account whose login SAIC
+later refuses (its password changed in the app) is marked `failing` and alerted once; its session
+backs off (up to 15 minutes between attempts) and the other accounts go on untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import asyncpg
+from saic_ismart_client_ng import SaicApi
+from saic_ismart_client_ng.exceptions import SaicApiException
+
+from common.account_secrets import AccountCipher, CipherError
+from common.database import DATABASE_ERRORS, apply_migrations, create_pool
+from common.settings import DatabaseSettings, MqttSettings
+from gateway.app import Gateway
+from gateway.hub import GatewayHub
+from gateway.leases import AccountLease
+from gateway.saic.guards import CircuitOpen
+from gateway.saic.session import SaicSession, is_api_failure
+from gateway.saic.settings import SaicSettings
+from gateway.saic.source import SaicVehicleSource
+from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAccount:
+    username: str
+    password: str
+    region: str
+    base_uri: str | None
+    status: str
+    stored_as: str
+    """The encrypted password as stored: a change means the account was updated, and is restarted."""
+
+
+@dataclass
+class RunningAccount:
+    account: StoredAccount
+    lease: AccountLease
+    session: SaicSession
+    gateway: Gateway
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+class AccountSupervisor:
+    def __init__(
+        self,
+        hub: GatewayHub,
+        settings: GatewaySettings,
+        mqtt_settings: MqttSettings,
+        database: DatabaseSettings,
+        cipher: AccountCipher,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.mqtt_settings = mqtt_settings
+        self.database = database
+        self.cipher = cipher
+        self.environ = environ
+        self.running: dict[str, RunningAccount] = {}
+        self._pool: asyncpg.Pool | None = None
+
+    def _environment_account(self) -> StoredAccount | None:
+        if self.settings.saic_password is None:
+            return None
+        saic = SaicSettings.from_env(dict(self.environ))
+        password = saic.password.get_secret_value()
+        return StoredAccount(saic.username, password, saic.region, saic.base_uri, "active", stored_as="environment")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        hub_stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.hub.run(hub_stop))
+            self._pool = await self._connect(stop)
+            try:
+                while not stop.is_set():
+                    await self.sync()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.settings.account_sync_interval)
+            finally:
+                await asyncio.gather(*(self._stop(name) for name in list(self.running)))
+                if self._pool is not None:
+                    await self._pool.close()
+                hub_stop.set()
+
+    async def _connect(self, stop: asyncio.Event) -> asyncpg.Pool | None:
+        while not stop.is_set():
+            try:
+                pool = await create_pool(self.database, min_size=1, max_size=2)
+                await apply_migrations(pool)
+                return pool
+            except DATABASE_ERRORS as exc:
+                log.error("the accounts' database is unreachable (%s); retrying in 5 s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5)
+        return None
+
+    async def _stored_accounts(self) -> dict[str, StoredAccount] | None:
+        """The accounts to serve; None when the table cannot be read (keep serving what runs)."""
+        assert self._pool is not None
+        try:
+            rows = await self._pool.fetch(
+                "SELECT username, region, base_uri, password_encrypted, status FROM accounts"
+                " WHERE status <> 'rejected' ORDER BY id"
+            )
+        except DATABASE_ERRORS as exc:
+            log.error("cannot read the accounts (%s): the running ones go on", exc)
+            return None
+        accounts: dict[str, StoredAccount] = {}
+        if (own := self._environment_account()) is not None:
+            accounts[own.username] = own
+        for row in rows:
+            try:
+                password = self.cipher.decrypt(row["password_encrypted"])
+            except CipherError as exc:
+                log.error("account %s: %s", row["username"], exc)
+                continue
+            accounts[row["username"]] = StoredAccount(
+                row["username"], password, row["region"], row["base_uri"], row["status"], row["password_encrypted"]
+            )
+        return accounts
+
+    async def sync(self) -> None:
+        accounts = await self._stored_accounts()
+        for name, running in list(self.running.items()):
+            gone = accounts is not None and (
+                name not in accounts or accounts[name].stored_as != running.account.stored_as
+            )
+            if gone or running.task.done() or not await running.lease.check():
+                log.info("account %s: no longer served here (%s)", name, "removed or changed" if gone else "lease lost")
+                await self._stop(name)
+            else:
+                await self._watch_login(running)
+        for name, account in (accounts or {}).items():
+            if name not in self.running:
+                await self._start(account)
+        self.hub.metrics.accounts_served.set(len(self.running))
+
+    async def _start(self, account: StoredAccount) -> None:
+        lease = await AccountLease.take(self.database.url.get_secret_value(), account.username)
+        if lease is None:
+            return  # another replica serves it
+        saic = SaicSettings.for_account(
+            self.environ, account.username, account.password, account.region, account.base_uri
+        )
+        session = SaicSession(SaicApi(saic.api_configuration()), saic, self.hub.metrics)
+        source = SaicVehicleSource(session, saic.max_status_drift)
+        if account.status == "pending" and not await self._first_login(account, source):
+            await source.close()
+            await lease.release()
+            return
+        settings = self.settings.model_copy(update={"account": account.username, "saic_password": saic.password})
+        gateway = Gateway(settings, self.mqtt_settings, source, hub=self.hub)
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._serve(gateway, lease, stop), name=f"account {account.username}")
+        self.running[account.username] = RunningAccount(account, lease, session, gateway, stop, task)
+        log.info("account %s: served by this replica", account.username)
+
+    @staticmethod
+    async def _serve(gateway: Gateway, lease: AccountLease, stop: asyncio.Event) -> None:
+        """Run the account until told to stop, or at once when its lease is lost: another replica
+        may take it next, and SAIC allows one session per account."""
+
+        async def stop_when_lost() -> None:
+            await lease.lost.wait()
+            log.error("account %s: its lease is lost, so it stops here now", gateway.settings.account)
+            stop.set()
+
+        watcher = asyncio.create_task(stop_when_lost())
+        try:
+            await gateway.run(stop)
+        finally:
+            watcher.cancel()
+
+    async def _first_login(self, account: StoredAccount, source: SaicVehicleSource) -> bool:
+        """A new account's first login: `active`, or `rejected` with SAIC's reason."""
+        try:
+            await source.vehicles()
+        except (SaicApiException, CircuitOpen) as exc:
+            if isinstance(exc, SaicApiException) and not is_api_failure(exc):
+                await self._set_status(account.username, "rejected", str(exc))
+            else:
+                log.warning("account %s: its first login waits for the SAIC API (%s)", account.username, exc)
+            return False
+        await self._set_status(account.username, "active", None)
+        return True
+
+    async def _watch_login(self, running: RunningAccount) -> None:
+        name, refused = running.account.username, running.session.login_refused
+        if refused is not None and running.account.status != "failing":
+            running.account = _with_status(running.account, "failing")
+            await self._set_status(name, "failing", refused)
+            await self.hub.alerts.fire(
+                f"account:{name}", f"SAIC refuses the login of {name} ({refused}): its password may have changed"
+            )
+        elif refused is None and running.account.status == "failing" and running.session.api.is_logged_in:
+            running.account = _with_status(running.account, "active")
+            await self._set_status(name, "active", None)
+            await self.hub.alerts.clear(f"account:{name}", f"{name} logs in again")
+
+    async def _set_status(self, username: str, status: str, reason: str | None) -> None:
+        assert self._pool is not None
+        try:
+            await self._pool.execute(
+                "UPDATE accounts SET status = $2, status_reason = $3, updated_at = now() WHERE username = $1",
+                username,
+                status,
+                reason,
+            )
+        except DATABASE_ERRORS as exc:
+            log.error("cannot record account %s as %s: %s", username, status, exc)
+
+    async def _stop(self, name: str) -> None:
+        running = self.running.pop(name)
+        running.stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(running.task, 30)
+        await running.lease.release()
+
+
+def _with_status(account: StoredAccount, status: str) -> StoredAccount:
+    return StoredAccount(
+        account.username, account.password, account.region, account.base_uri, status, account.stored_as
+    )
