@@ -9,7 +9,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -20,50 +19,9 @@ from common.settings import DatabaseSettings, MqttSettings, SettingsError
 from gateway.accounts import AccountSupervisor
 from gateway.hub import GatewayHub
 from gateway.settings import GatewaySettings
-from gateway.simulator import SimulatedFleet
+from tests.gateway.accounts import SECOND, account_status, add_account, cipher
 from tests.helpers import client, collect, wait_until
 from tests.saic_server import SaicTestServer
-
-SECOND = "second@example.com"
-
-
-def cipher(key: str | None = None) -> AccountCipher:
-    return AccountCipher(
-        AccountCipherSettings.from_env({"ACCOUNTS_ENCRYPTION_KEY": key or Fernet.generate_key().decode()})
-    )
-
-
-async def add_account(
-    db: DatabaseSettings, secrets: AccountCipher, username: str, password: str, base_uri: str
-) -> None:
-    connection = await asyncpg.connect(db.url.get_secret_value())
-    try:
-        await connection.execute(
-            "INSERT INTO accounts (username, base_uri, password_encrypted) VALUES ($1, $2, $3)",
-            username,
-            base_uri,
-            secrets.encrypt(password),
-        )
-    finally:
-        await connection.close()
-
-
-async def account_status(db: DatabaseSettings) -> dict[str, tuple[str, str | None]]:
-    connection = await asyncpg.connect(db.url.get_secret_value())
-    try:
-        rows = await connection.fetch("SELECT username, status, status_reason FROM accounts")
-    finally:
-        await connection.close()
-    return {r["username"]: (r["status"], r["status_reason"]) for r in rows}
-
-
-@pytest.fixture
-async def two_accounts() -> AsyncIterator[SaicTestServer]:
-    server = SaicTestServer(SimulatedFleet(2, seed=1, command_latency=0))
-    await server.add_account(SECOND, "second secret", SimulatedFleet(2, seed=2, command_latency=0, first=10))
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @contextlib.asynccontextmanager
