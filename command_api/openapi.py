@@ -375,6 +375,98 @@ def _detail_operation(name: str, schema: str, what: str) -> dict[str, Any]:
     }
 
 
+def _account_paths() -> dict[str, Any]:
+    text = {"type": "string", "minLength": 1}
+    account = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "username": {"type": "string"},
+            "region": {"type": "string", "enum": ["eu", "au", "tr", "maxus-eu"]},
+            "base_uri": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["pending", "active", "rejected", "failing"]},
+            "status_reason": {"type": ["string", "null"]},
+            "linked_by": {"type": ["string", "null"], "format": "uuid"},
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+        "required": ["id", "username", "region", "status", "created_at", "updated_at"],
+    }
+    fields = {
+        "username": {**text, "maxLength": 320},
+        "password": {**text, "maxLength": 200, "writeOnly": True},
+        "region": {"type": "string", "enum": ["eu", "au", "tr", "maxus-eu"], "default": "eu"},
+        "base_uri": {"type": "string", "pattern": "^https?://.+/$", "description": "overrides the region's API"},
+    }
+    new = {"type": "object", "properties": fields, "required": ["username", "password"], "additionalProperties": False}
+    change = {"type": "object", "properties": {k: v for k, v in fields.items() if k != "username"}, "minProperties": 1}
+    account_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    who = (
+        "An API key manages every account; a frontend user links their own MG account and manages the ones they "
+        "linked (others are 404). Needs ACCOUNTS_ENCRYPTION_KEY (else 503)."
+    )
+    verified = {
+        "202": _json(account, "No replica has tried the login yet: `GET /api/accounts/{id}` tells the outcome"),
+        "409": _json(_ref("Error"), "The account is already linked"),
+        "422": _json(_ref("Error"), "SAIC refused the login, with its reason; nothing is stored"),
+    }
+    return {
+        "/api/accounts": {
+            "get": {
+                "operationId": "list_accounts",
+                "tags": ["accounts"],
+                "summary": "The SAIC accounts the caller may see (never their passwords)",
+                "description": who,
+                "responses": _responses(
+                    {
+                        "200": _json(
+                            {"type": "object", "properties": {"accounts": {"type": "array", "items": account}}},
+                            "The accounts",
+                        )
+                    }
+                ),
+            },
+            "post": {
+                "operationId": "create_account",
+                "tags": ["accounts"],
+                "summary": "Link a SAIC account: its first login is verified before it is kept",
+                "description": who + " A user who links an account is granted its cars.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": new}}},
+                "responses": _responses(
+                    {"201": _json(account, "SAIC accepted the login: the account is polled")} | verified
+                ),
+            },
+        },
+        "/api/accounts/{id}": {
+            "get": {
+                "operationId": "get_account",
+                "tags": ["accounts"],
+                "summary": "One account and its state (pending, active, rejected, failing, with the reason)",
+                "description": who,
+                "parameters": [account_id],
+                "responses": _responses({"200": _json(account, "The account")}),
+            },
+            "patch": {
+                "operationId": "update_account",
+                "tags": ["accounts"],
+                "summary": "Change an account's password, region or API address; its login is verified again",
+                "description": who,
+                "parameters": [account_id],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": change}}},
+                "responses": _responses({"200": _json(account, "SAIC accepted the new login")} | verified),
+            },
+            "delete": {
+                "operationId": "delete_account",
+                "tags": ["accounts"],
+                "summary": "Remove an account: the replica serving it stops polling it",
+                "description": who,
+                "parameters": [account_id],
+                "responses": _responses({"204": {"description": "Removed"}}),
+            },
+        },
+    }
+
+
 def _operations_paths() -> dict[str, Any]:
     limit = {
         "name": "limit",
@@ -653,6 +745,7 @@ def build_openapi(settings: ApiSettings) -> dict[str, Any]:
     for command in sorted(COMMAND_ARGS):
         paths[f"/api/vehicles/{{vin}}/commands/{command}"] = _command_operation(command, settings)
     paths |= _operations_paths()
+    paths |= _account_paths()
     return {
         "openapi": "3.1.0",
         "info": {

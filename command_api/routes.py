@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from command_api import audit, derived, history, operations, vehicles
+from command_api import accounts, audit, derived, history, operations, vehicles
 from command_api.auth import Authenticator, Principal
 from command_api.commands import CommandService
 from command_api.errors import ApiError
@@ -23,6 +23,7 @@ from command_api.responses import dumps, encoded_json_response, json_response
 from command_api.settings import ApiSettings
 from command_api.state_cache import LatestStateCache
 from command_api.status import AlertBoard
+from common.account_secrets import AccountCipher, AccountCipherSettings
 from common.commands import COMMAND_ARGS, InvalidArguments, validate_args
 from common.database import Connection
 from common.values import is_vin
@@ -37,10 +38,12 @@ LIVE = web.AppKey("live", LiveHub)
 OPENAPI = web.AppKey("openapi", dict)
 ALERTS = web.AppKey("alerts", AlertBoard)
 STATE_CACHE = web.AppKey("state_cache", LatestStateCache)
+ACCOUNT_CIPHER = web.AppKey("account_cipher", AccountCipher)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api-docs"})
 VIN_PATTERN = "{vin:[A-Za-z0-9_-]{1,64}}"
+ACCOUNT_PATH = "/api/accounts/{id:[0-9]{1,18}}"
 MAX_IDEMPOTENCY_KEY = 255
 type PeriodDetails = Callable[[Connection, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
 
@@ -244,6 +247,58 @@ async def ops_alerts(request: web.Request) -> web.Response:
     return json_response(request.app[ALERTS].view())
 
 
+def _account_cipher(request: web.Request) -> AccountCipher:
+    return accounts.require_cipher(request.app.get(ACCOUNT_CIPHER))
+
+
+def _account_id(request: web.Request) -> int:
+    return int(request.match_info["id"])
+
+
+async def _account_body(request: web.Request, *, creating: bool) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    return accounts.read_account(body, creating=creating)
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        return json_response(await accounts.list_accounts(conn, principal_of(request)))
+
+
+async def get_account(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        await accounts.grant_cars(conn, principal_of(request), _account_id(request))
+        return json_response(
+            accounts.account_json(await accounts.find_account(conn, principal_of(request), _account_id(request)))
+        )
+
+
+async def create_account(request: web.Request) -> web.Response:
+    cipher = _account_cipher(request)
+    fields = await _account_body(request, creating=True)
+    wait = request.app[SETTINGS].account_verify_wait
+    return await accounts.create_account(pool_of(request), cipher, principal_of(request), fields, wait)
+
+
+async def update_account(request: web.Request) -> web.Response:
+    cipher = _account_cipher(request)
+    fields = await _account_body(request, creating=False)
+    wait = request.app[SETTINGS].account_verify_wait
+    return await accounts.update_account(
+        pool_of(request), cipher, principal_of(request), _account_id(request), fields, wait
+    )
+
+
+async def delete_account(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        await accounts.delete_account(conn, principal_of(request), _account_id(request))
+    return web.Response(status=204)
+
+
 async def openapi_document(request: web.Request) -> web.Response:
     return json_response(request.app[OPENAPI])
 
@@ -253,6 +308,9 @@ async def api_docs(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application, settings: ApiSettings) -> None:
+    if settings.accounts_key is not None:  # checked here, at start: a bad key fails the API, not a request
+        key = settings.accounts_key.get_secret_value()
+        app[ACCOUNT_CIPHER] = AccountCipher(AccountCipherSettings.from_env({"ACCOUNTS_ENCRYPTION_KEY": key}))
     app[OPENAPI] = build_openapi(settings)
     app.router.add_get("/api/openapi.json", openapi_document)
     app.router.add_get("/api-docs", api_docs)
@@ -272,3 +330,8 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     app.router.add_get("/api/ops/commands", ops_commands)
     app.router.add_get("/api/ops/dead-letters", ops_dead_letters)
     app.router.add_get("/api/ops/alerts", ops_alerts)
+    app.router.add_get("/api/accounts", list_accounts)
+    app.router.add_post("/api/accounts", create_account)
+    app.router.add_get(ACCOUNT_PATH, get_account)
+    app.router.add_patch(ACCOUNT_PATH, update_account)
+    app.router.add_delete(ACCOUNT_PATH, delete_account)

@@ -31,6 +31,16 @@ class ApiSettings(EnvSettings):
     command_wait: float = Field(
         10.0, alias="COMMAND_WAIT", ge=0, le=300, description="how long a POST waits for the outcome before 202"
     )
+    account_verify_wait: float = Field(
+        30.0,
+        alias="ACCOUNT_VERIFY_WAIT",
+        ge=0,
+        le=300,
+        description="how long adding an account waits for its first login before 202",
+    )
+    accounts_key: SecretStr | None = Field(
+        None, alias="ACCOUNTS_ENCRYPTION_KEY", description="Fernet keys: without them, no accounts through the API"
+    )
     user_requests_per_minute: int = Field(600, alias="RATE_LIMIT_REQUESTS_PER_MINUTE", gt=0)
     vehicle_commands_per_minute: int = Field(10, alias="RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE", gt=0)
     telemetry_gap_alert: float = Field(

@@ -189,14 +189,31 @@ class AccountSupervisor:
             watcher.cancel()
 
     async def _first_login(self, account: StoredAccount, source: SaicVehicleSource) -> bool:
-        """A new account's first login: `active`, or `rejected` with SAIC's reason."""
+        """A new account's first login: `active` with its cars recorded, or `rejected` with SAIC's reason."""
         try:
-            await source.vehicles()
+            cars = await source.vehicles()
         except (SaicApiException, CircuitOpen) as exc:
             if isinstance(exc, SaicApiException) and not is_api_failure(exc):
                 await self._set_status(account.username, "rejected", str(exc))
             else:
                 log.warning("account %s: its first login waits for the SAIC API (%s)", account.username, exc)
+            return False
+        assert self._pool is not None  # run() connects first
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.executemany(
+                    "INSERT INTO vehicles (vin, account, brand, model) VALUES ($1, $2, $3, $4)"
+                    " ON CONFLICT (vin) DO UPDATE SET account = EXCLUDED.account",
+                    [(car.vin, account.username, car.brand, car.model) for car in cars],
+                )
+                await conn.execute(
+                    "INSERT INTO account_vehicles (account_id, vin)"
+                    " SELECT id, unnest($2::text[]) FROM accounts WHERE username = $1 ON CONFLICT DO NOTHING",
+                    account.username,
+                    [car.vin for car in cars],
+                )
+        except DATABASE_ERRORS as exc:
+            log.error("account %s: cannot record its cars (%s); its first login is tried again", account.username, exc)
             return False
         await self._set_status(account.username, "active", None)
         return True

@@ -13,17 +13,27 @@ CREATE TABLE IF NOT EXISTS accounts (
     -- pending: its login not tried yet; rejected: SAIC refused the first login (status_reason says
     -- why); failing: SAIC refuses a login that worked before (a password changed in the app).
     status_reason text,
+    linked_by uuid,  -- the frontend user who linked it ("link my MG account"); NULL: an operator's
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Nobody but the programs (the table's owner) and the service role reads it: no policies.
+-- The account's cars, as its first login listed them (the gateway writes them, with their
+-- `vehicles` rows, before it marks the account active): what linking grants the user.
+CREATE TABLE IF NOT EXISTS account_vehicles (
+    account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    vin text NOT NULL REFERENCES vehicles (vin) ON DELETE CASCADE,
+    PRIMARY KEY (account_id, vin)
+);
+
+-- Nobody but the programs (the tables' owner) and the service role reads them: no policies.
 ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE account_vehicles ENABLE ROW LEVEL SECURITY;
 
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT SELECT, INSERT, UPDATE, DELETE ON accounts TO service_role;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, account_vehicles TO service_role;
     END IF;
 END
 $$;
