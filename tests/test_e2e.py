@@ -60,6 +60,13 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack_process(tmp_path_factory: pytest.TempPathFactory, postgres: object) -> Iterator[Stack]:
+    yield from launch_stack(tmp_path_factory, postgres, {"SIMULATED_VEHICLES": "3"})
+
+
+def launch_stack(
+    tmp_path_factory: pytest.TempPathFactory, postgres: object, settings: dict[str, str]
+) -> Iterator[Stack]:
+    """The entrypoint with its own database, broker and API ports, and these settings."""
     from local_stack.postgres import LocalPostgres
 
     assert isinstance(postgres, LocalPostgres)
@@ -77,7 +84,7 @@ def stack_process(tmp_path_factory: pytest.TempPathFactory, postgres: object) ->
         "COMMAND_API_KEY": API_KEY,
         "RUNTIME_DIR": str(runtime),
         "BROKER_RUNTIME_DIR": str(runtime / "broker"),
-        "SIMULATED_VEHICLES": "3",
+        **settings,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONUNBUFFERED": "1",
     }
