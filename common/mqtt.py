@@ -95,9 +95,13 @@ class MqttConnection:
     def _make_client(self) -> aiomqtt.Client:
         opts = self.options
         will = aiomqtt.Will(opts.status_topic, b"offline", qos=1, retain=True) if opts.status_topic else None
+        endpoint = self.settings.endpoint()
         client = aiomqtt.Client(
-            hostname=self.settings.host,
-            port=self.settings.port,
+            hostname=endpoint.host,
+            port=endpoint.port,
+            transport=endpoint.transport,
+            websocket_path=endpoint.path,
+            tls_context=self.settings.tls_context(),
             username=opts.component,
             password=self.settings.password_for(opts.component),
             identifier=opts.client_id,
@@ -150,13 +154,7 @@ class MqttConnection:
                 if self._stop_requested.is_set():
                     return
                 delay = backoff.next_delay()
-                log.warning(
-                    "broker %s:%s unavailable (%s); retrying in %.1fs",
-                    self.settings.host,
-                    self.settings.port,
-                    exc,
-                    delay,
-                )
+                log.warning("broker %s unavailable (%s); retrying in %.1fs", self.settings.describe(), exc, delay)
                 await asyncio.sleep(delay)
             finally:
                 self._client = None
@@ -171,7 +169,7 @@ class MqttConnection:
         self.connect_count += 1
         if self.options.status_topic:
             await client.publish(self.options.status_topic, b"online", qos=1, retain=True, timeout=PUBLISH_TIMEOUT)
-        log.info("connected to broker %s:%s", self.settings.host, self.settings.port)
+        log.info("connected to broker %s", self.settings.describe())
         self.connected.set()
         # In the background: a large republish must not hold up the incoming messages.
         for hook in self.options.on_connect:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import ssl
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -47,6 +50,15 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 class MqttSettings(EnvSettings):
     host: str = Field("127.0.0.1", alias="MQTT_HOST")
     port: Port = Field(1883, alias="MQTT_PORT")
+    url: str | None = Field(
+        None,
+        alias="MQTT_URL",
+        pattern=r"^(mqtts?|wss?)://[^/:]+(:\d{1,5})?(/.*)?$",
+        description="an external broker, over MQTT_HOST/MQTT_PORT: mqtt://, mqtts:// (TLS), ws://, wss:// (WebSockets)",
+    )
+    tls_ca_file: Path | None = Field(
+        None, alias="MQTT_TLS_CA_FILE", description="a CA to trust besides the system's (a self-signed broker)"
+    )
     topic_prefix: str = Field("saic", alias="MQTT_TOPIC_PREFIX", pattern=r"^[^#+/$][^#+]*$")
     gateway_password: SecretStr | None = Field(None, alias="MQTT_GATEWAY_PASSWORD")
     ingest_password: SecretStr | None = Field(None, alias="MQTT_INGEST_PASSWORD")
@@ -61,6 +73,34 @@ class MqttSettings(EnvSettings):
             credentials[INTEGRATIONS_USER] = self.integrations_password.get_secret_value()
         return credentials
 
+    def endpoint(self) -> BrokerEndpoint:
+        if self.url is None:
+            return BrokerEndpoint(self.host, self.port, "tcp", tls=False, path=None)
+        parts = urlsplit(self.url)
+        tls, websockets = parts.scheme in ("mqtts", "wss"), parts.scheme.startswith("ws")
+        default_port = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}[parts.scheme]
+        if websockets:
+            return BrokerEndpoint(
+                parts.hostname or "", parts.port or default_port, "websockets", tls, parts.path or "/mqtt"
+            )
+        return BrokerEndpoint(parts.hostname or "", parts.port or default_port, "tcp", tls, None)
+
+    def describe(self) -> str:
+        """Where the broker is, for log lines (never a password: the URL carries none)."""
+        return self.url or f"{self.host}:{self.port}"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """Certificates verified, host name included; MQTT_TLS_CA_FILE is trusted besides the system's."""
+        if not self.endpoint().tls:
+            return None
+        context = ssl.create_default_context()
+        if self.tls_ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=self.tls_ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise SettingsError(f"MQTT_TLS_CA_FILE {self.tls_ca_file}: {exc}") from None
+        return context
+
     def password_for(self, component: str) -> str:
         secret: SecretStr | None = getattr(self, f"{component}_password")
         if secret is None:
@@ -69,6 +109,16 @@ class MqttSettings(EnvSettings):
                 "password (scripts/run generates them in .data/secrets.env)"
             )
         return secret.get_secret_value()
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEndpoint:
+    host: str
+    port: int
+    transport: Literal["tcp", "websockets"]
+    tls: bool
+    path: str | None
+    """The WebSocket path (`/mqtt` unless the URL gives one)."""
 
 
 class DatabaseSettings(EnvSettings):

@@ -32,9 +32,13 @@ async def wait_until(
 
 def client(settings: MqttSettings, component: str, client_id: str | None = None, **kwargs: object) -> aiomqtt.Client:
     """A real MQTT client logged in as one of the programs' broker users."""
+    endpoint = settings.endpoint()
     return aiomqtt.Client(
-        "127.0.0.1",
-        settings.port,
+        endpoint.host,
+        endpoint.port,
+        transport=endpoint.transport,
+        websocket_path=endpoint.path,
+        tls_context=settings.tls_context(),
         username=component,
         password=settings.password_for(component),
         identifier=client_id or f"test-{component}-{time.monotonic_ns()}",
