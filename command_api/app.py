@@ -63,16 +63,22 @@ async def health(request: web.Request) -> web.Response:
         "api": {"status": "ok"},
         "broker": {"status": "ok" if app[MQTT].connected.is_set() else "down"},
     }
+    accounts: dict[str, int] = {}
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT), app[POOL].acquire() as conn:
             await conn.fetchval("SELECT 1")
+            if app[SCHEMA_READY].is_set():
+                rows = await conn.fetch("SELECT status, count(*) AS n FROM accounts GROUP BY status")
+                accounts = {r["status"]: r["n"] for r in rows}
         components["database"] = {"status": "ok" if app[SCHEMA_READY].is_set() else "migrating"}
     except DATABASE_ERRORS as exc:
         components["database"] = {"status": "down", "error": str(exc) or type(exc).__name__}
     components |= app[STATUS].view()
     healthy = all(c["status"] == "ok" for c in components.values())
+    # SAIC accounts by state, counted only (the probe is open): a failing account does not make the
+    # service unhealthy (Cloud Run would restart it for one user's changed password).
     return json_response(
-        {"status": "ok" if healthy else "degraded", "components": components},
+        {"status": "ok" if healthy else "degraded", "components": components, "accounts": accounts},
         status=200 if healthy else 503,
         headers={"Cache-Control": "no-store"},
     )

@@ -197,6 +197,12 @@ def _schemas() -> dict[str, Any]:
                         "required": ["status"],
                     },
                 },
+                "accounts": {
+                    "type": "object",
+                    "description": "SAIC accounts by state (pending, active, rejected, failing): counts only. "
+                    "A failing account does not make the service degraded.",
+                    "additionalProperties": {"type": "integer"},
+                },
             },
             "required": ["status", "components"],
         },

@@ -570,6 +570,9 @@ async function opsView(root, scope) {
     </div>
     <section class="panel scroll"><h2>Dead letters <span class="muted" id="dead-total"></span></h2>
       <table id="dead-letters"><thead><tr><th>Received</th><th>Topic</th><th>Reason</th><th>Payload</th></tr></thead><tbody></tbody></table>
+    </section>
+    <section class="panel scroll"><h2>SAIC accounts</h2>
+      <table id="accounts"><thead><tr><th>Account</th><th>State</th><th>Since</th><th>Reason</th></tr></thead><tbody></tbody></table>
     </section>`;
   const refresh = async () => {
     const health = await fetch("/api/health", { cache: "no-store" }).then((r) => r.json()).catch(() => null);
@@ -586,11 +589,12 @@ async function opsView(root, scope) {
           .join("")
       : card(null, "API unreachable", "bad");
     try {
-      const [metricsText, audit, alerts, dead] = await Promise.all([
+      const [metricsText, audit, alerts, dead, accounts] = await Promise.all([
         api("/metrics"),
         api("/api/ops/commands?limit=30"),
         api("/api/ops/alerts"),
         api("/api/ops/dead-letters?limit=30"),
+        api("/api/accounts"),
       ]);
       if (!scope.alive) return;
       renderMetrics(parseMetrics(metricsText));
@@ -613,6 +617,13 @@ async function opsView(root, scope) {
               <td>${escapeHtml(e.component)}</td><td>${escapeHtml(e.message)}</td></tr>`,
           )
           .join("")}</tbody></table>`;
+      $("#accounts tbody").innerHTML =
+        accounts.accounts
+          .map(
+            (a) => `<tr><td>${escapeHtml(a.username)}</td><td><span class="pill ${a.status}">${a.status}</span></td>
+              <td>${fmt.time(a.updated_at)}</td><td class="muted">${escapeHtml(a.status_reason || "")}</td></tr>`,
+          )
+          .join("") || '<tr><td colspan="4" class="muted">Only the account from the environment.</td></tr>';
       $("#dead-total").textContent = `(${dead.total} in all)`;
       $("#dead-letters tbody").innerHTML =
         dead.dead_letters

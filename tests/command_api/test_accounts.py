@@ -69,6 +69,9 @@ async def test_a_user_links_their_mg_account_and_sees_its_cars(api_with_accounts
     status, cars, _ = await api.call("GET", "/api/vehicles", token=alice)
     assert {v["vin"] for v in cars["vehicles"]} >= {"LSJTEST0000000001", "LSJTEST0000000002"}  # and her own
 
+    _, health, _ = await api.call("GET", "/api/health")
+    assert health["accounts"] == {"active": 1}  # counted, never named: the probe is open
+
     # A wrong password: 422 with SAIC's reason, and nothing kept.
     wrong = {"username": SECOND, "password": "not it", "base_uri": saic.base_uri}
     status, problem, _ = await api.call("POST", "/api/accounts", token=alice, json=wrong)

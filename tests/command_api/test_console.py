@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
@@ -135,3 +136,36 @@ async def test_the_console_explains_a_refused_key(fleet_stack: tuple[Api, Gatewa
             assert browser.find_elements(By.ID, "sign-in")  # still on the sign-in page
 
         await asyncio.to_thread(refused)
+
+
+async def test_the_operations_view_lists_the_saic_accounts_and_their_state(
+    fleet_stack: tuple[Api, Gateway], db_settings: DatabaseSettings, tmp_path: Path
+) -> None:
+    api, _ = fleet_stack
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:  # as the gateway leaves an account whose password changed in the app
+        await conn.execute(
+            "INSERT INTO accounts (username, password_encrypted, status, status_reason)"
+            " VALUES ('owner@example.com', 'x', 'failing', 'return code: 15019, message: Incorrect password')"
+        )
+    finally:
+        await conn.close()
+    with chromium() as browser:
+
+        def accounts_listed() -> None:
+            browser.get(f"{api.base}/console/")
+            wait_for(browser, "the sign-in form", lambda b: b.find_element(By.ID, "credential"))
+            browser.find_element(By.ID, "credential").send_keys(API_KEY)
+            browser.find_element(By.CSS_SELECTOR, "#sign-in button").click()
+            wait_for(browser, "the fleet", lambda b: b.find_elements(By.CSS_SELECTOR, "#fleet tr[data-vin]"))
+            browser.execute_script("location.hash = '#/ops'")
+            row = wait_for(browser, "the account", lambda b: b.find_element(By.CSS_SELECTOR, "#accounts tbody tr td"))
+            text = browser.find_element(By.CSS_SELECTOR, "#accounts tbody").text
+            assert "owner@example.com" in text, text
+            assert "failing" in text
+            assert "Incorrect password" in text
+            assert row.is_displayed()
+            browser.save_screenshot(str(tmp_path / "ops.png"))
+
+        await asyncio.to_thread(accounts_listed)
+    print(f"\n[console] {tmp_path / 'ops.png'}")
