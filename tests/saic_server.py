@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import time as clock_time
 from pathlib import Path
@@ -551,6 +553,22 @@ def charging_data(v: SimulatedVehicle) -> dict[str, Any]:
             "powerUsageSinceLastCharge": 150,
         },
     }
+
+
+SECOND_ACCOUNT = ("second@example.com", "second secret")
+"""The second account of `two_accounts`: its cars are LSJTEST0000000011 and on."""
+
+
+@contextlib.asynccontextmanager
+async def two_accounts(cars: int = 2) -> AsyncIterator[SaicTestServer]:
+    """The server with two accounts, `cars` cars each (LSJTEST0000000001..., LSJTEST0000000011...)."""
+    server = SaicTestServer(SimulatedFleet(cars, seed=1, command_latency=0))
+    await server.add_account(*SECOND_ACCOUNT, SimulatedFleet(cars, seed=2, command_latency=0, first=10))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 async def serve(port: int, vehicles: int, latency: float) -> SaicTestServer:

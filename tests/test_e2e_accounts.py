@@ -13,14 +13,13 @@ import aiohttp
 import pytest
 from cryptography.fernet import Fernet
 
-from gateway.simulator import SimulatedFleet
 from tests.helpers import wait_until
-from tests.saic_server import SaicTestServer
+from tests.saic_server import SECOND_ACCOUNT, SaicTestServer, two_accounts
 from tests.test_e2e import API_KEY, Stack, launch_stack
 
 pytestmark = pytest.mark.e2e
 
-SECOND = "second@example.com"
+SECOND, SECOND_PASSWORD = SECOND_ACCOUNT
 FIRST_CAR, SECOND_CAR = "LSJTEST0000000001", "LSJTEST0000000011"
 
 
@@ -40,11 +39,8 @@ def accounts_stack(tmp_path_factory: pytest.TempPathFactory, postgres: object) -
 
 @pytest.fixture
 async def saic() -> AsyncIterator[SaicTestServer]:
-    server = SaicTestServer(SimulatedFleet(1, seed=1, command_latency=0))
-    await server.add_account(SECOND, "second secret", SimulatedFleet(1, seed=2, command_latency=0, first=10))
-    await server.start()
-    yield server
-    await server.stop()
+    async with two_accounts(cars=1) as server:
+        yield server
 
 
 async def call(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
@@ -56,7 +52,7 @@ async def test_two_accounts_through_the_api(accounts_stack: Stack, saic: SaicTes
     stack = accounts_stack
     async with aiohttp.ClientSession() as http:
         ids = {}
-        for username, password in ((saic.username, saic.password), (SECOND, "second secret")):
+        for username, password in ((saic.username, saic.password), (SECOND, SECOND_PASSWORD)):
             body = {"username": username, "password": password, "base_uri": saic.base_uri}
             status, account = await call(http, "POST", f"{stack.api}/api/accounts", json=body)
             assert status == 201, account

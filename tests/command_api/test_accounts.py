@@ -16,21 +16,17 @@ from common.settings import DatabaseSettings, MqttSettings
 from gateway.accounts import AccountSupervisor
 from gateway.hub import GatewayHub
 from gateway.settings import GatewaySettings
-from gateway.simulator import SimulatedFleet
 from tests.command_api.conftest import ALICE, BOB, SERVICE_KEY, Client, secured_api, user_token
-from tests.saic_server import SaicTestServer
+from tests.saic_server import SECOND_ACCOUNT, SaicTestServer, two_accounts
 
 KEY = Fernet.generate_key().decode()
-SECOND = "second@example.com"
+SECOND = SECOND_ACCOUNT[0]
 
 
 @pytest.fixture
 async def saic() -> AsyncIterator[SaicTestServer]:
-    server = SaicTestServer(SimulatedFleet(2, seed=1, command_latency=0))
-    await server.add_account(SECOND, "second secret", SimulatedFleet(1, seed=2, command_latency=0, first=10))
-    await server.start()
-    yield server
-    await server.stop()
+    async with two_accounts() as server:
+        yield server
 
 
 @contextlib.asynccontextmanager

@@ -7,8 +7,9 @@ from cryptography.fernet import Fernet
 
 from common.account_secrets import AccountCipher, AccountCipherSettings
 from common.settings import DatabaseSettings
+from tests.saic_server import SECOND_ACCOUNT
 
-SECOND = "second@example.com"
+SECOND = SECOND_ACCOUNT[0]
 
 
 def cipher(key: str | None = None) -> AccountCipher:

@@ -21,7 +21,7 @@ from gateway.hub import GatewayHub
 from gateway.settings import GatewaySettings
 from tests.gateway.accounts import SECOND, account_status, add_account, cipher
 from tests.helpers import client, collect, wait_until
-from tests.saic_server import SaicTestServer
+from tests.saic_server import SECOND_ACCOUNT, SaicTestServer
 
 
 @contextlib.asynccontextmanager
@@ -49,7 +49,7 @@ async def test_each_account_is_served_on_its_own(
     await apply_migrations(pool)
     await pool.close()
     await add_account(db_settings, secrets, server.username, server.password, server.base_uri)
-    await add_account(db_settings, secrets, SECOND, "second secret", server.base_uri)
+    await add_account(db_settings, secrets, *SECOND_ACCOUNT, server.base_uri)
     await add_account(db_settings, secrets, "wrong@example.com", "not it", server.base_uri)
     async with running_supervisor(private_mqtt, db_settings, secrets, server) as supervisor:
         await wait_until(lambda: len(supervisor.running) == 2, what="both accounts served")
