@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from command_api import organizations
 from command_api.auth import Principal
 from command_api.errors import ApiError
 from command_api.responses import json_response
@@ -27,14 +28,17 @@ from common.database import Connection
 REGIONS = ("eu", "au", "tr", "maxus-eu")
 BASE_URI = re.compile(r"^https?://.+/$")
 MAX_USERNAME, MAX_PASSWORD = 320, 200
-ACCOUNT_COLUMNS = "id, username, region, base_uri, status, status_reason, linked_by, created_at, updated_at"
+ACCOUNT_COLUMNS = (
+    "id, username, region, base_uri, status, status_reason, linked_by, organization_id, created_at, updated_at"
+)
 VERIFY_POLL = 0.2
 
 
 def account_json(row: asyncpg.Record) -> dict[str, Any]:
     """An account as the API shows it: never its password, encrypted or not."""
     account = dict(row)
-    account["linked_by"] = str(account["linked_by"]) if account["linked_by"] else None
+    for key in ("linked_by", "organization_id"):
+        account[key] = str(account[key]) if account[key] else None
     return account
 
 
@@ -51,7 +55,7 @@ def read_account(body: Any, *, creating: bool) -> dict[str, Any]:
     """The fields of a POST (all that are required) or a PATCH (any), validated."""
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_account", "expected a JSON object")
-    unknown = set(body) - {"username", "password", "region", "base_uri"}
+    unknown = set(body) - {"username", "password", "region", "base_uri", "organization_id"}
     if unknown or (not creating and "username" in body):
         extra = sorted(unknown) if unknown else ["username"]
         raise ApiError(400, "invalid_account", f"unexpected fields: {', '.join(extra)} (a username cannot change)")
@@ -60,7 +64,10 @@ def read_account(body: Any, *, creating: bool) -> dict[str, Any]:
         "password": _text(body, "password", MAX_PASSWORD, required=creating),
         "region": body.get("region", "eu" if creating else None),
         "base_uri": body.get("base_uri"),
+        "organization_id": body.get("organization_id"),
     }
+    if fields["organization_id"] is not None and not isinstance(fields["organization_id"], str):
+        raise ApiError(400, "invalid_account", "organization_id must be an organization's id (a UUID)")
     if ("region" in body or creating) and fields["region"] not in REGIONS:
         raise ApiError(400, "invalid_account", f"region must be one of {', '.join(REGIONS)}")
     if fields["base_uri"] is not None and (
@@ -68,7 +75,7 @@ def read_account(body: Any, *, creating: bool) -> dict[str, Any]:
     ):
         raise ApiError(400, "invalid_account", "base_uri must be an http(s) URL ending in /")
     if not creating and not any(v is not None for v in fields.values()):
-        raise ApiError(400, "invalid_account", "nothing to change: give password, region or base_uri")
+        raise ApiError(400, "invalid_account", "nothing to change: give password, region, base_uri or organization_id")
     return fields
 
 
@@ -78,11 +85,17 @@ def require_cipher(cipher: AccountCipher | None) -> AccountCipher:
     return cipher
 
 
-def visible_to(principal: Principal) -> tuple[str, list[Any]]:
-    """The SQL condition (and its argument) for the accounts a caller may see and change."""
+def visible_to(principal: Principal, *, manage: bool = False) -> tuple[str, list[Any]]:
+    """The SQL condition (and its argument) for the accounts a caller may see, or with `manage`
+    change: those they linked, and their organizations' (to change: as an owner)."""
     if principal.kind == "service":
         return "TRUE", []
-    return "linked_by = $1", [principal.user_id]
+    roles = ["owner"] if manage else ["owner", "operator", "viewer"]
+    return (
+        "(linked_by = $1 OR organization_id IN"
+        " (SELECT organization_id FROM memberships WHERE user_id = $1 AND role = ANY($2::text[])))",
+        [principal.user_id, roles],
+    )
 
 
 async def list_accounts(conn: Connection, principal: Principal) -> dict[str, Any]:
@@ -91,8 +104,10 @@ async def list_accounts(conn: Connection, principal: Principal) -> dict[str, Any
     return {"accounts": [account_json(r) for r in rows]}
 
 
-async def find_account(conn: Connection, principal: Principal, account_id: int) -> asyncpg.Record:
-    where, args = visible_to(principal)
+async def find_account(
+    conn: Connection, principal: Principal, account_id: int, *, manage: bool = False
+) -> asyncpg.Record:
+    where, args = visible_to(principal, manage=manage)
     row = await conn.fetchrow(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ${len(args) + 1} AND {where}",  # noqa: S608
         *args,
@@ -107,15 +122,19 @@ async def create_account(
     pool: asyncpg.Pool, cipher: AccountCipher, principal: Principal, fields: dict[str, Any], wait: float
 ) -> web.Response:
     async with pool.acquire() as conn:
+        organization = fields["organization_id"]
+        if organization is not None:
+            organization = await organizations.require_owner(conn, principal, organization)
         try:
             account_id = await conn.fetchval(
-                "INSERT INTO accounts (username, region, base_uri, password_encrypted, linked_by)"
-                " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO accounts (username, region, base_uri, password_encrypted, linked_by, organization_id)"
+                " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 fields["username"],
                 fields["region"],
                 fields["base_uri"],
                 cipher.encrypt(fields["password"]),
                 principal.user_id,
+                organization,
             )
         except asyncpg.UniqueViolationError:
             raise ApiError(409, "account_exists", f"the account {fields['username']} is already linked") from None
@@ -131,7 +150,9 @@ async def update_account(
     wait: float,
 ) -> web.Response:
     async with pool.acquire() as conn:
-        await find_account(conn, principal, account_id)
+        await find_account(conn, principal, account_id, manage=True)
+        if fields["organization_id"] is not None:
+            fields["organization_id"] = await organizations.require_owner(conn, principal, fields["organization_id"])
         changes = {k: v for k, v in fields.items() if v is not None and k != "password"}
         if fields["password"] is not None:
             changes["password_encrypted"] = cipher.encrypt(fields["password"])
@@ -182,5 +203,5 @@ async def grant_cars(conn: Connection, principal: Principal, account_id: int) ->
 
 async def delete_account(conn: Connection, principal: Principal, account_id: int) -> None:
     """The account and its cars' link to it go; the replica serving it stops at its next look."""
-    await find_account(conn, principal, account_id)
+    await find_account(conn, principal, account_id, manage=True)
     await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)

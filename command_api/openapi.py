@@ -381,6 +381,104 @@ def _detail_operation(name: str, schema: str, what: str) -> dict[str, Any]:
     }
 
 
+def _organization_paths() -> dict[str, Any]:
+    role = {"type": "string", "enum": ["owner", "operator", "viewer"]}
+    member = {
+        "type": "object",
+        "properties": {"user_id": {"type": "string", "format": "uuid"}, "role": role, "created_at": TIME},
+        "required": ["user_id", "role"],
+    }
+    organization = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string"},
+            "created_at": TIME,
+            "role": role,
+            "members": {"type": "array", "items": member},
+        },
+        "required": ["id", "name", "role"],
+    }
+    org_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+    user_id = {"name": "user", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+    who = (
+        "Owners manage members and the organization's SAIC accounts, operators send commands to its cars, "
+        "viewers read them. An API key acts as an owner of every organization; another's organization is 404."
+    )
+    named = {"type": "object", "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200}}}
+    with_role = {"type": "object", "properties": {"role": role}, "required": ["role"]}
+    return {
+        "/api/organizations": {
+            "get": {
+                "operationId": "list_organizations",
+                "tags": ["organizations"],
+                "summary": "The caller's organizations, with the caller's role in each",
+                "description": who,
+                "responses": _responses(
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {"organizations": {"type": "array", "items": organization}},
+                            },
+                            "The organizations",
+                        )
+                    }
+                ),
+            },
+            "post": {
+                "operationId": "create_organization",
+                "tags": ["organizations"],
+                "summary": "Create an organization: a user who creates it is its first owner",
+                "description": who,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": named}}},
+                "responses": _responses({"201": _json(organization, "Created")}),
+            },
+        },
+        "/api/organizations/{id}": {
+            "get": {
+                "operationId": "get_organization",
+                "tags": ["organizations"],
+                "summary": "One organization and its members",
+                "description": who,
+                "parameters": [org_id],
+                "responses": _responses({"200": _json(organization, "The organization")}),
+            }
+        },
+        "/api/organizations/{id}/members/{user}": {
+            "put": {
+                "operationId": "set_member",
+                "tags": ["organizations"],
+                "summary": "Add a member or change their role (owners only)",
+                "description": who,
+                "parameters": [org_id, user_id],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": with_role}}},
+                "responses": _responses(
+                    {
+                        "200": _json(organization, "The organization with its members"),
+                        "409": _json(_ref("Error"), "An organization keeps at least one owner"),
+                    },
+                    403,
+                ),
+            },
+            "delete": {
+                "operationId": "remove_member",
+                "tags": ["organizations"],
+                "summary": "Remove a member (owners only)",
+                "description": who,
+                "parameters": [org_id, user_id],
+                "responses": _responses(
+                    {
+                        "204": {"description": "Removed"},
+                        "409": _json(_ref("Error"), "An organization keeps at least one owner"),
+                    },
+                    403,
+                ),
+            },
+        },
+    }
+
+
 def _account_paths() -> dict[str, Any]:
     text = {"type": "string", "minLength": 1}
     account = {
@@ -393,6 +491,7 @@ def _account_paths() -> dict[str, Any]:
             "status": {"type": "string", "enum": ["pending", "active", "rejected", "failing"]},
             "status_reason": {"type": ["string", "null"]},
             "linked_by": {"type": ["string", "null"], "format": "uuid"},
+            "organization_id": {"type": ["string", "null"], "format": "uuid"},
             "created_at": TIME,
             "updated_at": TIME,
         },
@@ -403,6 +502,11 @@ def _account_paths() -> dict[str, Any]:
         "password": {**text, "maxLength": 200, "writeOnly": True},
         "region": {"type": "string", "enum": ["eu", "au", "tr", "maxus-eu"], "default": "eu"},
         "base_uri": {"type": "string", "pattern": "^https?://.+/$", "description": "overrides the region's API"},
+        "organization_id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "the organization that owns it (the caller must be an owner); its members see its cars",
+        },
     }
     new = {"type": "object", "properties": fields, "required": ["username", "password"], "additionalProperties": False}
     change = {"type": "object", "properties": {k: v for k, v in fields.items() if k != "username"}, "minProperties": 1}
@@ -752,6 +856,7 @@ def build_openapi(settings: ApiSettings) -> dict[str, Any]:
         paths[f"/api/vehicles/{{vin}}/commands/{command}"] = _command_operation(command, settings)
     paths |= _operations_paths()
     paths |= _account_paths()
+    paths |= _organization_paths()
     return {
         "openapi": "3.1.0",
         "info": {

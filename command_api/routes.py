@@ -1,5 +1,5 @@
 """The `/api` handlers. Who the caller is and what it may reach is settled before they run
-(`auth_middleware`); each handler checks the vehicle against `user_vehicles`."""
+(`auth_middleware`); each handler checks the vehicle against `vehicle_access`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from command_api import accounts, audit, derived, history, operations, vehicles
+from command_api import accounts, audit, derived, history, operations, organizations, vehicles
 from command_api.auth import Authenticator, Principal
 from command_api.commands import CommandService
 from command_api.errors import ApiError
@@ -201,7 +201,7 @@ async def send_command(request: web.Request) -> web.Response:
     except InvalidArguments as exc:
         raise ApiError(400, "invalid_arguments", str(exc), {"command": command}) from None
     async with pool_of(request).acquire() as conn:
-        await vehicles.authorize(conn, principal, vin, must_exist=False)  # submit answers 404 itself
+        await vehicles.authorize(conn, principal, vin, must_exist=False, act=True)  # submit answers 404 itself
     request.app[VEHICLE_COMMAND_LIMIT].take(vin)
     record, replayed = await request.app[COMMANDS].submit(principal, vin, command, validated, key, wait)
     finished = record["status"] in audit.TERMINAL
@@ -256,12 +256,7 @@ def _account_id(request: web.Request) -> int:
 
 
 async def _account_body(request: web.Request, *, creating: bool) -> dict[str, Any]:
-    raw = await request.read()
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    return accounts.read_account(body, creating=creating)
+    return accounts.read_account(await _json_body(request), creating=creating)
 
 
 async def list_accounts(request: web.Request) -> web.Response:
@@ -296,6 +291,45 @@ async def update_account(request: web.Request) -> web.Response:
 async def delete_account(request: web.Request) -> web.Response:
     async with pool_of(request).acquire() as conn:
         await accounts.delete_account(conn, principal_of(request), _account_id(request))
+    return web.Response(status=204)
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read() or b"null")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+
+
+async def list_organizations(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        return json_response(await organizations.list_organizations(conn, principal_of(request)))
+
+
+async def create_organization(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    async with pool_of(request).acquire() as conn:
+        return json_response(await organizations.create_organization(conn, principal_of(request), body), status=201)
+
+
+async def get_organization(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        organization = request.match_info["id"]
+        return json_response(await organizations.get_organization(conn, principal_of(request), organization))
+
+
+async def set_member(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    organization, user = request.match_info["id"], request.match_info["user"]
+    async with pool_of(request).acquire() as conn:
+        await organizations.set_member(conn, principal_of(request), organization, user, body)
+        return json_response(await organizations.get_organization(conn, principal_of(request), organization))
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    organization, user = request.match_info["id"], request.match_info["user"]
+    async with pool_of(request).acquire() as conn:
+        await organizations.remove_member(conn, principal_of(request), organization, user)
     return web.Response(status=204)
 
 
@@ -335,3 +369,8 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     app.router.add_get(ACCOUNT_PATH, get_account)
     app.router.add_patch(ACCOUNT_PATH, update_account)
     app.router.add_delete(ACCOUNT_PATH, delete_account)
+    app.router.add_get("/api/organizations", list_organizations)
+    app.router.add_post("/api/organizations", create_organization)
+    app.router.add_get("/api/organizations/{id}", get_organization)
+    app.router.add_put("/api/organizations/{id}/members/{user}", set_member)
+    app.router.add_delete("/api/organizations/{id}/members/{user}", remove_member)

@@ -72,7 +72,7 @@ async def list_vehicles(conn: Connection, principal: Principal) -> list[dict[str
         rows = await conn.fetch(VEHICLE_COLUMNS + " ORDER BY v.vin")
     else:
         rows = await conn.fetch(
-            VEHICLE_COLUMNS + " JOIN user_vehicles uv ON uv.vin = v.vin AND uv.user_id = $1 ORDER BY v.vin",
+            VEHICLE_COLUMNS + " JOIN vehicle_access va ON va.vin = v.vin AND va.user_id = $1 ORDER BY v.vin",
             principal.user_id,
         )
     return [vehicle_json(r, full_state=False) for r in rows]
@@ -83,15 +83,20 @@ async def get_vehicle(conn: Connection, vin: str) -> dict[str, Any] | None:
     return None if row is None else vehicle_json(row, full_state=True)
 
 
-async def authorize(conn: Connection, principal: Principal, vin: str, *, must_exist: bool = True) -> None:
-    """403 when `user_vehicles` does not give a user this vehicle; 404 when it does not exist
-    (`must_exist=False`: the caller's own read will tell)."""
+async def authorize(
+    conn: Connection, principal: Principal, vin: str, *, must_exist: bool = True, act: bool = False
+) -> None:
+    """403 when `vehicle_access` (the user's own grants and their organizations' cars, migration
+    0014) does not give a user this vehicle, or gives it only to view and `act` (a command) is asked;
+    404 when it does not exist (`must_exist=False`: the caller's own read will tell)."""
     if principal.user_id is not None:
-        granted = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM user_vehicles WHERE user_id = $1 AND vin = $2)", principal.user_id, vin
+        role = await conn.fetchval(
+            "SELECT role FROM vehicle_access WHERE user_id = $1 AND vin = $2", principal.user_id, vin
         )
-        if not granted:
+        if role is None:
             raise ApiError(403, "forbidden", f"you have no access to vehicle {vin}")
+        if act and role == "viewer":
+            raise ApiError(403, "forbidden", f"you may view vehicle {vin}; commands need the operator or owner role")
     if must_exist and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM vehicles WHERE vin = $1)", vin):
         raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
 
@@ -109,5 +114,5 @@ async def visible_vins(conn: Connection, principal: Principal) -> frozenset[str]
     """The vehicles a user may see; None for a service (all of them)."""
     if principal.user_id is None:
         return None
-    rows = await conn.fetch("SELECT vin FROM user_vehicles WHERE user_id = $1", principal.user_id)
+    rows = await conn.fetch("SELECT vin FROM vehicle_access WHERE user_id = $1", principal.user_id)
     return frozenset(r["vin"] for r in rows)

@@ -202,6 +202,23 @@ async def test_signed_in_users_read_only_their_vehicles(postgrest: PostgrestServ
             assert await visible(alice, table) == ["VIN_A"], table
             assert await visible(bob, table) == ["VIN_B"], table
             assert await visible(None, table) == [], table
+        # Carol sees VIN_B as a viewer of the organization whose SAIC account has it (migration 0014).
+        carol = uuid.uuid4()
+        org = await conn.fetchval("INSERT INTO organizations (name) VALUES ('fleet') RETURNING id")
+        await conn.execute("INSERT INTO memberships VALUES ($1, $2, 'viewer')", org, carol)
+        account = await conn.fetchval(
+            "INSERT INTO accounts (username, password_encrypted, organization_id)"
+            " VALUES ('a@b.c', 'x', $1) RETURNING id",
+            org,
+        )
+        await conn.execute("INSERT INTO account_vehicles VALUES ($1, 'VIN_B')", account)
+        for table in ("vehicles", "vehicle_state", "vehicle_telemetry", "drives", "charges", "parks"):
+            assert await visible(carol, table) == ["VIN_B"], table
+        assert await visible(alice, "vehicles") == ["VIN_A"]  # not a member: nothing more
+        async with conn.transaction():  # the view is not readable directly: it holds everyone's grants
+            await conn.execute("SET LOCAL ROLE authenticated")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetch("SELECT * FROM vehicle_access")
         async with conn.transaction():
             await conn.execute("SET LOCAL ROLE anon")
             with pytest.raises(asyncpg.InsufficientPrivilegeError):

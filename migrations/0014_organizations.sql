@@ -1,0 +1,111 @@
+-- Organizations (tenants) own SAIC accounts and, through them, cars. A user belongs to any number
+-- of them as `owner` (manages its accounts and members), `operator` (sends commands) or `viewer`
+-- (reads). What a user may do with a car is `vehicle_access`: their own grants (`user_vehicles`)
+-- and their organizations' cars, the strongest role winning. The API and the RLS policies below
+-- both read it, so a frontend that reads Supabase directly sees exactly what the API allows.
+
+CREATE TABLE IF NOT EXISTS organizations (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS memberships (
+    organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    user_id uuid NOT NULL,
+    role text NOT NULL CHECK (role IN ('owner', 'operator', 'viewer')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (organization_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS memberships_user_idx ON memberships (user_id);
+
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS organization_id uuid REFERENCES organizations (id) ON DELETE SET NULL;
+
+CREATE OR REPLACE VIEW vehicle_access AS
+SELECT user_id, vin, max(rank) AS rank, (ARRAY['viewer', 'operator', 'owner'])[max(rank)] AS role
+FROM (
+    SELECT uv.user_id, uv.vin, CASE uv.role WHEN 'viewer' THEN 1 WHEN 'operator' THEN 2 ELSE 3 END AS rank
+    FROM user_vehicles uv
+    UNION ALL
+    SELECT m.user_id, av.vin, CASE m.role WHEN 'viewer' THEN 1 WHEN 'operator' THEN 2 ELSE 3 END
+    FROM memberships m
+    JOIN accounts a ON a.organization_id = m.organization_id
+    JOIN account_vehicles av ON av.account_id = a.id
+) grants
+GROUP BY user_id, vin;
+
+-- A change of membership, or of an organization's cars, ends the live streams it concerns
+-- (migration 0012's channel: a user's id, or '' for everyone).
+CREATE OR REPLACE FUNCTION notify_access_changed()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'memberships' AND TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM pg_notify('user_vehicles_changed', NEW.user_id::text);
+    ELSIF TG_TABLE_NAME = 'memberships' AND TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('user_vehicles_changed', OLD.user_id::text);
+    ELSE
+        PERFORM pg_notify('user_vehicles_changed', '');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER memberships_changed
+    AFTER INSERT OR UPDATE OR DELETE ON memberships
+    FOR EACH ROW EXECUTE FUNCTION notify_access_changed();
+CREATE TRIGGER account_vehicles_changed
+    AFTER INSERT OR UPDATE OR DELETE ON account_vehicles
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_access_changed();
+CREATE TRIGGER accounts_organization_changed
+    AFTER UPDATE OF organization_id OR DELETE ON accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_access_changed();
+
+ALTER TABLE organizations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+        GRANT SELECT, INSERT, UPDATE, DELETE ON organizations, memberships TO service_role;
+        GRANT SELECT ON vehicle_access TO service_role;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated')
+       AND to_regprocedure('auth.uid()') IS NOT NULL THEN
+        -- The caller's own cars only: a definer's function, since the view itself would show
+        -- everyone's grants to whoever may read it.
+        EXECUTE $fn$
+            CREATE OR REPLACE FUNCTION my_vins() RETURNS SETOF text
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+            AS 'SELECT vin FROM vehicle_access WHERE user_id = auth.uid()'
+        $fn$;
+        REVOKE EXECUTE ON FUNCTION my_vins() FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION my_vins() TO authenticated;
+        GRANT SELECT ON organizations, memberships TO authenticated;
+        CREATE POLICY memberships_own ON memberships FOR SELECT TO authenticated
+            USING (user_id = (SELECT auth.uid()));
+        CREATE POLICY organizations_member ON organizations FOR SELECT TO authenticated
+            USING (id IN (SELECT m.organization_id FROM memberships m WHERE m.user_id = (SELECT auth.uid())));
+        -- The cars' policies: a user's own grants and their organizations' cars.
+        DROP POLICY IF EXISTS vehicles_granted ON vehicles;
+        CREATE POLICY vehicles_granted ON vehicles FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+        DROP POLICY IF EXISTS vehicle_state_granted ON vehicle_state;
+        CREATE POLICY vehicle_state_granted ON vehicle_state FOR SELECT TO authenticated
+            USING (vin IN (SELECT my_vins()));
+        DROP POLICY IF EXISTS vehicle_telemetry_granted ON vehicle_telemetry;
+        CREATE POLICY vehicle_telemetry_granted ON vehicle_telemetry FOR SELECT TO authenticated
+            USING (vin IN (SELECT my_vins()));
+        DROP POLICY IF EXISTS commands_granted ON commands;
+        CREATE POLICY commands_granted ON commands FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+        DROP POLICY IF EXISTS drives_granted ON drives;
+        CREATE POLICY drives_granted ON drives FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+        DROP POLICY IF EXISTS charges_granted ON charges;
+        CREATE POLICY charges_granted ON charges FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+        DROP POLICY IF EXISTS parks_granted ON parks;
+        CREATE POLICY parks_granted ON parks FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+    END IF;
+END
+$$;

@@ -1,0 +1,134 @@
+"""Organizations and roles, the whole matrix: an owner, an operator and a viewer of an organization
+whose SAIC account has a car, and outsiders; reading, commanding, and managing accounts and members."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from cryptography.fernet import Fernet
+
+from common.settings import DatabaseSettings, MqttSettings
+from tests.command_api.conftest import ALICE, BOB, SERVICE_KEY, Client, secured_api, user_token
+
+CAROL, DAVE = uuid.UUID(int=0xCA201), uuid.UUID(int=0xDA7E)
+VIN_C = "LSJGAMMA000000003"
+
+
+@pytest.fixture
+async def org_api(mqtt_settings: MqttSettings, seeded: DatabaseSettings) -> AsyncIterator[tuple[Client, str, int]]:
+    env = {"ACCOUNTS_ENCRYPTION_KEY": Fernet.generate_key().decode(), "ACCOUNT_VERIFY_WAIT": "0"}
+    async with secured_api(mqtt_settings, seeded, **env) as api:
+        alice = user_token(ALICE)
+        status, organization, _ = await api.call("POST", "/api/organizations", token=alice, json={"name": "Fleet"})
+        assert status == 201, organization
+        org = organization["id"]
+        for user, role in ((CAROL, "operator"), (DAVE, "viewer")):
+            status, body, _ = await api.call(
+                "PUT", f"/api/organizations/{org}/members/{user}", token=alice, json={"role": role}
+            )
+            assert status == 200, body
+        # The organization's SAIC account and its car, as a gateway records them at the first login.
+        conn = await asyncpg.connect(seeded.url.get_secret_value())
+        try:
+            await conn.execute("INSERT INTO vehicles (vin, account) VALUES ($1, 'fleet@example.com')", VIN_C)
+            account = await conn.fetchval(
+                "INSERT INTO accounts (username, password_encrypted, status, organization_id)"
+                " VALUES ('fleet@example.com', 'x', 'active', $1) RETURNING id",
+                uuid.UUID(org),
+            )
+            await conn.execute("INSERT INTO account_vehicles VALUES ($1, $2)", account, VIN_C)
+        finally:
+            await conn.close()
+        yield api, org, account
+
+
+READERS = {"owner": ALICE, "operator": CAROL, "viewer": DAVE}
+OUTSIDER = BOB  # has a car of his own, none of the organization's
+
+
+@pytest.mark.parametrize(("role", "user"), [*READERS.items(), ("outsider", OUTSIDER)])
+async def test_who_may_read_and_command_the_organizations_car(
+    org_api: tuple[Client, str, int], role: str, user: uuid.UUID
+) -> None:
+    api, _, _ = org_api
+    token = user_token(user)
+    read, _, _ = await api.call("GET", f"/api/vehicles/{VIN_C}", token=token)
+    _, listed, _ = await api.call("GET", "/api/vehicles", token=token)
+    command, answer, _ = await api.call("POST", f"/api/vehicles/{VIN_C}/commands/lock?wait=0", token=token)
+    sees = role != "outsider"
+    assert read == (200 if sees else 403)
+    assert (VIN_C in {v["vin"] for v in listed["vehicles"]}) is sees
+    assert command == (202 if role in ("owner", "operator") else 403), answer
+    if role == "viewer":
+        assert "operator or owner role" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize(("role", "user"), [*READERS.items(), ("outsider", OUTSIDER)])
+async def test_who_may_see_and_change_the_organizations_account(
+    org_api: tuple[Client, str, int], role: str, user: uuid.UUID
+) -> None:
+    api, _, account = org_api
+    token = user_token(user)
+    _, listed, _ = await api.call("GET", "/api/accounts", token=token)
+    seen = [a["username"] for a in listed["accounts"]]
+    assert seen == ([] if role == "outsider" else ["fleet@example.com"])
+    changed, _, _ = await api.call("PATCH", f"/api/accounts/{account}", token=token, json={"password": "new"})
+    assert changed == (202 if role == "owner" else 404)  # 202: pending a gateway's first login
+    removed, _, _ = await api.call("DELETE", f"/api/accounts/{account}", token=token)
+    assert removed == (204 if role == "owner" else 404)
+
+
+@pytest.mark.parametrize(("role", "user"), [*READERS.items(), ("outsider", OUTSIDER)])
+async def test_who_may_see_and_manage_the_members(org_api: tuple[Client, str, int], role: str, user: uuid.UUID) -> None:
+    api, org, _ = org_api
+    token, newcomer = user_token(user), uuid.uuid4()
+    seen, body, _ = await api.call("GET", f"/api/organizations/{org}", token=token)
+    assert seen == (404 if role == "outsider" else 200)
+    if seen == 200:
+        assert body["role"] == role
+        assert {m["user_id"]: m["role"] for m in body["members"]} == {str(u): r for r, u in READERS.items()}
+    added, _, _ = await api.call(
+        "PUT", f"/api/organizations/{org}/members/{newcomer}", token=token, json={"role": "viewer"}
+    )
+    assert added == {"owner": 200, "outsider": 404}.get(role, 403)
+
+
+async def test_an_organization_keeps_an_owner_and_an_api_key_manages_all(org_api: tuple[Client, str, int]) -> None:
+    api, org, _ = org_api
+    alice = user_token(ALICE)
+    status, problem, _ = await api.call("DELETE", f"/api/organizations/{org}/members/{ALICE}", token=alice)
+    assert status == 409, problem
+    status, _, _ = await api.call(
+        "PUT", f"/api/organizations/{org}/members/{ALICE}", token=alice, json={"role": "viewer"}
+    )
+    assert status == 409
+    status, _, _ = await api.call(
+        "PUT", f"/api/organizations/{org}/members/{CAROL}", key=SERVICE_KEY, json={"role": "owner"}
+    )
+    assert status == 200
+    status, _, _ = await api.call("DELETE", f"/api/organizations/{org}/members/{ALICE}", token=alice)
+    assert status == 204  # Carol owns it now
+    _, everything, _ = await api.call("GET", "/api/organizations", key=SERVICE_KEY)
+    assert [o["id"] for o in everything["organizations"]] == [org]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/organizations", {"name": ""}, 400),
+        ("/api/organizations", ["not", "an", "object"], 400),
+        (f"/api/organizations/{uuid.uuid4()}/members/{uuid.uuid4()}", {"role": "viewer"}, 404),
+        ("/api/organizations/not-a-uuid/members/nor-this", {"role": "viewer"}, 404),
+    ],
+)
+async def test_bad_organization_requests_are_refused_with_the_reason(
+    org_api: tuple[Client, str, int], path: str, body: object, status: int
+) -> None:
+    api, _, _ = org_api
+    method = "POST" if path == "/api/organizations" else "PUT"
+    answer, problem, _ = await api.call(method, path, token=user_token(ALICE), json=body)
+    assert answer == status, problem
+    assert problem["error"]["message"]
