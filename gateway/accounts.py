@@ -147,9 +147,8 @@ class AccountSupervisor:
                 await self._stop(name)
             else:
                 await self._watch_login(running)
-        for name, account in (accounts or {}).items():
-            if name not in self.running:
-                await self._start(account)
+        # Together: one account's slow first login (an API timing out) never holds up another's start.
+        await asyncio.gather(*(self._start(a) for name, a in (accounts or {}).items() if name not in self.running))
         self.hub.metrics.accounts_served.set(len(self.running))
 
     async def _start(self, account: StoredAccount) -> None:
