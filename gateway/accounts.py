@@ -142,6 +142,10 @@ class AccountSupervisor:
             gone = accounts is not None and (
                 name not in accounts or accounts[name].stored_as != running.account.stored_as
             )
+            if running.task.done() and not running.task.cancelled() and running.task.exception() is not None:
+                log.error(
+                    "account %s stopped on an error; it is started again", name, exc_info=running.task.exception()
+                )
             if gone or running.task.done() or not await running.lease.check():
                 log.info("account %s: no longer served here (%s)", name, "removed or changed" if gone else "lease lost")
                 await self._stop(name)

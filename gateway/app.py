@@ -458,7 +458,7 @@ class Gateway:
             periods.inactive,
         )
         if self.settings.ha_discovery and self.mqtt.connected.is_set():
-            self.dispatcher.spawn(self.discovery.publish_all())
+            self.dispatcher.spawn(self.discovery.publish(list(self.roots)))
         loops = [
             group.create_task(loop())
             for loop in (self._read_inbox, self._refresh_loop, self._message_loop, self._activity_loop)

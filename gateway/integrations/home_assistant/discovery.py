@@ -123,7 +123,12 @@ class HomeAssistantDiscovery:
         self.vehicles.pop(vin, None)
 
     async def publish_all(self) -> None:
-        for info, root in list(self.vehicles.values()):
+        await self.publish(list(self.vehicles))
+
+    async def publish(self, vins: list[str]) -> None:
+        """These vehicles' configs (an account that just started: not every other account's again)."""
+        vehicles = [self.vehicles[vin] for vin in vins if vin in self.vehicles]
+        for info, root in vehicles:
             configs = discovery_configs(
                 info, root, discovery_prefix=self.discovery_prefix, availability_topic=self.availability_topic
             )
@@ -135,7 +140,7 @@ class HomeAssistantDiscovery:
                 return_exceptions=True,
             )
             self.published += len(configs)
-        log.info("published Home Assistant discovery for %d vehicles", len(self.vehicles))
+        log.info("published Home Assistant discovery for %d vehicles", len(vehicles))
 
     async def on_status(self, payload: bytes) -> None:
         if payload.strip().lower() == b"online":
