@@ -99,16 +99,16 @@ async def get_vehicle(request: web.Request) -> web.Response:
 async def vehicle_telemetry(request: web.Request) -> web.Response:
     vin = vin_of(request)
     async with pool_of(request).acquire() as conn:
-        await vehicles.authorize(conn, principal_of(request), vin)
-        return json_response(await history.page(conn, vin, request))
+        earliest = await vehicles.authorize(conn, principal_of(request), vin)
+        return json_response(await history.page(conn, vin, request, earliest))
 
 
 def _periods_of(table: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         vin = vin_of(request)
         async with pool_of(request).acquire() as conn:
-            await vehicles.authorize(conn, principal_of(request), vin)
-            return json_response(await derived.periods_page(conn, table, vin, request))
+            earliest = await vehicles.authorize(conn, principal_of(request), vin)
+            return json_response(await derived.periods_page(conn, table, vin, request, earliest))
 
     return handler
 
@@ -116,8 +116,8 @@ def _periods_of(table: str) -> Handler:
 async def vehicle_stats(request: web.Request) -> web.Response:
     vin = vin_of(request)
     async with pool_of(request).acquire() as conn:
-        await vehicles.authorize(conn, principal_of(request), vin)
-        return json_response(await derived.stats(conn, vin, request))
+        earliest = await vehicles.authorize(conn, principal_of(request), vin)
+        return json_response(await derived.stats(conn, vin, request, earliest))
 
 
 def _period_detail(table: str, key: str, details: PeriodDetails) -> Handler:
@@ -127,7 +127,9 @@ def _period_detail(table: str, key: str, details: PeriodDetails) -> Handler:
         period_id = derived.period_id(request)
         async with pool_of(request).acquire() as conn:
             period = await derived.get_period(conn, table, period_id)
-            await vehicles.authorize(conn, principal_of(request), period["vin"])
+            earliest = await vehicles.authorize(conn, principal_of(request), period["vin"])
+            if earliest is not None and period["start_ts"] < earliest:
+                raise ApiError(403, "forbidden", "this was before the car was your organization's")
             return json_response(period | {key: await details(conn, period)})
 
     return handler
@@ -137,8 +139,8 @@ async def vehicle_commands(request: web.Request) -> web.Response:
     vin = vin_of(request)
     limit = history.limit_param(request, default=20, maximum=100)
     async with pool_of(request).acquire() as conn:
-        await vehicles.authorize(conn, principal_of(request), vin)
-        rows = await audit.recent(conn, vin, limit)
+        earliest = await vehicles.authorize(conn, principal_of(request), vin)
+        rows = [r for r in await audit.recent(conn, vin, limit) if earliest is None or r["created_at"] >= earliest]
     return json_response({"commands": [audit.command_json(r) for r in rows]})
 
 
@@ -151,7 +153,9 @@ async def get_command(request: web.Request) -> web.Response:
         row = await audit.get(conn, command_id)
         if row is None:
             raise ApiError(404, "unknown_command", f"no command with id {command_id}")
-        await vehicles.authorize(conn, principal_of(request), row["vin"])
+        earliest = await vehicles.authorize(conn, principal_of(request), row["vin"])
+        if earliest is not None and row["created_at"] < earliest:
+            raise ApiError(403, "forbidden", "this command was before the car was your organization's")
     return json_response(audit.command_json(row))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -85,20 +86,27 @@ async def get_vehicle(conn: Connection, vin: str) -> dict[str, Any] | None:
 
 async def authorize(
     conn: Connection, principal: Principal, vin: str, *, must_exist: bool = True, act: bool = False
-) -> None:
+) -> datetime | None:
     """403 when `vehicle_access` (the user's own grants and their organizations' cars, migration
     0014) does not give a user this vehicle, or gives it only to view and `act` (a command) is asked;
-    404 when it does not exist (`must_exist=False`: the caller's own read will tell)."""
+    404 when it does not exist (`must_exist=False`: the caller's own read will tell).
+
+    Returns the earliest reading time the caller may see of it (None: all): through an organization,
+    from when the car became its account's, so that a car sold and linked again under another
+    organization never shows the previous owner's history."""
+    since = None
     if principal.user_id is not None:
-        role = await conn.fetchval(
-            "SELECT role FROM vehicle_access WHERE user_id = $1 AND vin = $2", principal.user_id, vin
+        access = await conn.fetchrow(
+            "SELECT role, since FROM vehicle_access WHERE user_id = $1 AND vin = $2", principal.user_id, vin
         )
-        if role is None:
+        if access is None:
             raise ApiError(403, "forbidden", f"you have no access to vehicle {vin}")
-        if act and role == "viewer":
+        if act and access["role"] == "viewer":
             raise ApiError(403, "forbidden", f"you may view vehicle {vin}; commands need the operator or owner role")
+        since = access["since"]
     if must_exist and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM vehicles WHERE vin = $1)", vin):
         raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
+    return since
 
 
 async def readable_vehicle(conn: Connection, principal: Principal, vin: str) -> dict[str, Any]:

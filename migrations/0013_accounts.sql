@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS accounts (
 CREATE TABLE IF NOT EXISTS account_vehicles (
     account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     vin text NOT NULL REFERENCES vehicles (vin) ON DELETE CASCADE,
+    since timestamptz NOT NULL DEFAULT now(),
+    -- From when the car is this account's: its organization sees its history from then on only, so
+    -- a car sold and linked again never shows one owner's history to the next.
     PRIMARY KEY (account_id, vin)
 );
 

@@ -21,13 +21,17 @@ CREATE INDEX IF NOT EXISTS memberships_user_idx ON memberships (user_id);
 
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS organization_id uuid REFERENCES organizations (id) ON DELETE SET NULL;
 
+-- `since`: the earliest reading the user may see (NULL: all of them, for a car granted to them
+-- directly); through an organization, from when the car became its account's.
 CREATE OR REPLACE VIEW vehicle_access AS
-SELECT user_id, vin, max(rank) AS rank, (ARRAY['viewer', 'operator', 'owner'])[max(rank)] AS role
+SELECT user_id, vin, max(rank) AS rank, (ARRAY['viewer', 'operator', 'owner'])[max(rank)] AS role,
+       CASE WHEN bool_or(since IS NULL) THEN NULL ELSE min(since) END AS since
 FROM (
-    SELECT uv.user_id, uv.vin, CASE uv.role WHEN 'viewer' THEN 1 WHEN 'operator' THEN 2 ELSE 3 END AS rank
+    SELECT uv.user_id, uv.vin, CASE uv.role WHEN 'viewer' THEN 1 WHEN 'operator' THEN 2 ELSE 3 END AS rank,
+           NULL::timestamptz AS since
     FROM user_vehicles uv
     UNION ALL
-    SELECT m.user_id, av.vin, CASE m.role WHEN 'viewer' THEN 1 WHEN 'operator' THEN 2 ELSE 3 END
+    SELECT m.user_id, av.vin, CASE m.role WHEN 'viewer' THEN 1 WHEN 'operator' THEN 2 ELSE 3 END, av.since
     FROM memberships m
     JOIN accounts a ON a.organization_id = m.organization_id
     JOIN account_vehicles av ON av.account_id = a.id
@@ -75,37 +79,48 @@ BEGIN
 
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated')
        AND to_regprocedure('auth.uid()') IS NOT NULL THEN
-        -- The caller's own cars only: a definer's function, since the view itself would show
-        -- everyone's grants to whoever may read it.
+        -- The caller's own cars only, each with the earliest time they may read of it: a definer's
+        -- function, since the view itself would show everyone's grants to whoever may read it.
         EXECUTE $fn$
-            CREATE OR REPLACE FUNCTION my_vins() RETURNS SETOF text
+            CREATE OR REPLACE FUNCTION my_access() RETURNS TABLE (vin text, since timestamptz)
             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-            AS 'SELECT vin FROM vehicle_access WHERE user_id = auth.uid()'
+            AS 'SELECT vin, since FROM vehicle_access WHERE user_id = auth.uid()'
         $fn$;
-        REVOKE EXECUTE ON FUNCTION my_vins() FROM PUBLIC;
-        GRANT EXECUTE ON FUNCTION my_vins() TO authenticated;
+        REVOKE EXECUTE ON FUNCTION my_access() FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION my_access() TO authenticated;
         GRANT SELECT ON organizations, memberships TO authenticated;
         CREATE POLICY memberships_own ON memberships FOR SELECT TO authenticated
             USING (user_id = (SELECT auth.uid()));
         CREATE POLICY organizations_member ON organizations FOR SELECT TO authenticated
             USING (id IN (SELECT m.organization_id FROM memberships m WHERE m.user_id = (SELECT auth.uid())));
-        -- The cars' policies: a user's own grants and their organizations' cars.
+        -- The cars' policies: a user's own grants and their organizations' cars, the history from
+        -- when the car became the organization's.
         DROP POLICY IF EXISTS vehicles_granted ON vehicles;
-        CREATE POLICY vehicles_granted ON vehicles FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+        CREATE POLICY vehicles_granted ON vehicles FOR SELECT TO authenticated
+            USING (vin IN (SELECT a.vin FROM my_access() a));
         DROP POLICY IF EXISTS vehicle_state_granted ON vehicle_state;
         CREATE POLICY vehicle_state_granted ON vehicle_state FOR SELECT TO authenticated
-            USING (vin IN (SELECT my_vins()));
+            USING (vin IN (SELECT a.vin FROM my_access() a));
         DROP POLICY IF EXISTS vehicle_telemetry_granted ON vehicle_telemetry;
         CREATE POLICY vehicle_telemetry_granted ON vehicle_telemetry FOR SELECT TO authenticated
-            USING (vin IN (SELECT my_vins()));
+            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = vehicle_telemetry.vin
+                           AND (a.since IS NULL OR vehicle_telemetry.ts >= a.since)));
         DROP POLICY IF EXISTS commands_granted ON commands;
-        CREATE POLICY commands_granted ON commands FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+        CREATE POLICY commands_granted ON commands FOR SELECT TO authenticated
+            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = commands.vin
+                           AND (a.since IS NULL OR commands.created_at >= a.since)));
         DROP POLICY IF EXISTS drives_granted ON drives;
-        CREATE POLICY drives_granted ON drives FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+        CREATE POLICY drives_granted ON drives FOR SELECT TO authenticated
+            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = drives.vin
+                           AND (a.since IS NULL OR drives.start_ts >= a.since)));
         DROP POLICY IF EXISTS charges_granted ON charges;
-        CREATE POLICY charges_granted ON charges FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+        CREATE POLICY charges_granted ON charges FOR SELECT TO authenticated
+            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = charges.vin
+                           AND (a.since IS NULL OR charges.start_ts >= a.since)));
         DROP POLICY IF EXISTS parks_granted ON parks;
-        CREATE POLICY parks_granted ON parks FOR SELECT TO authenticated USING (vin IN (SELECT my_vins()));
+        CREATE POLICY parks_granted ON parks FOR SELECT TO authenticated
+            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = parks.vin
+                           AND (a.since IS NULL OR parks.start_ts >= a.since)));
     END IF;
 END
 $$;

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
 from common.settings import DatabaseSettings, MqttSettings
-from tests.command_api.conftest import ALICE, BOB, SERVICE_KEY, Client, secured_api, user_token
+from tests.command_api.conftest import ALICE, BOB, SERVICE_KEY, Client, add_history, secured_api, user_token
 
 CAROL, DAVE = uuid.UUID(int=0xCA201), uuid.UUID(int=0xDA7E)
 VIN_C = "LSJGAMMA000000003"
@@ -132,3 +133,39 @@ async def test_bad_organization_requests_are_refused_with_the_reason(
     answer, problem, _ = await api.call(method, path, token=user_token(ALICE), json=body)
     assert answer == status, problem
     assert problem["error"]["message"]
+
+
+async def test_a_car_linked_again_shows_its_new_organization_only_its_own_history(
+    org_api: tuple[Client, str, int], seeded: DatabaseSettings
+) -> None:
+    """Ten readings from before the car was the organization's account's, ten after: its members
+    read the ten after; an API key (the platform's operators) reads all twenty."""
+    api, _, account = org_api
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    await add_history(seeded, VIN_C, 20, start)
+    conn = await asyncpg.connect(seeded.url.get_secret_value())
+    try:
+        await conn.execute(
+            "UPDATE account_vehicles SET since = $1 WHERE account_id = $2", start + timedelta(minutes=10), account
+        )
+        await conn.execute(
+            "INSERT INTO drives (vin, start_ts, end_ts, duration_s, readings)"
+            " VALUES ($1, $2, $2, 0, 1), ($1, $3, $3, 0, 1)",
+            VIN_C,
+            start,
+            start + timedelta(minutes=15),
+        )
+    finally:
+        await conn.close()
+    dave = user_token(DAVE)
+    _, page, _ = await api.call("GET", f"/api/vehicles/{VIN_C}/telemetry?limit=100", token=dave)
+    times = sorted(datetime.fromisoformat(item["ts"]) for item in page["items"])
+    assert times == [start + timedelta(minutes=m) for m in range(10, 20)]
+    _, everything, _ = await api.call("GET", f"/api/vehicles/{VIN_C}/telemetry?limit=100", key=SERVICE_KEY)
+    assert len(everything["items"]) == 20
+    _, drives, _ = await api.call("GET", f"/api/vehicles/{VIN_C}/drives", token=dave)
+    assert len(drives["items"]) == 1  # the earlier drive is the previous owner's
+    _, all_drives, _ = await api.call("GET", f"/api/vehicles/{VIN_C}/drives", key=SERVICE_KEY)
+    earlier = min(all_drives["items"], key=lambda d: d["start_ts"])
+    status, _, _ = await api.call("GET", f"/api/drives/{earlier['id']}", token=dave)
+    assert status == 403

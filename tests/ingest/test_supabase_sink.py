@@ -211,9 +211,15 @@ async def test_signed_in_users_read_only_their_vehicles(postgrest: PostgrestServ
             " VALUES ('a@b.c', 'x', $1) RETURNING id",
             org,
         )
-        await conn.execute("INSERT INTO account_vehicles VALUES ($1, 'VIN_B')", account)
+        await conn.execute("INSERT INTO account_vehicles VALUES ($1, 'VIN_B', '2000-01-01')", account)  # since long ago
         for table in ("vehicles", "vehicle_state", "vehicle_telemetry", "drives", "charges", "parks"):
             assert await visible(carol, table) == ["VIN_B"], table
+        # Once the car is the organization's only from later on, its earlier history is not Carol's.
+        await conn.execute("UPDATE account_vehicles SET since = now() + interval '1 hour'")
+        for table in ("vehicle_telemetry", "drives", "charges", "parks"):
+            assert await visible(carol, table) == [], table
+        assert await visible(carol, "vehicles") == ["VIN_B"]
+        assert await visible(bob, "vehicle_telemetry") == ["VIN_B"]  # granted directly: all of it
         assert await visible(alice, "vehicles") == ["VIN_A"]  # not a member: nothing more
         async with conn.transaction():  # the view is not readable directly: it holds everyone's grants
             await conn.execute("SET LOCAL ROLE authenticated")
