@@ -164,7 +164,7 @@ class AccountSupervisor:
         )
         session = SaicSession(SaicApi(saic.api_configuration()), saic, self.hub.metrics)
         source = SaicVehicleSource(session, saic.max_status_drift)
-        if account.status == "pending" and not await self._first_login(account, source):
+        if not await self._login_and_record_cars(account, source):
             await source.close()
             await lease.release()
             return
@@ -191,17 +191,23 @@ class AccountSupervisor:
         finally:
             watcher.cancel()
 
-    async def _first_login(self, account: StoredAccount, source: SaicVehicleSource) -> bool:
-        """A new account's first login: `active` with its cars recorded, or `rejected` with SAIC's reason."""
+    async def _login_and_record_cars(self, account: StoredAccount, source: SaicVehicleSource) -> bool:
+        """The account's cars as SAIC lists them now, recorded (`account_vehicles`: a car new to it
+        is its organization's from now on, a car no longer on it, sold, is not). A new account's
+        first login decides it: `active`, or `rejected` with SAIC's reason. False: do not serve it."""
         try:
             cars = await source.vehicles()
         except (SaicApiException, CircuitOpen) as exc:
+            if account.status != "pending":
+                log.warning("account %s: its cars are not listed now (%s); serving it as it was", account.username, exc)
+                return True  # its Gateway lists them again itself, with backoff
             if isinstance(exc, SaicApiException) and not is_api_failure(exc):
                 await self._set_status(account.username, "rejected", str(exc))
             else:
                 log.warning("account %s: its first login waits for the SAIC API (%s)", account.username, exc)
             return False
         assert self._pool is not None  # run() connects first
+        vins = [car.vin for car in cars]
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.executemany(
@@ -213,12 +219,19 @@ class AccountSupervisor:
                     "INSERT INTO account_vehicles (account_id, vin)"
                     " SELECT id, unnest($2::text[]) FROM accounts WHERE username = $1 ON CONFLICT DO NOTHING",
                     account.username,
-                    [car.vin for car in cars],
+                    vins,
+                )
+                await conn.execute(
+                    "DELETE FROM account_vehicles v USING accounts a"
+                    " WHERE a.id = v.account_id AND a.username = $1 AND NOT v.vin = ANY($2::text[])",
+                    account.username,
+                    vins,
                 )
         except DATABASE_ERRORS as exc:
-            log.error("account %s: cannot record its cars (%s); its first login is tried again", account.username, exc)
-            return False
-        await self._set_status(account.username, "active", None)
+            log.error("account %s: cannot record its cars (%s); tried again at its next start", account.username, exc)
+            return account.status != "pending"
+        if account.status == "pending":
+            await self._set_status(account.username, "active", None)
         return True
 
     async def _watch_login(self, running: RunningAccount) -> None:

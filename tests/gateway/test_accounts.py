@@ -100,3 +100,35 @@ def test_a_password_is_stored_encrypted_and_opens_only_with_its_key() -> None:
         cipher().decrypt(token)
     with pytest.raises(SettingsError, match="32 url-safe base64-encoded bytes"):
         AccountCipherSettings.from_env({"ACCOUNTS_ENCRYPTION_KEY": "too short"})
+
+
+async def test_a_car_that_leaves_an_account_leaves_its_organization(
+    private_mqtt: MqttSettings, db_settings: DatabaseSettings, two_accounts: SaicTestServer
+) -> None:
+    """Each start lists the account's cars again: a car sold (gone from the account) is no longer the
+    account's, so its organization no longer sees it; a car that stays keeps its `since`."""
+    server, secrets = two_accounts, cipher()
+    pool = await create_pool(db_settings)
+    await apply_migrations(pool)
+    await add_account(db_settings, secrets, *SECOND_ACCOUNT, server.base_uri)
+
+    async def cars() -> dict[str, object]:
+        rows = await pool.fetch("SELECT vin, since FROM account_vehicles ORDER BY vin")
+        return {r["vin"]: r["since"] for r in rows}
+
+    try:
+        async with running_supervisor(private_mqtt, db_settings, secrets, server) as supervisor:
+            await wait_until(lambda: SECOND in supervisor.running, what="the account served")
+            before = await cars()
+            assert set(before) == {"LSJTEST0000000011", "LSJTEST0000000012"}
+            server.accounts[SECOND].fleet._vehicles.pop("LSJTEST0000000012")  # sold
+            # Saved again (as PATCH /api/accounts does): the account restarts and lists its cars.
+            await pool.execute("UPDATE accounts SET password_encrypted = $1", secrets.encrypt(SECOND_ACCOUNT[1]))
+
+            async def sold_car_gone() -> bool:
+                return set(await cars()) == {"LSJTEST0000000011"}
+
+            await wait_until(sold_car_gone, what="the sold car no longer the account's")
+            assert (await cars())["LSJTEST0000000011"] == before["LSJTEST0000000011"]
+    finally:
+        await pool.close()
