@@ -71,6 +71,8 @@ ALTER TABLE organizations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
 
 DO $$
+DECLARE
+    history record;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
         GRANT SELECT, INSERT, UPDATE, DELETE ON organizations, memberships TO service_role;
@@ -101,26 +103,17 @@ BEGIN
         DROP POLICY IF EXISTS vehicle_state_granted ON vehicle_state;
         CREATE POLICY vehicle_state_granted ON vehicle_state FOR SELECT TO authenticated
             USING (vin IN (SELECT a.vin FROM my_access() a));
-        DROP POLICY IF EXISTS vehicle_telemetry_granted ON vehicle_telemetry;
-        CREATE POLICY vehicle_telemetry_granted ON vehicle_telemetry FOR SELECT TO authenticated
-            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = vehicle_telemetry.vin
-                           AND (a.since IS NULL OR vehicle_telemetry.ts >= a.since)));
-        DROP POLICY IF EXISTS commands_granted ON commands;
-        CREATE POLICY commands_granted ON commands FOR SELECT TO authenticated
-            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = commands.vin
-                           AND (a.since IS NULL OR commands.created_at >= a.since)));
-        DROP POLICY IF EXISTS drives_granted ON drives;
-        CREATE POLICY drives_granted ON drives FOR SELECT TO authenticated
-            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = drives.vin
-                           AND (a.since IS NULL OR drives.start_ts >= a.since)));
-        DROP POLICY IF EXISTS charges_granted ON charges;
-        CREATE POLICY charges_granted ON charges FOR SELECT TO authenticated
-            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = charges.vin
-                           AND (a.since IS NULL OR charges.start_ts >= a.since)));
-        DROP POLICY IF EXISTS parks_granted ON parks;
-        CREATE POLICY parks_granted ON parks FOR SELECT TO authenticated
-            USING (EXISTS (SELECT 1 FROM my_access() a WHERE a.vin = parks.vin
-                           AND (a.since IS NULL OR parks.start_ts >= a.since)));
+        FOR history IN SELECT * FROM (VALUES
+            ('vehicle_telemetry', 'ts'), ('commands', 'created_at'),
+            ('drives', 'start_ts'), ('charges', 'start_ts'), ('parks', 'start_ts')
+        ) AS tables (name, time_column) LOOP
+            EXECUTE format('DROP POLICY IF EXISTS %I ON %I', history.name || '_granted', history.name);
+            EXECUTE format(
+                'CREATE POLICY %I ON %I FOR SELECT TO authenticated USING (EXISTS (SELECT 1 FROM my_access() a'
+                ' WHERE a.vin = %I.vin AND (a.since IS NULL OR %I.%I >= a.since)))',
+                history.name || '_granted', history.name, history.name, history.name, history.time_column
+            );
+        END LOOP;
     END IF;
 END
 $$;
