@@ -11,6 +11,7 @@ from aiohttp import web
 
 from command_api.errors import ApiError
 from command_api.history import PageWindow, positive_int, timestamp_param
+from command_api.vehicles import Window
 from common.database import Connection
 
 PERIOD_TABLES = {"drives": "drives", "charges": "charges", "parks": "parks"}
@@ -21,10 +22,10 @@ POSTGRES_BIGINT_MAX = 2**63 - 1
 
 
 async def periods_page(
-    conn: Connection, table: str, vin: str, request: web.BaseRequest, earliest: datetime | None
+    conn: Connection, table: str, vin: str, request: web.BaseRequest, access: Window
 ) -> dict[str, Any]:
     """Newest first; `from` / `to` bound the start time; `cursor` continues a listing."""
-    window = PageWindow.of(request).not_before(earliest)
+    window = PageWindow.of(request).within(access)
     rows = await conn.fetch(
         f"SELECT * FROM {PERIOD_TABLES[table]} "  # noqa: S608 - the table name is one of three constants
         "WHERE vin = $1 AND ($2::timestamptz IS NULL OR start_ts >= $2) AND ($3::timestamptz IS NULL OR start_ts < $3)"
@@ -133,7 +134,7 @@ def _drain(soc_lost: float | None, hours: float | None) -> float | None:
     return round(soc_lost / hours, 3) if soc_lost is not None and hours else None
 
 
-async def stats(conn: Connection, vin: str, request: web.BaseRequest, earliest: datetime | None) -> dict[str, Any]:
+async def stats(conn: Connection, vin: str, request: web.BaseRequest, access: Window) -> dict[str, Any]:
     bucket = request.query.get("bucket", "day")
     if bucket not in BUCKETS:
         raise ApiError(400, "invalid_parameter", f"`bucket` must be one of {', '.join(BUCKETS)}, got {bucket[:20]!r}")
@@ -149,7 +150,8 @@ async def stats(conn: Connection, vin: str, request: web.BaseRequest, earliest: 
         raise ApiError(
             400, "invalid_parameter", f"at most {MAX_STATS_DAYS[bucket]} days with `bucket={bucket}`; use a coarser one"
         )
-    rows = await conn.fetch(STATS, vin, max(since, earliest) if earliest else since, until, bucket, zone_name)
+    allowed = PageWindow(since, until, None, 0).within(access)
+    rows = await conn.fetch(STATS, vin, allowed.since or since, allowed.until or until, bucket, zone_name)
     items = []
     totals: dict[str, float] = dict.fromkeys(
         ("drives", "distance_km", "energy_used_kwh", "distance_with_energy_km", "charges", "energy_added_kwh", "cost"),

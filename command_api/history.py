@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from command_api.errors import ApiError
+from command_api.vehicles import Window
 from common.database import Connection
 
 DEFAULT_LIMIT = 100
@@ -94,19 +95,19 @@ class PageWindow:
         cursor = request.query.get("cursor")
         return cls(since, until, decode_cursor(cursor) if cursor else None, limit_param(request))
 
-    def not_before(self, earliest: datetime | None) -> PageWindow:
-        """The window within what the caller may see of the car (vehicles.authorize's `since`)."""
-        if earliest is None or (self.since is not None and self.since >= earliest):
-            return self
-        return PageWindow(earliest, self.until, self.before, self.limit)
+    def within(self, access: Window) -> PageWindow:
+        """The window inside what the caller may see of the car (vehicles.authorize's window)."""
+        since = max((t for t in (self.since, access.since) if t is not None), default=None)
+        until = min((t for t in (self.until, access.until) if t is not None), default=None)
+        return PageWindow(since, until, self.before, self.limit)
 
     def next_cursor(self, rows: list[Any], ts_of: str = "ts") -> str | None:
         """The cursor of the page after `rows` (fetched with `limit + 1`), or None on the last page."""
         return encode_cursor(rows[self.limit - 1][ts_of]) if len(rows) > self.limit else None
 
 
-async def page(conn: Connection, vin: str, request: web.BaseRequest, earliest: datetime | None) -> dict[str, Any]:
-    window = PageWindow.of(request).not_before(earliest)
+async def page(conn: Connection, vin: str, request: web.BaseRequest, access: Window) -> dict[str, Any]:
+    window = PageWindow.of(request).within(access)
     limit = window.limit
     rows = await conn.fetch(QUERY, vin, window.since, window.until, window.before, limit + 1)
     items = [

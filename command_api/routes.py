@@ -83,7 +83,7 @@ async def get_vehicle(request: web.Request) -> web.Response:
     principal = principal_of(request)
     if principal.user_id is not None:
         async with pool.acquire() as conn:
-            await vehicles.authorize(conn, principal, vin, must_exist=False)
+            await vehicles.authorize(conn, principal, vin, must_exist=False, current=True)
 
     async def load() -> bytes | None:
         async with pool.acquire() as conn:
@@ -99,16 +99,16 @@ async def get_vehicle(request: web.Request) -> web.Response:
 async def vehicle_telemetry(request: web.Request) -> web.Response:
     vin = vin_of(request)
     async with pool_of(request).acquire() as conn:
-        earliest = await vehicles.authorize(conn, principal_of(request), vin)
-        return json_response(await history.page(conn, vin, request, earliest))
+        window = await vehicles.authorize(conn, principal_of(request), vin)
+        return json_response(await history.page(conn, vin, request, window))
 
 
 def _periods_of(table: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         vin = vin_of(request)
         async with pool_of(request).acquire() as conn:
-            earliest = await vehicles.authorize(conn, principal_of(request), vin)
-            return json_response(await derived.periods_page(conn, table, vin, request, earliest))
+            window = await vehicles.authorize(conn, principal_of(request), vin)
+            return json_response(await derived.periods_page(conn, table, vin, request, window))
 
     return handler
 
@@ -116,8 +116,8 @@ def _periods_of(table: str) -> Handler:
 async def vehicle_stats(request: web.Request) -> web.Response:
     vin = vin_of(request)
     async with pool_of(request).acquire() as conn:
-        earliest = await vehicles.authorize(conn, principal_of(request), vin)
-        return json_response(await derived.stats(conn, vin, request, earliest))
+        window = await vehicles.authorize(conn, principal_of(request), vin)
+        return json_response(await derived.stats(conn, vin, request, window))
 
 
 def _period_detail(table: str, key: str, details: PeriodDetails) -> Handler:
@@ -127,9 +127,9 @@ def _period_detail(table: str, key: str, details: PeriodDetails) -> Handler:
         period_id = derived.period_id(request)
         async with pool_of(request).acquire() as conn:
             period = await derived.get_period(conn, table, period_id)
-            earliest = await vehicles.authorize(conn, principal_of(request), period["vin"])
-            if earliest is not None and period["start_ts"] < earliest:
-                raise ApiError(403, "forbidden", "this was before the car was your organization's")
+            window = await vehicles.authorize(conn, principal_of(request), period["vin"])
+            if not window.holds(period["start_ts"]):
+                raise ApiError(403, "forbidden", "this was while the car was not your organization's")
             return json_response(period | {key: await details(conn, period)})
 
     return handler
@@ -139,8 +139,8 @@ async def vehicle_commands(request: web.Request) -> web.Response:
     vin = vin_of(request)
     limit = history.limit_param(request, default=20, maximum=100)
     async with pool_of(request).acquire() as conn:
-        earliest = await vehicles.authorize(conn, principal_of(request), vin)
-        rows = [r for r in await audit.recent(conn, vin, limit) if earliest is None or r["created_at"] >= earliest]
+        window = await vehicles.authorize(conn, principal_of(request), vin)
+        rows = [r for r in await audit.recent(conn, vin, limit) if window.holds(r["created_at"])]
     return json_response({"commands": [audit.command_json(r) for r in rows]})
 
 
@@ -153,9 +153,9 @@ async def get_command(request: web.Request) -> web.Response:
         row = await audit.get(conn, command_id)
         if row is None:
             raise ApiError(404, "unknown_command", f"no command with id {command_id}")
-        earliest = await vehicles.authorize(conn, principal_of(request), row["vin"])
-        if earliest is not None and row["created_at"] < earliest:
-            raise ApiError(403, "forbidden", "this command was before the car was your organization's")
+        window = await vehicles.authorize(conn, principal_of(request), row["vin"])
+        if not window.holds(row["created_at"]):
+            raise ApiError(403, "forbidden", "this command was while the car was not your organization's")
     return json_response(audit.command_json(row))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -73,7 +74,8 @@ async def list_vehicles(conn: Connection, principal: Principal) -> list[dict[str
         rows = await conn.fetch(VEHICLE_COLUMNS + " ORDER BY v.vin")
     else:
         rows = await conn.fetch(
-            VEHICLE_COLUMNS + " JOIN vehicle_access va ON va.vin = v.vin AND va.user_id = $1 ORDER BY v.vin",
+            VEHICLE_COLUMNS
+            + " JOIN vehicle_access va ON va.vin = v.vin AND va.user_id = $1 AND va.current ORDER BY v.vin",
             principal.user_id,
         )
     return [vehicle_json(r, full_state=False) for r in rows]
@@ -84,34 +86,55 @@ async def get_vehicle(conn: Connection, vin: str) -> dict[str, Any] | None:
     return None if row is None else vehicle_json(row, full_state=True)
 
 
-async def authorize(
-    conn: Connection, principal: Principal, vin: str, *, must_exist: bool = True, act: bool = False
-) -> datetime | None:
-    """403 when `vehicle_access` (the user's own grants and their organizations' cars, migration
-    0014) does not give a user this vehicle, or gives it only to view and `act` (a command) is asked;
-    404 when it does not exist (`must_exist=False`: the caller's own read will tell).
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The readings of a car the caller may see: from `since` to `until` (None: unbounded)."""
 
-    Returns the earliest reading time the caller may see of it (None: all): through an organization,
-    from when the car became its account's, so that a car sold and linked again under another
-    organization never shows the previous owner's history."""
-    since = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def holds(self, moment: datetime) -> bool:
+        return (self.since is None or moment >= self.since) and (self.until is None or moment < self.until)
+
+
+async def authorize(
+    conn: Connection,
+    principal: Principal,
+    vin: str,
+    *,
+    must_exist: bool = True,
+    act: bool = False,
+    current: bool = False,
+) -> Window:
+    """403 when `vehicle_access` (the user's own grants and their organizations' cars, migration
+    0014) does not give a user this vehicle, or gives it only to view and `act` (a command) is asked,
+    or gives only its past (a car sold from the organization's account) and `current` (its latest
+    state) or `act` is asked; 404 when it does not exist (`must_exist=False`: the caller's read tells).
+
+    Returns the window of readings the caller may see: through an organization, while the car was
+    its account's, so that a car sold and linked again never shows one owner's readings to the other."""
+    window = Window()
     if principal.user_id is not None:
         access = await conn.fetchrow(
-            "SELECT role, since FROM vehicle_access WHERE user_id = $1 AND vin = $2", principal.user_id, vin
+            "SELECT role, since, until, current FROM vehicle_access WHERE user_id = $1 AND vin = $2",
+            principal.user_id,
+            vin,
         )
         if access is None:
             raise ApiError(403, "forbidden", f"you have no access to vehicle {vin}")
+        if (act or current) and not access["current"]:
+            raise ApiError(403, "forbidden", f"vehicle {vin} is no longer yours: only its history until then is")
         if act and access["role"] == "viewer":
             raise ApiError(403, "forbidden", f"you may view vehicle {vin}; commands need the operator or owner role")
-        since = access["since"]
+        window = Window(access["since"], access["until"])
     if must_exist and not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM vehicles WHERE vin = $1)", vin):
         raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
-    return since
+    return window
 
 
 async def readable_vehicle(conn: Connection, principal: Principal, vin: str) -> dict[str, Any]:
     """One vehicle with its full state, for a caller allowed to see it (403 / 404 otherwise)."""
-    await authorize(conn, principal, vin, must_exist=False)
+    await authorize(conn, principal, vin, must_exist=False, current=True)
     vehicle = await get_vehicle(conn, vin)
     if vehicle is None:
         raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
@@ -122,5 +145,5 @@ async def visible_vins(conn: Connection, principal: Principal) -> frozenset[str]
     """The vehicles a user may see; None for a service (all of them)."""
     if principal.user_id is None:
         return None
-    rows = await conn.fetch("SELECT vin FROM vehicle_access WHERE user_id = $1", principal.user_id)
+    rows = await conn.fetch("SELECT vin FROM vehicle_access WHERE user_id = $1 AND current", principal.user_id)
     return frozenset(r["vin"] for r in rows)

@@ -193,7 +193,7 @@ class AccountSupervisor:
 
     async def _login_and_record_cars(self, account: StoredAccount, source: SaicVehicleSource) -> bool:
         """The account's cars as SAIC lists them now, recorded (`account_vehicles`: a car new to it
-        is its organization's from now on, a car no longer on it, sold, is not). A new account's
+        is its organization's from now on, a car no longer on it, sold, is no longer). A new account's
         first login decides it: `active`, or `rejected` with SAIC's reason. False: do not serve it."""
         try:
             cars = await source.vehicles()
@@ -215,15 +215,19 @@ class AccountSupervisor:
                     " ON CONFLICT (vin) DO UPDATE SET account = EXCLUDED.account",
                     [(car.vin, account.username, car.brand, car.model) for car in cars],
                 )
+                # A car new to the account (or back to it) is its own from now on; one gone from it
+                # (sold) is ended now: its organization keeps its past, not its future.
                 await conn.execute(
                     "INSERT INTO account_vehicles (account_id, vin)"
-                    " SELECT id, unnest($2::text[]) FROM accounts WHERE username = $1 ON CONFLICT DO NOTHING",
+                    " SELECT id, unnest($2::text[]) FROM accounts WHERE username = $1"
+                    " ON CONFLICT (account_id, vin) DO UPDATE SET since = now(), until = NULL"
+                    " WHERE account_vehicles.until IS NOT NULL",
                     account.username,
                     vins,
                 )
                 await conn.execute(
-                    "DELETE FROM account_vehicles v USING accounts a"
-                    " WHERE a.id = v.account_id AND a.username = $1 AND NOT v.vin = ANY($2::text[])",
+                    "UPDATE account_vehicles v SET until = now() FROM accounts a WHERE a.id = v.account_id"
+                    " AND a.username = $1 AND v.until IS NULL AND NOT v.vin = ANY($2::text[])",
                     account.username,
                     vins,
                 )

@@ -24,8 +24,10 @@ CREATE TABLE IF NOT EXISTS account_vehicles (
     account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     vin text NOT NULL REFERENCES vehicles (vin) ON DELETE CASCADE,
     since timestamptz NOT NULL DEFAULT now(),
-    -- From when the car is this account's: its organization sees its history from then on only, so
-    -- a car sold and linked again never shows one owner's history to the next.
+    until timestamptz,
+    -- When the car was this account's (`until` NULL: it still is): its organization sees the car's
+    -- history in that window only, and its current state and commands only while it lasts, so a
+    -- car sold and linked again never shows one owner's readings to the other.
     PRIMARY KEY (account_id, vin)
 );
 

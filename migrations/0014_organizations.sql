@@ -21,17 +21,24 @@ CREATE INDEX IF NOT EXISTS memberships_user_idx ON memberships (user_id);
 
 ALTER TABLE accounts ADD COLUMN IF NOT EXISTS organization_id uuid REFERENCES organizations (id) ON DELETE SET NULL;
 
--- `since`: the earliest reading the user may see (NULL: all of them, for a car granted to them
--- directly); through an organization, from when the car became its account's.
+-- `since` and `until`: the readings the user may see (NULL: unbounded, for a car granted to them
+-- directly); through an organization, while the car was its account's. `current`: the car is the
+-- user's now (its latest state, live stream and commands); a sold car stays readable for its past,
+-- as a viewer.
 CREATE OR REPLACE VIEW vehicle_access AS
-SELECT user_id, vin, max(rank) AS rank, (ARRAY['viewer', 'operator', 'owner'])[max(rank)] AS role,
-       CASE WHEN bool_or(since IS NULL) THEN NULL ELSE min(since) END AS since
+SELECT user_id, vin,
+       max(rank) AS rank, (ARRAY['viewer', 'operator', 'owner'])[max(rank)] AS role,
+       CASE WHEN bool_or(since IS NULL) THEN NULL ELSE min(since) END AS since,
+       CASE WHEN bool_or(until IS NULL) THEN NULL ELSE max(until) END AS until,
+       bool_or(until IS NULL) AS current
 FROM (
     SELECT uv.user_id, uv.vin, CASE uv.role WHEN 'viewer' THEN 1 WHEN 'operator' THEN 2 ELSE 3 END AS rank,
-           NULL::timestamptz AS since
+           NULL::timestamptz AS since, NULL::timestamptz AS until
     FROM user_vehicles uv
     UNION ALL
-    SELECT m.user_id, av.vin, CASE m.role WHEN 'viewer' THEN 1 WHEN 'operator' THEN 2 ELSE 3 END, av.since
+    SELECT m.user_id, av.vin,
+           CASE WHEN av.until IS NOT NULL THEN 1 WHEN m.role = 'viewer' THEN 1 WHEN m.role = 'operator' THEN 2 ELSE 3 END,
+           av.since, av.until
     FROM memberships m
     JOIN accounts a ON a.organization_id = m.organization_id
     JOIN account_vehicles av ON av.account_id = a.id
@@ -84,9 +91,10 @@ BEGIN
         -- The caller's own cars only, each with the earliest time they may read of it: a definer's
         -- function, since the view itself would show everyone's grants to whoever may read it.
         EXECUTE $fn$
-            CREATE OR REPLACE FUNCTION my_access() RETURNS TABLE (vin text, since timestamptz)
+            CREATE OR REPLACE FUNCTION my_access()
+            RETURNS TABLE (vin text, since timestamptz, until timestamptz, current boolean)
             LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-            AS 'SELECT vin, since FROM vehicle_access WHERE user_id = auth.uid()'
+            AS 'SELECT vin, since, until, current FROM vehicle_access WHERE user_id = auth.uid()'
         $fn$;
         REVOKE EXECUTE ON FUNCTION my_access() FROM PUBLIC;
         GRANT EXECUTE ON FUNCTION my_access() TO authenticated;
@@ -95,23 +103,24 @@ BEGIN
             USING (user_id = (SELECT auth.uid()));
         CREATE POLICY organizations_member ON organizations FOR SELECT TO authenticated
             USING (id IN (SELECT m.organization_id FROM memberships m WHERE m.user_id = (SELECT auth.uid())));
-        -- The cars' policies: a user's own grants and their organizations' cars, the history from
-        -- when the car became the organization's.
+        -- The cars' policies: a user's own grants and their organizations' cars, the history while
+        -- the car was the organization's.
         DROP POLICY IF EXISTS vehicles_granted ON vehicles;
         CREATE POLICY vehicles_granted ON vehicles FOR SELECT TO authenticated
             USING (vin IN (SELECT a.vin FROM my_access() a));
-        DROP POLICY IF EXISTS vehicle_state_granted ON vehicle_state;
+        DROP POLICY IF EXISTS vehicle_state_granted ON vehicle_state;  -- the latest state: current cars only
         CREATE POLICY vehicle_state_granted ON vehicle_state FOR SELECT TO authenticated
-            USING (vin IN (SELECT a.vin FROM my_access() a));
+            USING (vin IN (SELECT a.vin FROM my_access() a WHERE a.current));
         FOR history IN SELECT * FROM (VALUES
             ('vehicle_telemetry', 'ts'), ('commands', 'created_at'),
             ('drives', 'start_ts'), ('charges', 'start_ts'), ('parks', 'start_ts')
         ) AS tables (name, time_column) LOOP
             EXECUTE format('DROP POLICY IF EXISTS %I ON %I', history.name || '_granted', history.name);
             EXECUTE format(
-                'CREATE POLICY %I ON %I FOR SELECT TO authenticated USING (EXISTS (SELECT 1 FROM my_access() a'
-                ' WHERE a.vin = %I.vin AND (a.since IS NULL OR %I.%I >= a.since)))',
-                history.name || '_granted', history.name, history.name, history.name, history.time_column
+                'CREATE POLICY %3$I ON %1$I FOR SELECT TO authenticated USING (EXISTS (SELECT 1 FROM my_access() a'
+                ' WHERE a.vin = %1$I.vin AND (a.since IS NULL OR %1$I.%2$I >= a.since)'
+                ' AND (a.until IS NULL OR %1$I.%2$I < a.until)))',
+                history.name, history.time_column, history.name || '_granted'
             );
         END LOOP;
     END IF;

@@ -169,3 +169,35 @@ async def test_a_car_linked_again_shows_its_new_organization_only_its_own_histor
     earlier = min(all_drives["items"], key=lambda d: d["start_ts"])
     status, _, _ = await api.call("GET", f"/api/drives/{earlier['id']}", token=dave)
     assert status == 403
+
+
+async def test_a_car_sold_from_the_organization_keeps_its_past_and_not_its_present(
+    org_api: tuple[Client, str, int], seeded: DatabaseSettings
+) -> None:
+    """The car left the organization's account after its 15th reading: its members still read the
+    first 15, and neither its later readings nor its current state, live stream or commands."""
+    api, _, account = org_api
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    await add_history(seeded, VIN_C, 20, start)
+    conn = await asyncpg.connect(seeded.url.get_secret_value())
+    try:
+        await conn.execute(
+            "UPDATE account_vehicles SET since = $1, until = $2 WHERE account_id = $3",
+            start - timedelta(days=1),
+            start + timedelta(minutes=15),
+            account,
+        )
+    finally:
+        await conn.close()
+    alice, dave = user_token(ALICE), user_token(DAVE)
+    _, page, _ = await api.call("GET", f"/api/vehicles/{VIN_C}/telemetry?limit=100", token=dave)
+    times = sorted(datetime.fromisoformat(item["ts"]) for item in page["items"])
+    assert times == [start + timedelta(minutes=m) for m in range(15)]
+    for token in (alice, dave):
+        status, _, _ = await api.call("GET", f"/api/vehicles/{VIN_C}", token=token)
+        assert status == 403  # its state now is its new owner's
+        _, listed, _ = await api.call("GET", "/api/vehicles", token=token)
+        assert VIN_C not in {v["vin"] for v in listed["vehicles"]}
+    status, answer, _ = await api.call("POST", f"/api/vehicles/{VIN_C}/commands/lock?wait=0", token=alice)
+    assert status == 403, answer
+    assert "no longer yours" in answer["error"]["message"]

@@ -105,15 +105,16 @@ def test_a_password_is_stored_encrypted_and_opens_only_with_its_key() -> None:
 async def test_a_car_that_leaves_an_account_leaves_its_organization(
     private_mqtt: MqttSettings, db_settings: DatabaseSettings, two_accounts: SaicTestServer
 ) -> None:
-    """Each start lists the account's cars again: a car sold (gone from the account) is no longer the
-    account's, so its organization no longer sees it; a car that stays keeps its `since`."""
+    """Each start lists the account's cars again: a car sold (gone from the account) is ended there
+    (`until`), so its organization keeps its past and not its future; a car that stays keeps its `since`."""
     server, secrets = two_accounts, cipher()
     pool = await create_pool(db_settings)
     await apply_migrations(pool)
     await add_account(db_settings, secrets, *SECOND_ACCOUNT, server.base_uri)
 
     async def cars() -> dict[str, object]:
-        rows = await pool.fetch("SELECT vin, since FROM account_vehicles ORDER BY vin")
+        """The account's cars now, with when each became its."""
+        rows = await pool.fetch("SELECT vin, since FROM account_vehicles WHERE until IS NULL ORDER BY vin")
         return {r["vin"]: r["since"] for r in rows}
 
     try:
@@ -130,5 +131,9 @@ async def test_a_car_that_leaves_an_account_leaves_its_organization(
 
             await wait_until(sold_car_gone, what="the sold car no longer the account's")
             assert (await cars())["LSJTEST0000000011"] == before["LSJTEST0000000011"]
+            # Its past stays the organization's: the row is ended, not removed.
+            ended = await pool.fetchrow("SELECT since, until FROM account_vehicles WHERE vin = 'LSJTEST0000000012'")
+            assert ended is not None
+            assert ended["since"] == before["LSJTEST0000000012"] < ended["until"]
     finally:
         await pool.close()

@@ -220,6 +220,13 @@ async def test_signed_in_users_read_only_their_vehicles(postgrest: PostgrestServ
             assert await visible(carol, table) == [], table
         assert await visible(carol, "vehicles") == ["VIN_B"]
         assert await visible(bob, "vehicle_telemetry") == ["VIN_B"]  # granted directly: all of it
+        # Sold from the organization's account before its readings: neither they nor its state are Carol's.
+        await conn.execute("UPDATE account_vehicles SET since = '2000-01-01', until = '2000-01-02'")
+        for table in ("vehicle_state", "vehicle_telemetry", "drives", "charges", "parks"):
+            assert await visible(carol, table) == [], table
+        await conn.execute("UPDATE account_vehicles SET until = now() + interval '1 hour'")
+        assert await visible(carol, "vehicle_telemetry") == ["VIN_B"]  # its readings while it was hers
+        assert await visible(carol, "vehicle_state") == []  # but not its state: the car is no longer hers
         assert await visible(alice, "vehicles") == ["VIN_A"]  # not a member: nothing more
         async with conn.transaction():  # the view is not readable directly: it holds everyone's grants
             await conn.execute("SET LOCAL ROLE authenticated")
