@@ -3,9 +3,9 @@ links their own MG account ("link my MG account") and manages the ones they link
 
 The API never talks to SAIC itself: it stores the account `pending`, with the password encrypted
 (common/account_secrets.py), and waits (ACCOUNT_VERIFY_WAIT) while a gateway replica leases it and
-tries its first login (gateway/accounts.py). Accepted: 201, and a user who linked it is granted its
-cars. Refused: 422 with SAIC's reason, and nothing stays stored. No answer yet: 202, and
-`GET /api/accounts/{id}` tells the outcome later.
+tries its first login (gateway/accounts.py). Accepted: 201, and a user who linked it sees its cars
+(`vehicle_access`, while they are the account's). Refused: 422 with SAIC's reason, and nothing stays
+stored. No answer yet: 202, and `GET /api/accounts/{id}` tells the outcome later.
 """
 
 from __future__ import annotations
@@ -181,24 +181,10 @@ async def _verified(
                     await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
                 raise ApiError(422, "login_refused", f"SAIC refused the login: {row['status_reason']}")
             if row["status"] == "active":
-                await grant_cars(conn, principal, account_id)
                 return json_response(account_json(row), status=201 if created else 200)
         if time.monotonic() >= deadline:
             return json_response(account_json(row), status=202)
         await asyncio.sleep(VERIFY_POLL)
-
-
-async def grant_cars(conn: Connection, principal: Principal, account_id: int) -> None:
-    """A user who linked an active account sees its cars (`user_vehicles`); again is harmless."""
-    if principal.user_id is None:
-        return
-    await conn.execute(
-        "INSERT INTO user_vehicles (user_id, vin) SELECT $1, v.vin FROM account_vehicles v"
-        " JOIN accounts a ON a.id = v.account_id"
-        " WHERE a.id = $2 AND a.linked_by = $1 AND a.status <> 'rejected' ON CONFLICT DO NOTHING",
-        principal.user_id,
-        account_id,
-    )
 
 
 async def delete_account(conn: Connection, principal: Principal, account_id: int) -> None:

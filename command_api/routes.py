@@ -270,7 +270,6 @@ async def list_accounts(request: web.Request) -> web.Response:
 
 async def get_account(request: web.Request) -> web.Response:
     async with pool_of(request).acquire() as conn:
-        await accounts.grant_cars(conn, principal_of(request), _account_id(request))
         return json_response(
             accounts.account_json(await accounts.find_account(conn, principal_of(request), _account_id(request)))
         )

@@ -1,7 +1,7 @@
 -- Organizations (tenants) own SAIC accounts and, through them, cars. A user belongs to any number
 -- of them as `owner` (manages its accounts and members), `operator` (sends commands) or `viewer`
--- (reads). What a user may do with a car is `vehicle_access`: their own grants (`user_vehicles`)
--- and their organizations' cars, the strongest role winning. The API and the RLS policies below
+-- (reads). What a user may do with a car is `vehicle_access`: their own grants (`user_vehicles`),
+-- the cars of the accounts they linked and their organizations' cars, the strongest role winning. The API and the RLS policies below
 -- both read it, so a frontend that reads Supabase directly sees exactly what the API allows.
 
 CREATE TABLE IF NOT EXISTS organizations (
@@ -42,6 +42,12 @@ FROM (
     FROM memberships m
     JOIN accounts a ON a.organization_id = m.organization_id
     JOIN account_vehicles av ON av.account_id = a.id
+    UNION ALL
+    -- The user who linked an account owns its cars, in the same window as an organization would.
+    SELECT a.linked_by, av.vin, CASE WHEN av.until IS NOT NULL THEN 1 ELSE 3 END, av.since, av.until
+    FROM accounts a
+    JOIN account_vehicles av ON av.account_id = a.id
+    WHERE a.linked_by IS NOT NULL AND a.status <> 'rejected'
 ) grants
 GROUP BY user_id, vin;
 

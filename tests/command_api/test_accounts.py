@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -54,7 +55,9 @@ async def api_with_accounts(
         yield client
 
 
-async def test_a_user_links_their_mg_account_and_sees_its_cars(api_with_accounts: Client, saic: SaicTestServer) -> None:
+async def test_a_user_links_their_mg_account_and_sees_its_cars(
+    api_with_accounts: Client, saic: SaicTestServer, seeded: DatabaseSettings
+) -> None:
     api, alice = api_with_accounts, user_token(ALICE)
     body = {"username": saic.username, "password": saic.password, "base_uri": saic.base_uri}
     status, account, _ = await api.call("POST", "/api/accounts", token=alice, json=body)
@@ -88,6 +91,18 @@ async def test_a_user_links_their_mg_account_and_sees_its_cars(api_with_accounts
     for method, change in attempts:
         status, _, _ = await api.call(method, path, token=bob, json=change)
         assert status == 404, method
+
+    # A car that leaves the account (sold) is no longer hers: her access follows the account's, it is
+    # no lasting copy.
+    conn = await asyncpg.connect(seeded.url.get_secret_value())
+    try:
+        await conn.execute("UPDATE account_vehicles SET until = now() WHERE vin = 'LSJTEST0000000002'")
+    finally:
+        await conn.close()
+    status, _, _ = await api.call("GET", "/api/vehicles/LSJTEST0000000002", token=alice)
+    assert status == 403
+    status, _, _ = await api.call("GET", "/api/vehicles/LSJTEST0000000001", token=alice)
+    assert status == 200
 
     # An operator removes it.
     status, _, _ = await api.call("DELETE", path, key=SERVICE_KEY)
