@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 from saic_ismart_client_ng import SaicApi
@@ -32,6 +32,7 @@ from gateway.saic.session import SaicSession, is_api_failure
 from gateway.saic.settings import SaicSettings
 from gateway.saic.source import SaicVehicleSource
 from gateway.settings import GatewaySettings
+from gateway.source import VehicleInfo
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,10 @@ class AccountSupervisor:
         self.environ = environ
         self.running: dict[str, RunningAccount] = {}
         self._pool: asyncpg.Pool | None = None
+        self._own_account = self._environment_account()
 
     def _environment_account(self) -> StoredAccount | None:
+        """SAIC_USERNAME/SAIC_PWD, the first account, served (and leased) like the table's."""
         if self.settings.saic_password is None:
             return None
         saic = SaicSettings.from_env(dict(self.environ))
@@ -123,8 +126,8 @@ class AccountSupervisor:
             log.error("cannot read the accounts (%s): the running ones go on", exc)
             return None
         accounts: dict[str, StoredAccount] = {}
-        if (own := self._environment_account()) is not None:
-            accounts[own.username] = own
+        if self._own_account is not None:
+            accounts[self._own_account.username] = self._own_account
         for row in rows:
             try:
                 password = self.cipher.decrypt(row["password_encrypted"])
@@ -164,19 +167,22 @@ class AccountSupervisor:
         )
         session = SaicSession(SaicApi(saic.api_configuration()), saic, self.hub.metrics)
         source = SaicVehicleSource(session, saic.max_status_drift)
-        if not await self._login_and_record_cars(account, source):
+        serve, cars = await self._login_and_record_cars(account, source)
+        if not serve:
             await source.close()
             await lease.release()
             return
         settings = self.settings.model_copy(update={"account": account.username, "saic_password": saic.password})
         gateway = Gateway(settings, self.mqtt_settings, source, hub=self.hub)
         stop = asyncio.Event()
-        task = asyncio.create_task(self._serve(gateway, lease, stop), name=f"account {account.username}")
+        task = asyncio.create_task(self._serve(gateway, cars, lease, stop), name=f"account {account.username}")
         self.running[account.username] = RunningAccount(account, lease, session, gateway, stop, task)
         log.info("account %s: served by this replica", account.username)
 
     @staticmethod
-    async def _serve(gateway: Gateway, lease: AccountLease, stop: asyncio.Event) -> None:
+    async def _serve(
+        gateway: Gateway, cars: list[VehicleInfo] | None, lease: AccountLease, stop: asyncio.Event
+    ) -> None:
         """Run the account until told to stop, or at once when its lease is lost: another replica
         may take it next, and SAIC allows one session per account."""
 
@@ -187,25 +193,29 @@ class AccountSupervisor:
 
         watcher = asyncio.create_task(stop_when_lost())
         try:
-            await gateway.run(stop)
+            await gateway.run(stop, cars)
         finally:
             watcher.cancel()
 
-    async def _login_and_record_cars(self, account: StoredAccount, source: SaicVehicleSource) -> bool:
+    async def _login_and_record_cars(
+        self, account: StoredAccount, source: SaicVehicleSource
+    ) -> tuple[bool, list[VehicleInfo] | None]:
         """The account's cars as SAIC lists them now, recorded (`account_vehicles`: a car new to it
         is its organization's from now on, a car no longer on it, sold, is no longer). A new account's
-        first login decides it: `active`, or `rejected` with SAIC's reason. False: do not serve it."""
+        first login decides it: `active`, or `rejected` with SAIC's reason.
+
+        Returns whether to serve it, and its cars for its Gateway (None: not listed, it lists them)."""
         try:
             cars = await source.vehicles()
         except (SaicApiException, CircuitOpen) as exc:
             if account.status != "pending":
                 log.warning("account %s: its cars are not listed now (%s); serving it as it was", account.username, exc)
-                return True  # its Gateway lists them again itself, with backoff
+                return True, None  # its Gateway lists them itself, with backoff
             if isinstance(exc, SaicApiException) and not is_api_failure(exc):
                 await self._set_status(account.username, "rejected", str(exc))
             else:
                 log.warning("account %s: its first login waits for the SAIC API (%s)", account.username, exc)
-            return False
+            return False, None
         assert self._pool is not None  # run() connects first
         vins = [car.vin for car in cars]
         try:
@@ -233,21 +243,21 @@ class AccountSupervisor:
                 )
         except DATABASE_ERRORS as exc:
             log.error("account %s: cannot record its cars (%s); tried again at its next start", account.username, exc)
-            return account.status != "pending"
+            return account.status != "pending", cars
         if account.status == "pending":
             await self._set_status(account.username, "active", None)
-        return True
+        return True, cars
 
     async def _watch_login(self, running: RunningAccount) -> None:
         name, refused = running.account.username, running.session.login_refused
         if refused is not None and running.account.status != "failing":
-            running.account = _with_status(running.account, "failing")
+            running.account = replace(running.account, status="failing")
             await self._set_status(name, "failing", refused)
             await self.hub.alerts.fire(
                 f"account:{name}", f"SAIC refuses the login of {name} ({refused}): its password may have changed"
             )
         elif refused is None and running.account.status == "failing" and running.session.api.is_logged_in:
-            running.account = _with_status(running.account, "active")
+            running.account = replace(running.account, status="active")
             await self._set_status(name, "active", None)
             await self.hub.alerts.clear(f"account:{name}", f"{name} logs in again")
 
@@ -269,9 +279,3 @@ class AccountSupervisor:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(running.task, 30)
         await running.lease.release()
-
-
-def _with_status(account: StoredAccount, status: str) -> StoredAccount:
-    return StoredAccount(
-        account.username, account.password, account.region, account.base_uri, status, account.stored_as
-    )

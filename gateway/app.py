@@ -413,14 +413,15 @@ class Gateway:
             if stop.is_set():
                 return []
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, vehicles: list[VehicleInfo] | None = None) -> None:
+        """Serve the account until `stop`; `vehicles`: its list if already read (else it is read here)."""
         hub_stop = asyncio.Event()
         async with asyncio.TaskGroup() as group:
             if self._own_hub:
                 group.create_task(self.hub.run(hub_stop))
             self.hub.attach(self.settings.account, self, self.publisher.republish_all)
             try:
-                await self._serve(stop, group)
+                await self._serve(stop, group, vehicles)
             finally:
                 self.hub.detach(self.settings.account, self.publisher.republish_all)
                 for vin in self.roots:
@@ -428,8 +429,8 @@ class Gateway:
                 hub_stop.set()
         await self.source.close()
 
-    async def _serve(self, stop: asyncio.Event, group: asyncio.TaskGroup) -> None:
-        vehicles = await self._load_vehicles(stop)
+    async def _serve(self, stop: asyncio.Event, group: asyncio.TaskGroup, known: list[VehicleInfo] | None) -> None:
+        vehicles = known if known is not None else await self._load_vehicles(stop)
         for info in vehicles:
             root = topics.VehicleTopics(self.prefix, self.settings.account, info.vin).root
             self.roots[info.vin] = root
