@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiomqtt
 
@@ -29,7 +29,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Coroutine
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +130,8 @@ class GatewayHub:
             owner.inbox.put_nowait(message)
         # Another replica's account, or one not started yet: not this process's to answer.
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            await work
-
-        task = asyncio.create_task(run())
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
