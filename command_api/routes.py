@@ -159,16 +159,23 @@ async def get_command(request: web.Request) -> web.Response:
     return json_response(audit.command_json(row))
 
 
-async def _read_args(request: web.Request) -> dict[str, Any]:
+async def _json_body(request: web.Request) -> Any:
+    """The body as JSON; None for an empty one."""
     raw = await request.read()
     if not raw.strip():
-        return {}
+        return None
     try:
-        body = json.loads(raw)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, and an integer of over 4,300 digits
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {str(exc)[:200]}") from None
     except RecursionError:
         raise ApiError(400, "invalid_json", "the body nests too deeply") from None
+
+
+async def _read_args(request: web.Request) -> dict[str, Any]:
+    body = await _json_body(request)
+    if body is None:
+        return {}
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object of the command's arguments")
     return body
@@ -295,13 +302,6 @@ async def delete_account(request: web.Request) -> web.Response:
     async with pool_of(request).acquire() as conn:
         await accounts.delete_account(conn, principal_of(request), _account_id(request))
     return web.Response(status=204)
-
-
-async def _json_body(request: web.Request) -> Any:
-    try:
-        return json.loads(await request.read() or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
 
 
 async def list_organizations(request: web.Request) -> web.Response:
