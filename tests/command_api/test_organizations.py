@@ -48,9 +48,10 @@ async def org_api(mqtt_settings: MqttSettings, seeded: DatabaseSettings) -> Asyn
 
 READERS = {"owner": ALICE, "operator": CAROL, "viewer": DAVE}
 OUTSIDER = BOB  # has a car of his own, none of the organization's
+EVERY_ROLE = pytest.mark.parametrize(("role", "user"), [*READERS.items(), ("outsider", OUTSIDER)])
 
 
-@pytest.mark.parametrize(("role", "user"), [*READERS.items(), ("outsider", OUTSIDER)])
+@EVERY_ROLE
 async def test_who_may_read_and_command_the_organizations_car(
     org_api: tuple[Client, str, int], role: str, user: uuid.UUID
 ) -> None:
@@ -67,7 +68,7 @@ async def test_who_may_read_and_command_the_organizations_car(
         assert "operator or owner role" in answer["error"]["message"]
 
 
-@pytest.mark.parametrize(("role", "user"), [*READERS.items(), ("outsider", OUTSIDER)])
+@EVERY_ROLE
 async def test_who_may_see_and_change_the_organizations_account(
     org_api: tuple[Client, str, int], role: str, user: uuid.UUID
 ) -> None:
@@ -82,7 +83,7 @@ async def test_who_may_see_and_change_the_organizations_account(
     assert removed == (204 if role == "owner" else 404)
 
 
-@pytest.mark.parametrize(("role", "user"), [*READERS.items(), ("outsider", OUTSIDER)])
+@EVERY_ROLE
 async def test_who_may_see_and_manage_the_members(org_api: tuple[Client, str, int], role: str, user: uuid.UUID) -> None:
     api, org, _ = org_api
     token, newcomer = user_token(user), uuid.uuid4()
