@@ -51,34 +51,30 @@ FROM (
 ) grants
 GROUP BY user_id, vin;
 
--- A change of membership, or of an organization's cars, ends the live streams it concerns
--- (migration 0012's channel: a user's id, or '' for everyone).
-CREATE OR REPLACE FUNCTION notify_access_changed()
+-- A change of membership, or of which cars an account has and who holds it, ends the live streams it
+-- concerns, on migration 0012's channel: a member's changes through 0012's own function (their id),
+-- an account's for everyone ('').
+CREATE TRIGGER memberships_changed
+    AFTER INSERT OR UPDATE OR DELETE ON memberships
+    FOR EACH ROW EXECUTE FUNCTION notify_user_vehicles_changed();
+
+CREATE OR REPLACE FUNCTION notify_everyones_access_changed()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = public, pg_temp
 AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'memberships' AND TG_OP IN ('INSERT', 'UPDATE') THEN
-        PERFORM pg_notify('user_vehicles_changed', NEW.user_id::text);
-    ELSIF TG_TABLE_NAME = 'memberships' AND TG_OP = 'DELETE' THEN
-        PERFORM pg_notify('user_vehicles_changed', OLD.user_id::text);
-    ELSE
-        PERFORM pg_notify('user_vehicles_changed', '');
-    END IF;
+    PERFORM pg_notify('user_vehicles_changed', '');
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER memberships_changed
-    AFTER INSERT OR UPDATE OR DELETE ON memberships
-    FOR EACH ROW EXECUTE FUNCTION notify_access_changed();
 CREATE TRIGGER account_vehicles_changed
     AFTER INSERT OR UPDATE OR DELETE ON account_vehicles
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_access_changed();
-CREATE TRIGGER accounts_organization_changed
-    AFTER UPDATE OF organization_id OR DELETE ON accounts
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_access_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_everyones_access_changed();
+CREATE TRIGGER accounts_holder_changed
+    AFTER UPDATE OF organization_id, linked_by, status OR DELETE ON accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_everyones_access_changed();
 
 ALTER TABLE organizations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE memberships ENABLE ROW LEVEL SECURITY;
