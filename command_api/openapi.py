@@ -889,7 +889,10 @@ def docs_page(spec: dict[str, Any]) -> str:
         for method, op in operations.items():
             params = ", ".join(f"{p['name']} ({p['in']})" for p in op.get("parameters", [])) or "—"
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
-            body_text = body.get("$ref", "").rsplit("/", 1)[-1] if body else "—"
+            # A named schema by its name, an inline one by its fields.
+            body_text = (
+                (body.get("$ref", "").rsplit("/", 1)[-1] or ", ".join(body.get("properties", {}))) if body else "—"
+            )
             codes = ", ".join(op["responses"])
             rows.append(
                 f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
