@@ -31,7 +31,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from bench.browser import chromium
 from bench.servers import running_backend
 from bench.stats import percentile
-from command_api.app import MQTT, create_app
+from command_api.app import create_app
+from command_api.routes import MQTT
 from command_api.settings import ApiSettings
 from common import topics
 from gateway.simulator import simulated_vin

@@ -18,6 +18,7 @@ from command_api.auth import Authenticator
 from command_api.commands import CommandRelay, CommandService
 from command_api.console_site import add_console
 from command_api.cors import cors_middleware
+from command_api.device_edge import DeviceEdge
 from command_api.errors import ApiError, error_middleware
 from command_api.live import GRANTS_CHANNEL, LiveHub
 from command_api.metrics import ApiMetrics, ProgramMetrics
@@ -28,7 +29,10 @@ from command_api.routes import (
     AUTHENTICATOR,
     CALLER_LIMIT,
     COMMANDS,
+    DEVICE_CIPHER,
+    DEVICE_EDGE,
     LIVE,
+    MQTT,
     POOL,
     SETTINGS,
     STATE_CACHE,
@@ -48,12 +52,12 @@ from common.settings import DatabaseSettings, MqttSettings
 log = logging.getLogger(__name__)
 
 SCHEMA_READY = web.AppKey("schema_ready", asyncio.Event)
-MQTT = web.AppKey("mqtt", MqttConnection)
 STATUS = web.AppKey("status", StatusBoard)
 METRICS = web.AppKey("metrics", ApiMetrics)
 PROGRAM_METRICS = web.AppKey("program_metrics", ProgramMetrics)
 
 HEALTH_DB_TIMEOUT = 2.0
+DEVICE_REVOKED_CHANNEL = "device_revoked"
 # -- handlers -------------------------------------------------------------------------------------
 
 
@@ -139,8 +143,12 @@ async def _listen_once_migrated(
         if (live := app.get(LIVE)) is not None:
             live.grants_changed(user_id)
 
+    def device_revoked(device_id: str) -> None:
+        if (edge := app.get(DEVICE_EDGE)) is not None:
+            edge.disconnect(device_id)
+
     await ready.wait()
-    await cache.listen(pool, {GRANTS_CHANNEL: grants_changed})
+    await cache.listen(pool, {GRANTS_CHANNEL: grants_changed, DEVICE_REVOKED_CHANNEL: device_revoked})
 
 
 def mqtt_context(mqtt_settings: MqttSettings) -> Any:
@@ -176,8 +184,12 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
 
         mqtt.on_message = on_message
         app[MQTT] = mqtt
+        if (cipher := app.get(DEVICE_CIPHER)) is not None and mqtt_settings.devices_password is not None:
+            app[DEVICE_EDGE] = DeviceEdge(app[POOL], cipher, mqtt_settings)
         tasks = [asyncio.create_task(mqtt.run()), asyncio.create_task(service.sweep_expired())]
         yield
+        if (edge := app.get(DEVICE_EDGE)) is not None:
+            edge.close_all()
         await live.close_all()
         await service.finish_writes()
         await mqtt.close()

@@ -577,6 +577,187 @@ def _account_paths() -> dict[str, Any]:
     }
 
 
+def _device_paths() -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "device_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "mac": {"type": "string"},
+        "organization_id": {"type": "string", "format": "uuid"},
+        "name": TEXT,
+        "firmware_version": TEXT,
+        "online": {"type": "boolean"},
+        "last_seen": NULLABLE_TIME,
+        "config_version": {"type": "integer"},
+        "revoked_at": NULLABLE_TIME,
+        "created_at": TIME,
+    }
+    required = ["device_id", "mac", "organization_id", "online", "config_version", "created_at"]
+    device = {"type": "object", "properties": properties, "required": required}
+    enrolled = {
+        "type": "object",
+        "properties": {
+            **properties,
+            "secret": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "shown this once: the device signs its MQTT password with it",
+            },
+        },
+        "required": [*required, "secret"],
+    }
+    new = {
+        "type": "object",
+        "properties": {
+            "mac": {"type": "string", "example": "00:1a:2b:3c:4d:5e"},
+            "organization_id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "firmware_version": {"type": "string", "minLength": 1, "maxLength": 64},
+        },
+        "required": ["mac", "organization_id"],
+        "additionalProperties": False,
+    }
+    version = {
+        "type": "object",
+        "properties": {
+            "version": {"type": "integer"},
+            "config": {"type": "object"},
+            "changed_by": {"type": "string"},
+            "changed_at": TIME,
+            "status": {"type": "string", "enum": ["pending", "applied", "failed"]},
+            "status_reason": TEXT,
+            "status_at": NULLABLE_TIME,
+        },
+        "required": ["version", "config", "changed_by", "changed_at", "status"],
+    }
+    config = {
+        "type": "object",
+        "properties": {
+            "device_id": {"type": "string"},
+            "version": {"type": "integer", "description": "0: never configured"},
+            "config": {"type": "object"},
+            "status": {"type": ["string", "null"], "enum": ["pending", "applied", "failed", None]},
+            "versions": {"type": "array", "items": version, "description": "the newest 10, newest first"},
+        },
+        "required": ["device_id", "version", "config", "versions"],
+    }
+    etag = {"ETag": {"schema": {"type": "string"}, "description": 'the version, e.g. "3": send it as If-Match'}}
+    device_id = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    who = (
+        "A device belongs to an organization: its owners enrol and revoke, owners and operators configure, every "
+        "member reads; an API key does all of it. Another organization's device is 404. Needs "
+        "DEVICES_ENCRYPTION_KEY (else 503). Devices connect with MQTT over WebSocket at `/mqtt` (docs/devices.md)."
+    )
+    readings = {
+        "type": "object",
+        "properties": {
+            "device_id": {"type": "string"},
+            "readings": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"ts": TIME, "payload": {"type": "object"}}},
+            },
+        },
+        "required": ["device_id", "readings"],
+    }
+    return {
+        "/api/devices": {
+            "get": {
+                "operationId": "list_devices",
+                "tags": ["devices"],
+                "summary": "The directly connected devices the caller may see",
+                "description": who,
+                "responses": _responses(
+                    {
+                        "200": _json(
+                            {"type": "object", "properties": {"devices": {"type": "array", "items": device}}},
+                            "The devices",
+                        )
+                    }
+                ),
+            },
+            "post": {
+                "operationId": "enrol_device",
+                "tags": ["devices"],
+                "summary": "Enrol a device: its id comes from its MAC, its secret is answered once",
+                "description": who,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": new}}},
+                "responses": _responses(
+                    {
+                        "201": _json(enrolled, "Enrolled"),
+                        "409": _json(_ref("Error"), "A device with this MAC is enrolled already"),
+                    },
+                    403,
+                ),
+            },
+        },
+        "/api/devices/{device_id}": {
+            "get": {
+                "operationId": "get_device",
+                "tags": ["devices"],
+                "summary": "One device: online, last seen, firmware and configuration version",
+                "description": who,
+                "parameters": [device_id],
+                "responses": _responses({"200": _json(device, "The device")}),
+            },
+            "delete": {
+                "operationId": "revoke_device",
+                "tags": ["devices"],
+                "summary": "Revoke a device: its connection is closed at once and it cannot connect again",
+                "description": who,
+                "parameters": [device_id],
+                "responses": _responses({"200": _json(device, "Revoked (its record and history stay)")}, 403),
+            },
+        },
+        "/api/devices/{device_id}/telemetry": {
+            "get": {
+                "operationId": "device_telemetry",
+                "tags": ["devices"],
+                "summary": "What the device reported, newest first",
+                "description": who,
+                "parameters": [
+                    device_id,
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                ],
+                "responses": _responses({"200": _json(readings, "The readings")}),
+            },
+        },
+        "/api/devices/{device_id}/config": {
+            "get": {
+                "operationId": "get_device_config",
+                "tags": ["devices"],
+                "summary": "The device's configuration, its state (pending, applied, failed) and earlier versions",
+                "description": who,
+                "parameters": [device_id],
+                "responses": _responses({"200": _json(config, "The configuration", etag)}),
+            },
+            "put": {
+                "operationId": "put_device_config",
+                "tags": ["devices"],
+                "summary": "Change the configuration: sent to the device (retained), pending until it answers",
+                "description": who,
+                "parameters": [
+                    device_id,
+                    {
+                        "name": "If-Match",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": 'the version the change is based on, e.g. "3", or * for any',
+                    },
+                ],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": _responses(
+                    {
+                        "200": _json(config, "Stored as the next version and sent", etag),
+                        "412": _json(_ref("Error"), "Another change came first: read the configuration again"),
+                        "428": _json(_ref("Error"), "If-Match is missing"),
+                    },
+                    403,
+                    413,
+                ),
+            },
+        },
+    }
+
+
 def _operations_paths() -> dict[str, Any]:
     limit = {
         "name": "limit",
@@ -857,6 +1038,7 @@ def build_openapi(settings: ApiSettings) -> dict[str, Any]:
     paths |= _operations_paths()
     paths |= _account_paths()
     paths |= _organization_paths()
+    paths |= _device_paths()
     return {
         "openapi": "3.1.0",
         "info": {

@@ -12,9 +12,10 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from command_api import accounts, audit, derived, history, operations, organizations, vehicles
+from command_api import accounts, audit, derived, devices, history, operations, organizations, vehicles
 from command_api.auth import Authenticator, Principal
 from command_api.commands import CommandService
+from command_api.device_edge import DeviceEdge
 from command_api.errors import ApiError
 from command_api.live import LiveHub
 from command_api.openapi import build_openapi, docs_page
@@ -23,9 +24,11 @@ from command_api.responses import dumps, encoded_json_response, json_response
 from command_api.settings import ApiSettings
 from command_api.state_cache import LatestStateCache
 from command_api.status import AlertBoard
-from common.account_secrets import AccountCipher, AccountCipherSettings
+from common import topics
+from common.account_secrets import AccountCipher, AccountCipherSettings, DeviceCipherSettings
 from common.commands import COMMAND_ARGS, InvalidArguments, validate_args
 from common.database import Connection
+from common.mqtt import MqttConnection, MqttNotConnected
 from common.values import is_vin
 
 SETTINGS = web.AppKey("settings", ApiSettings)
@@ -39,11 +42,16 @@ OPENAPI = web.AppKey("openapi", dict)
 ALERTS = web.AppKey("alerts", AlertBoard)
 STATE_CACHE = web.AppKey("state_cache", LatestStateCache)
 ACCOUNT_CIPHER = web.AppKey("account_cipher", AccountCipher)
+DEVICE_CIPHER = web.AppKey("device_cipher", AccountCipher)
+DEVICE_EDGE = web.AppKey("device_edge", DeviceEdge)
+MQTT = web.AppKey("mqtt", MqttConnection)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api-docs"})
 VIN_PATTERN = "{vin:[A-Za-z0-9_-]{1,64}}"
 ACCOUNT_PATH = "/api/accounts/{id:[0-9]{1,18}}"
+DEVICE_PATH = "/api/devices/{device_id:[A-Za-z0-9_-]{1,64}}"
+DEVICE_TELEMETRY_LIMIT = 100
 MAX_IDEMPOTENCY_KEY = 255
 type PeriodDetails = Callable[[Connection, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
 
@@ -336,6 +344,80 @@ async def remove_member(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _device_cipher(request: web.Request) -> AccountCipher:
+    return devices.require_cipher(request.app.get(DEVICE_CIPHER))
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        return json_response(await devices.list_devices(conn, principal_of(request)))
+
+
+async def enrol_device(request: web.Request) -> web.Response:
+    cipher = _device_cipher(request)
+    fields = devices.read_enrolment(await _json_body(request))
+    async with pool_of(request).acquire() as conn:
+        return json_response(await devices.enrol(conn, cipher, principal_of(request), fields), status=201)
+
+
+async def get_device(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        row = await devices.find_device(conn, principal_of(request), request.match_info["device_id"])
+        return json_response(devices.device_json(row))
+
+
+async def revoke_device(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        return json_response(await devices.revoke(conn, principal_of(request), request.match_info["device_id"]))
+
+
+async def device_telemetry(request: web.Request) -> web.Response:
+    limit = history.limit_param(request, default=DEVICE_TELEMETRY_LIMIT, maximum=1000)
+    async with pool_of(request).acquire() as conn:
+        body = await devices.telemetry(conn, principal_of(request), request.match_info["device_id"], limit)
+        return json_response(body)
+
+
+def _etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+async def get_device_config(request: web.Request) -> web.Response:
+    async with pool_of(request).acquire() as conn:
+        body, version = await devices.get_config(conn, principal_of(request), request.match_info["device_id"])
+    return json_response(body, headers=_etag(version))
+
+
+async def put_device_config(request: web.Request) -> web.Response:
+    based_on = devices.read_if_match(request.headers.get("If-Match"))
+    config = devices.read_config(await request.read())
+    device_id = request.match_info["device_id"]
+    async with pool_of(request).acquire() as conn, conn.transaction():
+        message, version = await devices.put_config(conn, principal_of(request), device_id, based_on, config)
+        # Sent before the commit: a broker that does not take it rolls the version back (503), so
+        # no stored version stays unsent. Retained: a device offline now gets it when it connects.
+        try:
+            await request.app[MQTT].publish(
+                topics.device_topic(device_id, topics.DEVICE_CONFIG_UPDATE), dumps(message), qos=1, retain=True
+            )
+        except MqttNotConnected as exc:
+            raise ApiError(503, "broker_unavailable", f"the configuration was not stored: {exc}") from None
+    async with pool_of(request).acquire() as conn:
+        body, _ = await devices.get_config(conn, principal_of(request), device_id)
+    return json_response(body, headers=_etag(version))
+
+
+async def device_mqtt(request: web.Request) -> web.StreamResponse:
+    edge = request.app.get(DEVICE_EDGE)
+    if edge is None:
+        raise ApiError(
+            503,
+            "devices_disabled",
+            "devices are not enabled here: set DEVICES_ENCRYPTION_KEY and MQTT_DEVICES_PASSWORD",
+        )
+    return await edge.handle(request)
+
+
 async def openapi_document(request: web.Request) -> web.Response:
     return json_response(request.app[OPENAPI])
 
@@ -348,6 +430,9 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     if settings.accounts_key is not None:  # checked here, at start: a bad key fails the API, not a request
         key = settings.accounts_key.get_secret_value()
         app[ACCOUNT_CIPHER] = AccountCipher(AccountCipherSettings.from_env({"ACCOUNTS_ENCRYPTION_KEY": key}))
+    if settings.devices_key is not None:
+        key = settings.devices_key.get_secret_value()
+        app[DEVICE_CIPHER] = AccountCipher(DeviceCipherSettings.from_env({"DEVICES_ENCRYPTION_KEY": key}))
     app[OPENAPI] = build_openapi(settings)
     app.router.add_get("/api/openapi.json", openapi_document)
     app.router.add_get("/api-docs", api_docs)
@@ -377,3 +462,11 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     app.router.add_get("/api/organizations/{id}", get_organization)
     app.router.add_put("/api/organizations/{id}/members/{user}", set_member)
     app.router.add_delete("/api/organizations/{id}/members/{user}", remove_member)
+    app.router.add_get("/api/devices", list_devices)
+    app.router.add_post("/api/devices", enrol_device)
+    app.router.add_get(DEVICE_PATH, get_device)
+    app.router.add_delete(DEVICE_PATH, revoke_device)
+    app.router.add_get(f"{DEVICE_PATH}/telemetry", device_telemetry)
+    app.router.add_get(f"{DEVICE_PATH}/config", get_device_config)
+    app.router.add_put(f"{DEVICE_PATH}/config", put_device_config)
+    app.router.add_get("/mqtt", device_mqtt)

@@ -41,6 +41,9 @@ class ApiSettings(EnvSettings):
     accounts_key: SecretStr | None = Field(
         None, alias="ACCOUNTS_ENCRYPTION_KEY", description="Fernet keys: without them, no accounts through the API"
     )
+    devices_key: SecretStr | None = Field(
+        None, alias="DEVICES_ENCRYPTION_KEY", description="Fernet keys: without them, no directly connected devices"
+    )
     user_requests_per_minute: int = Field(600, alias="RATE_LIMIT_REQUESTS_PER_MINUTE", gt=0)
     vehicle_commands_per_minute: int = Field(10, alias="RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE", gt=0)
     telemetry_gap_alert: float = Field(

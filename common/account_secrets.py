@@ -1,4 +1,4 @@
-"""SAIC passwords at rest: Fernet (AES-128-CBC with HMAC-SHA256, from the `cryptography` package)
+"""SAIC passwords (and devices' secrets) at rest: Fernet (AES-128-CBC with HMAC-SHA256, from the `cryptography` package)
 under ACCOUNTS_ENCRYPTION_KEY, a comma-separated list of keys: the first encrypts, any decrypts, so
 a key is rotated by putting the new one first and re-saving the accounts."""
 
@@ -16,22 +16,31 @@ class CipherError(ValueError):
     """A stored password that none of the keys can open (a wrong or rotated-out key)."""
 
 
+def _fernet_keys(value: SecretStr) -> SecretStr:
+    for key in value.get_secret_value().split(","):
+        try:
+            Fernet(key.strip())
+        except ValueError:
+            raise ValueError(f"each key must be 32 url-safe base64-encoded bytes ({MAKE_A_KEY})") from None
+    return value
+
+
 class AccountCipherSettings(EnvSettings):
     key: SecretStr = Field(alias="ACCOUNTS_ENCRYPTION_KEY", description="Fernet keys, comma-separated")
 
-    @field_validator("key")
-    @classmethod
-    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
-        for key in value.get_secret_value().split(","):
-            try:
-                Fernet(key.strip())
-            except ValueError:
-                raise ValueError(f"each key must be 32 url-safe base64-encoded bytes ({MAKE_A_KEY})") from None
-        return value
+    _keys = field_validator("key")(_fernet_keys)
+
+
+class DeviceCipherSettings(EnvSettings):
+    """Directly connected devices' secrets (common/device_credentials.py), under a key of their own."""
+
+    key: SecretStr = Field(alias="DEVICES_ENCRYPTION_KEY", description="Fernet keys, comma-separated")
+
+    _keys = field_validator("key")(_fernet_keys)
 
 
 class AccountCipher:
-    def __init__(self, settings: AccountCipherSettings) -> None:
+    def __init__(self, settings: AccountCipherSettings | DeviceCipherSettings) -> None:
         keys = settings.key.get_secret_value().split(",")
         self._fernet = MultiFernet([Fernet(k.strip()) for k in keys])
 

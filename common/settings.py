@@ -16,6 +16,9 @@ COMPONENTS = ("gateway", "ingest", "api", "monitor")
 """Every program that talks to the broker has its own broker user, named after it."""
 INTEGRATIONS_USER = "integrations"
 """An optional broker user for Home Assistant, evcc and other clients of the upstream topic tree."""
+DEVICES_USER = "devices"
+"""The broker user the API's MQTT edge connects directly connected devices as, once it has checked
+a device's own credentials; the ACL holds each to its `devices/<client id>/...` topics."""
 
 
 class SettingsError(Exception):
@@ -65,12 +68,15 @@ class MqttSettings(EnvSettings):
     api_password: SecretStr | None = Field(None, alias="MQTT_API_PASSWORD")
     monitor_password: SecretStr | None = Field(None, alias="MQTT_MONITOR_PASSWORD")
     integrations_password: SecretStr | None = Field(None, alias="MQTT_INTEGRATIONS_PASSWORD")
+    devices_password: SecretStr | None = Field(None, alias="MQTT_DEVICES_PASSWORD")
 
     def broker_credentials(self) -> dict[str, str]:
         """Every broker user and password: one per program, plus the integrations user when configured."""
         credentials = {c: self.password_for(c) for c in COMPONENTS}
         if self.integrations_password is not None:
             credentials[INTEGRATIONS_USER] = self.integrations_password.get_secret_value()
+        if self.devices_password is not None:
+            credentials[DEVICES_USER] = self.devices_password.get_secret_value()
         return credentials
 
     def endpoint(self) -> BrokerEndpoint:

@@ -203,3 +203,52 @@ def parse_vehicle_topic(prefix: str, topic: str) -> ParsedTopic | None:
     if len(parts) != 5 or parts[0] != prefix or parts[2] != VEHICLES or not parts[3] or not parts[4]:
         return None
     return ParsedTopic(account=parts[1], vin=parts[3], path=parts[4])
+
+
+# -- directly connected devices -------------------------------------------------------------------
+# Root `devices/<device_id>`, apart from the vehicles' prefix: a device's broker rights are the
+# ACL's `devices/%c/...` patterns (its client id is its device id), whatever MQTT_TOPIC_PREFIX is.
+
+DEVICES = "devices"
+DEVICE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+# Device -> platform.
+DEVICE_TELEMETRY = "telemetry"
+DEVICE_STATUS = "status"
+"""`online` (retained) and `offline` (retained, the device's last will)."""
+DEVICE_CONFIG_STATUS = "config/status"
+DEVICE_OTA_STATUS = "ota/status"
+DEVICE_DIAG_RESPONSE = "diag/response"
+# Platform -> device.
+DEVICE_CONFIG_UPDATE = "config/update"
+"""Retained, so a device that was offline gets its newest configuration when it connects."""
+DEVICE_OTA_TRIGGER = "ota/trigger"
+DEVICE_DIAG_REQUEST = "diag/request"
+
+DEVICE_UPLINK = (DEVICE_TELEMETRY, DEVICE_STATUS, DEVICE_CONFIG_STATUS, DEVICE_OTA_STATUS, DEVICE_DIAG_RESPONSE)
+DEVICE_DOWNLINK = (DEVICE_CONFIG_UPDATE, DEVICE_OTA_TRIGGER, DEVICE_DIAG_REQUEST)
+
+
+def device_topic(device_id: str, key: str) -> str:
+    return f"{DEVICES}/{device_id}/{key}"
+
+
+def device_filter(key: str) -> str:
+    """Every device's `key` topic."""
+    return f"{DEVICES}/+/{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDeviceTopic:
+    device_id: str
+    key: str
+
+
+def parse_device_topic(topic: str) -> ParsedDeviceTopic | None:
+    """Split `devices/<device_id>/<key>` for a key of the contract; None for any other topic."""
+    parts = topic.split("/", 2)
+    if len(parts) != 3 or parts[0] != DEVICES or not DEVICE_ID.match(parts[1]):
+        return None
+    if parts[2] not in DEVICE_UPLINK and parts[2] not in DEVICE_DOWNLINK:
+        return None
+    return ParsedDeviceTopic(parts[1], parts[2])

@@ -18,6 +18,7 @@ from common.mqtt import MqttConnection, MqttOptions, instance_id
 from common.settings import DatabaseSettings, MqttSettings, SettingsError
 from ingest.cache import MalformedMessage, TelemetryCache
 from ingest.dead_letters import DeadLetters
+from ingest.devices import DeviceInbox
 from ingest.flusher import Flusher
 from ingest.metrics import ingest_registry
 from ingest.settings import IngestSettings, SupabaseSettings
@@ -32,6 +33,7 @@ SUMMARY_EVERY = 60.0
 GAP_CHECK_EVERY = 30.0
 WAL_SYNC_EVERY = 1.0
 EARLY_FLUSH_READINGS = 1_000
+DEVICE_TOPICS = f"{topics.DEVICES}/"
 """Flush before the schedule once this many completed readings wait (a burst, a replay, a backlog)."""
 
 
@@ -43,7 +45,9 @@ def subscriptions(prefix: str, shared_group: str | None = None) -> list[tuple[st
     suffixes = [f"{c}/#" for c in topics.INGESTED_CATEGORIES]
     suffixes += ["info/#", topics.REFRESH_LAST_VEHICLE_STATE, topics.AVAILABLE]
     share = f"$share/{shared_group}/" if shared_group else ""
-    return [(share + topics.vehicles_filter(prefix, s), 1) for s in suffixes]
+    vehicles = [(share + topics.vehicles_filter(prefix, s), 1) for s in suffixes]
+    device_reports = (topics.DEVICE_TELEMETRY, topics.DEVICE_STATUS, topics.DEVICE_CONFIG_STATUS)
+    return vehicles + [(share + topics.device_filter(key), 1) for key in device_reports]
 
 
 def choose_sink(settings: IngestSettings, environ: dict[str, str]) -> str:
@@ -122,7 +126,8 @@ class Ingest:
         retain_on_the_broker(self.alerts, self.mqtt, topics.alerts_topic(mqtt_settings.topic_prefix, "ingest"))
         self.dead_letters = DeadLetters()
         self._early_flush: asyncio.Task[None] | None = None
-        self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters, self.wal)
+        self.devices = DeviceInbox()
+        self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters, self.wal, self.devices)
         self.metrics = MetricsPublisher(
             self.mqtt,
             ingest_registry(self.cache, self.flusher),
@@ -145,10 +150,13 @@ class Ingest:
 
     def _merge(self, topic: str, payload: bytes, received_at: datetime, retained: bool = False) -> None:
         try:
-            self.cache.add(topic, payload, received_at, retained=retained)
+            if topic.startswith(DEVICE_TOPICS):
+                self.devices.add(topic, payload, received_at)
+            else:
+                self.cache.add(topic, payload, received_at, retained=retained)
         except MalformedMessage as exc:
             self.dead_letters.add(received_at, topic, payload, str(exc))
-            count = self.cache.malformed
+            count = self.cache.malformed + self.devices.malformed
             if count <= 10 or count % 1000 == 0:
                 log.warning("malformed message #%d on %s: %s", count, topic[:200], exc)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ingest.cache import TelemetryCache, VehicleSnapshot
 from ingest.dead_letters import DeadLetters
+from ingest.devices import DeviceInbox
 from ingest.rows import FlushResult
 from ingest.sink import Sink, SinkError
 from ingest.spool import Spool, snapshot_to_json
@@ -34,8 +35,11 @@ class Flusher:
         spool: Spool,
         dead_letters: DeadLetters | None = None,
         wal: WriteAheadLog | None = None,
+        devices: DeviceInbox | None = None,
     ) -> None:
         self.wal = wal
+        self.devices = devices if devices is not None else DeviceInbox()
+        self.device_rows = 0
         self._lock = asyncio.Lock()
         self.cache = cache
         self.sink = sink
@@ -74,7 +78,8 @@ class Flusher:
         segments = self.wal.rotate() if self.wal else []
         batch = self._held + self.cache.take_changes()
         rejected = self.dead_letters.take()
-        if not batch and not rejected and not self.spool.files():
+        reports = self.devices.take()
+        if not batch and not rejected and not reports and not self.spool.files():
             self._release(segments)  # nothing unstored in them
             return None
         started = time.perf_counter()
@@ -82,10 +87,13 @@ class Flusher:
             await self._replay_spool()
             result = await self._write(batch)
             await self.sink.write_dead_letters(rejected)
+            self.device_rows += await self.sink.write_device_reports(reports)
         except SinkError as exc:
             self.failures += 1
             self.dead_letters.put_back(rejected)
-            self._keep(batch, str(exc), segments)
+            self.devices.put_back(reports)
+            # Device reports wait in memory, not in the spool: their write-ahead log stays until stored.
+            self._keep(batch, str(exc), segments if not len(self.devices) else [])
             return None
         if self._outage is not None:
             since, failed = self._outage

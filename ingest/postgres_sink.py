@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from common.database import DATABASE_ERRORS, apply_migrations, create_pool
 from common.settings import DatabaseSettings
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
+from ingest.devices import DeviceReports
 from ingest.period_store import derive_inserted, never_derived, reading, rebuild
 from ingest.periods import PeriodSettings, Reading
 from ingest.rows import STATE_COLUMNS, TELEMETRY_COLUMNS, VEHICLE_COLUMNS, FlushResult, columns, dumps, plan_rows
@@ -30,6 +32,8 @@ STATE_MAP = STATE_COLUMNS.index("state")
 UPSERT_TELEMETRY = "SELECT * FROM upsert_telemetry($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 
 STORED_STATES = "SELECT stored_vehicle_states($1, $2)::text"
+
+DEVICE_REPORTS = "SELECT ingest_device_reports($1::jsonb, $2::jsonb, $3::jsonb)"
 
 INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (received_at, topic, payload, reason)
@@ -128,6 +132,20 @@ class PostgresSink:
                 await conn.execute(INSERT_DEAD_LETTERS, *columns)
         except DATABASE_ERRORS as exc:
             raise _error(exc) from exc
+
+    async def write_device_reports(self, reports: DeviceReports) -> int:
+        if not reports:
+            return 0
+        documents = [
+            json.dumps(rows, default=datetime.isoformat)
+            for rows in (reports.telemetry, reports.statuses, reports.configs)
+        ]
+        try:
+            async with self.pool.acquire() as conn:
+                added: int = await conn.fetchval(DEVICE_REPORTS, *documents)
+        except DATABASE_ERRORS as exc:
+            raise _error(exc) from exc
+        return added
 
     async def close(self) -> None:
         if self._backfill is not None:

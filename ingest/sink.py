@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
+from ingest.devices import DeviceReports
 from ingest.rows import FlushResult
 
 
@@ -40,6 +41,11 @@ class Sink(Protocol):
         """Write vehicles, latest state and history; idempotent, so a batch may be written twice."""
 
     async def write_dead_letters(self, letters: list[DeadLetter]) -> None: ...
+
+    async def write_device_reports(self, reports: DeviceReports) -> int:
+        """Directly connected devices' telemetry, online state and configuration answers; returns
+        the telemetry rows added. Idempotent, as `write`."""
+        ...
 
     async def stored_states_page(self, after_vin: str) -> list[dict[str, Any]]:
         """Up to STORED_STATES_PAGE stored vehicles after `after_vin`: `vin`, `account`, `ts`, `state`."""

@@ -18,6 +18,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
+from ingest.devices import DeviceReports
 from ingest.rows import FlushResult, plan_rows
 from ingest.settings import SupabaseSettings
 from ingest.sink import STORED_STATES_PAGE, SinkError, refuses_the_data
@@ -25,6 +26,7 @@ from ingest.sink import STORED_STATES_PAGE, SinkError, refuses_the_data
 INGEST_FUNCTION = "ingest_vehicle_states"
 TELEMETRY_FUNCTION = "ingest_telemetry"
 STORED_STATES_FUNCTION = "stored_vehicle_states"
+DEVICE_REPORTS_FUNCTION = "ingest_device_reports"
 
 HINTS = {
     "PGRST202": f"the database has no {INGEST_FUNCTION}() function: apply the SQL files in migrations/ "
@@ -118,6 +120,20 @@ class SupabaseSink:
             await self.client.table("dead_letters").insert(rows, returning=ReturnMethod.minimal).execute()
         except (APIError, httpx.HTTPError) as exc:
             raise _error(exc) from exc
+
+    async def write_device_reports(self, reports: DeviceReports) -> int:
+        if not reports:
+            return 0
+        arguments = {
+            "telemetry": _json_ready(reports.telemetry),
+            "statuses": _json_ready(reports.statuses),
+            "configs": _json_ready(reports.configs),
+        }
+        try:
+            response = await self.client.rpc(DEVICE_REPORTS_FUNCTION, arguments).execute()
+        except (APIError, httpx.HTTPError) as exc:
+            raise _error(exc) from exc
+        return response.data if isinstance(response.data, int) else 0
 
     async def close(self) -> None:
         await self.client.postgrest.session.aclose()

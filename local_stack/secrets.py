@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
 GENERATED = (
@@ -13,9 +14,13 @@ GENERATED = (
     "MQTT_API_PASSWORD",
     "MQTT_MONITOR_PASSWORD",
     "MQTT_INTEGRATIONS_PASSWORD",
+    "MQTT_DEVICES_PASSWORD",
+    "DEVICES_ENCRYPTION_KEY",
     "LOCAL_POSTGRES_PASSWORD",
     "COMMAND_API_KEY",
 )
+
+FERNET_KEYS = ("DEVICES_ENCRYPTION_KEY",)
 
 
 def load_or_create(path: Path) -> dict[str, str]:
@@ -27,7 +32,7 @@ def load_or_create(path: Path) -> dict[str, str]:
         path.touch(mode=0o600)
         with path.open("a", encoding="utf-8") as out:
             for name in missing:
-                existing[name] = secrets.token_urlsafe(24)
+                existing[name] = Fernet.generate_key().decode() if name in FERNET_KEYS else secrets.token_urlsafe(24)
                 out.write(f"{name}={existing[name]}\n")
     return existing
 

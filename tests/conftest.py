@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from broker.mosquitto import find_mosquitto
-from common.settings import COMPONENTS, INTEGRATIONS_USER, DatabaseSettings, MqttSettings
+from common.settings import COMPONENTS, DEVICES_USER, INTEGRATIONS_USER, DatabaseSettings, MqttSettings
 from local_stack.ports import free_port, wait_for_port
 from local_stack.postgres import LocalPostgres
 
@@ -104,7 +104,7 @@ def start_broker(
     passwords: dict[str, str] | None = None,
     log: Path | None = None,
 ) -> RunningBroker:
-    passwords = passwords or {c: secrets.token_urlsafe(12) for c in (*COMPONENTS, INTEGRATIONS_USER)}
+    passwords = passwords or {c: secrets.token_urlsafe(12) for c in (*COMPONENTS, INTEGRATIONS_USER, DEVICES_USER)}
     port = port or free_port()
     env = {
         **os.environ,

@@ -22,7 +22,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 from multidict import CIMultiDictProxy
 
-from command_api.app import MQTT, create_app
+from command_api.app import create_app
+from command_api.routes import MQTT
 from command_api.settings import ApiSettings
 from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings, MqttSettings

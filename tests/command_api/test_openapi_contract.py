@@ -48,6 +48,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(database_url
         "COMMAND_TIMEOUT": "2",
         "COMMAND_WAIT": "0",
         "ACCOUNTS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "DEVICES_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "ACCOUNT_VERIFY_WAIT": "0",  # no gateway here: a new account answers 202, pending
         "RATE_LIMIT_REQUESTS_PER_MINUTE": "100000",
         "RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE": "100000",
