@@ -18,12 +18,14 @@ from command_api.auth import Authenticator
 from command_api.commands import CommandRelay, CommandService
 from command_api.console_site import add_console
 from command_api.cors import cors_middleware
+from command_api.device_diag import DiagRelay
 from command_api.device_edge import DeviceEdge
 from command_api.errors import ApiError, error_middleware
 from command_api.live import GRANTS_CHANNEL, LiveHub
 from command_api.metrics import ApiMetrics, ProgramMetrics
 from command_api.ratelimit import KeyedRateLimiter
 from command_api.responses import json_response
+from command_api.rollouts import RolloutEngine
 from command_api.routes import (
     ALERTS,
     AUTHENTICATOR,
@@ -31,6 +33,7 @@ from command_api.routes import (
     COMMANDS,
     DEVICE_CIPHER,
     DEVICE_EDGE,
+    DIAG,
     LIVE,
     MQTT,
     POOL,
@@ -44,6 +47,8 @@ from command_api.settings import ApiSettings
 from command_api.state_cache import LatestStateCache
 from command_api.status import AlertBoard, StatusBoard
 from command_api.tracing import trace_middleware
+from common import topics
+from common.alerts import Alerts, AlertSettings, retain_on_the_broker
 from common.backoff import Backoff
 from common.database import DATABASE_ERRORS, apply_migrations, create_pool
 from common.mqtt import MqttConnection, MqttOptions
@@ -164,20 +169,27 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
         programs = app[PROGRAM_METRICS] = ProgramMetrics(prefix)
         live = app[LIVE] = LiveHub(prefix)
         alerts = app[ALERTS] = AlertBoard(prefix)
+        diag = app[DIAG] = DiagRelay(mqtt)
         mqtt.options.subscriptions = [
             relay.result_subscription(),
             live.subscription(),
+            *live.device_subscriptions(),
+            diag.subscription(),
             *status.subscriptions(),
             *programs.subscriptions(),
             *alerts.subscriptions(),
         ]
 
         results_filter = relay.result_subscription()[0]
+        device_reports = f"{topics.DEVICES}/"
 
         async def on_message(message: aiomqtt.Message) -> None:
             if status.on_message(message) or programs.on_message(message) or alerts.on_message(message):
                 return
-            if message.topic.matches(results_filter):
+            if message.topic.value.startswith(device_reports):
+                if not diag.on_message(message):
+                    live.on_device_message(message)
+            elif message.topic.matches(results_filter):
                 service.on_result(message)
             else:
                 live.on_message(message)
@@ -187,6 +199,12 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
         if (cipher := app.get(DEVICE_CIPHER)) is not None and mqtt_settings.devices_password is not None:
             app[DEVICE_EDGE] = DeviceEdge(app[POOL], cipher, mqtt_settings)
         tasks = [asyncio.create_task(mqtt.run()), asyncio.create_task(service.sweep_expired())]
+        if DEVICE_CIPHER in app:  # devices are enabled: one replica at a time drives the OTA rollouts
+            own_alerts = Alerts("api", AlertSettings.from_env())
+            retain_on_the_broker(own_alerts, mqtt, topics.alerts_topic(prefix, "api"))
+            settings = app[SETTINGS]
+            engine = RolloutEngine(app[POOL], mqtt, own_alerts, settings.rollout_tick, settings.rollout_device_timeout)
+            tasks.append(asyncio.create_task(engine.run()))
         yield
         if (edge := app.get(DEVICE_EDGE)) is not None:
             edge.close_all()

@@ -94,6 +94,39 @@ class LiveHub:
                     log.warning("live client too slow (%d messages queued); closing it", CLIENT_QUEUE)
                     self._close(client, WSCloseCode.TRY_AGAIN_LATER, b"too slow")
 
+    def device_subscriptions(self) -> list[tuple[str, int]]:
+        return [(topics.device_filter(topics.DEVICE_TELEMETRY), 0), (topics.device_filter(topics.DEVICE_STATUS), 0)]
+
+    def on_device_message(self, message: aiomqtt.Message) -> None:
+        """A directly connected device's report, to the streams opened on that device (never to the
+        fleet's: a device is no vehicle). The ingest has validated nothing yet: only JSON objects
+        (telemetry) and online/offline pass."""
+        parsed = topics.parse_device_topic(message.topic.value)
+        followers = [c for c in self.clients if c.vins is not None and parsed and parsed.device_id in c.vins]
+        if parsed is None or not followers:
+            return
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        if parsed.key == topics.DEVICE_STATUS:
+            if payload not in (b"online", b"offline"):
+                return
+            body: Any = {"type": "status", "online": payload == b"online"}
+        else:
+            try:
+                value = json.loads(payload)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                return
+            if not isinstance(value, dict):
+                return
+            body = {"type": "telemetry", "payload": value}
+        body |= {"device_id": parsed.device_id, "received_at": datetime.now(UTC).isoformat()}
+        text = json.dumps(body)
+        for client in followers:
+            try:
+                client.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                log.warning("live client too slow (%d messages queued); closing it", CLIENT_QUEUE)
+                self._close(client, WSCloseCode.TRY_AGAIN_LATER, b"too slow")
+
     async def serve(
         self, request: web.Request, vins: frozenset[str] | None, first: dict[str, Any], principal: Principal
     ) -> web.WebSocketResponse:

@@ -11,10 +11,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from command_api import accounts, audit, derived, devices, history, operations, organizations, vehicles
+from command_api import accounts, audit, derived, devices, history, operations, organizations, rollouts, vehicles
 from command_api.auth import Authenticator, Principal
 from command_api.commands import CommandService
+from command_api.device_diag import DiagRelay
 from command_api.device_edge import DeviceEdge
 from command_api.errors import ApiError
 from command_api.live import LiveHub
@@ -45,6 +47,8 @@ ACCOUNT_CIPHER = web.AppKey("account_cipher", AccountCipher)
 DEVICE_CIPHER = web.AppKey("device_cipher", AccountCipher)
 DEVICE_EDGE = web.AppKey("device_edge", DeviceEdge)
 MQTT = web.AppKey("mqtt", MqttConnection)
+DIAG = web.AppKey("diag", DiagRelay)
+FIRMWARE_KEY = web.AppKey("firmware_key", ec.EllipticCurvePublicKey)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api-docs"})
@@ -52,6 +56,7 @@ VIN_PATTERN = "{vin:[A-Za-z0-9_-]{1,64}}"
 ACCOUNT_PATH = "/api/accounts/{id:[0-9]{1,18}}"
 DEVICE_PATH = "/api/devices/{device_id:[A-Za-z0-9_-]{1,64}}"
 DEVICE_TELEMETRY_LIMIT = 100
+ROLLOUT_PATH = "/admin/rollouts/{id:[0-9]{1,18}}"
 MAX_IDEMPOTENCY_KEY = 255
 type PeriodDetails = Callable[[Connection, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
 
@@ -407,6 +412,85 @@ async def put_device_config(request: web.Request) -> web.Response:
     return json_response(body, headers=_etag(version))
 
 
+async def device_live(request: web.Request) -> web.WebSocketResponse:
+    principal = principal_of(request)
+    async with pool_of(request).acquire() as conn:
+        device = devices.device_json(await devices.find_device(conn, principal, request.match_info["device_id"]))
+    first = {"type": "snapshot", "device": device}
+    return await request.app[LIVE].serve(request, frozenset({device["device_id"]}), first, principal)
+
+
+# -- /admin: firmware, rollouts and diagnostics, for operators (an API key) -----------------------------
+
+
+async def _operator(request: web.Request) -> Principal:
+    principal = await request.app[AUTHENTICATOR].authenticate(request)
+    request.app[CALLER_LIMIT].take(principal.requested_by)
+    if principal.kind != "service":
+        raise ApiError(403, "forbidden", "the admin API is for operators: use an API key")
+    return principal
+
+
+def _rollout_id(request: web.Request) -> int:
+    return int(request.match_info["id"])
+
+
+async def list_firmware(request: web.Request) -> web.Response:
+    await _operator(request)
+    async with pool_of(request).acquire() as conn:
+        return json_response(await rollouts.list_firmware(conn))
+
+
+async def add_firmware(request: web.Request) -> web.Response:
+    principal = await _operator(request)
+    key = request.app.get(FIRMWARE_KEY)
+    if key is None:
+        raise ApiError(503, "firmware_disabled", "no firmware here: set FIRMWARE_SIGNING_PUBLIC_KEY")
+    fields = rollouts.read_firmware(await _json_body(request))
+    async with pool_of(request).acquire() as conn:
+        return json_response(await rollouts.add_firmware(conn, key, fields, principal.requested_by), status=201)
+
+
+async def list_rollouts(request: web.Request) -> web.Response:
+    await _operator(request)
+    async with pool_of(request).acquire() as conn:
+        return json_response(await rollouts.list_rollouts(conn))
+
+
+async def create_rollout(request: web.Request) -> web.Response:
+    principal = await _operator(request)
+    fields = rollouts.read_rollout(await _json_body(request))
+    async with pool_of(request).acquire() as conn:
+        return json_response(await rollouts.create_rollout(conn, fields, principal.requested_by), status=201)
+
+
+async def get_rollout(request: web.Request) -> web.Response:
+    await _operator(request)
+    async with pool_of(request).acquire() as conn:
+        return json_response(await rollouts.get_rollout(conn, _rollout_id(request)))
+
+
+def _rollout_change(status: str, allowed_from: tuple[str, ...]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def change(request: web.Request) -> web.Response:
+        await _operator(request)
+        async with pool_of(request).acquire() as conn, conn.transaction():
+            return json_response(await rollouts.set_status(conn, _rollout_id(request), status, allowed_from))
+
+    return change
+
+
+async def device_diag(request: web.Request) -> web.Response:
+    principal = await _operator(request)
+    body = await _json_body(request) or {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_diag", "a diagnostic request is a JSON object (or no body)")
+    device_id = request.match_info["device_id"]
+    async with pool_of(request).acquire() as conn:
+        await devices.find_device(conn, principal, device_id)
+    answer = await request.app[DIAG].ask(device_id, body, request.app[SETTINGS].diag_wait)
+    return json_response({"device_id": device_id, "response": answer})
+
+
 async def device_mqtt(request: web.Request) -> web.StreamResponse:
     edge = request.app.get(DEVICE_EDGE)
     if edge is None:
@@ -433,6 +517,8 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     if settings.devices_key is not None:
         key = settings.devices_key.get_secret_value()
         app[DEVICE_CIPHER] = AccountCipher(DeviceCipherSettings.from_env({"DEVICES_ENCRYPTION_KEY": key}))
+    if settings.firmware_key is not None:
+        app[FIRMWARE_KEY] = rollouts.load_public_key(settings.firmware_key)
     app[OPENAPI] = build_openapi(settings)
     app.router.add_get("/api/openapi.json", openapi_document)
     app.router.add_get("/api-docs", api_docs)
@@ -462,6 +548,10 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     app.router.add_get("/api/organizations/{id}", get_organization)
     app.router.add_put("/api/organizations/{id}/members/{user}", set_member)
     app.router.add_delete("/api/organizations/{id}/members/{user}", remove_member)
+    _add_device_routes(app)
+
+
+def _add_device_routes(app: web.Application) -> None:
     app.router.add_get("/api/devices", list_devices)
     app.router.add_post("/api/devices", enrol_device)
     app.router.add_get(DEVICE_PATH, get_device)
@@ -469,4 +559,13 @@ def add_routes(app: web.Application, settings: ApiSettings) -> None:
     app.router.add_get(f"{DEVICE_PATH}/telemetry", device_telemetry)
     app.router.add_get(f"{DEVICE_PATH}/config", get_device_config)
     app.router.add_put(f"{DEVICE_PATH}/config", put_device_config)
+    app.router.add_get(f"{DEVICE_PATH}/live", device_live)
     app.router.add_get("/mqtt", device_mqtt)
+    app.router.add_get("/admin/firmware", list_firmware)
+    app.router.add_post("/admin/firmware", add_firmware)
+    app.router.add_get("/admin/rollouts", list_rollouts)
+    app.router.add_post("/admin/rollouts", create_rollout)
+    app.router.add_get(ROLLOUT_PATH, get_rollout)
+    app.router.add_post(f"{ROLLOUT_PATH}/abort", _rollout_change("aborted", ("active", "paused")))
+    app.router.add_post(f"{ROLLOUT_PATH}/resume", _rollout_change("active", ("paused",)))
+    app.router.add_post("/admin/devices/{device_id:[A-Za-z0-9_-]{1,64}}/diag", device_diag)

@@ -44,6 +44,19 @@ class ApiSettings(EnvSettings):
     devices_key: SecretStr | None = Field(
         None, alias="DEVICES_ENCRYPTION_KEY", description="Fernet keys: without them, no directly connected devices"
     )
+    firmware_key: str | None = Field(
+        None,
+        alias="FIRMWARE_SIGNING_PUBLIC_KEY",
+        description="the vendor's ECDSA P-256 public key (PEM): firmware is accepted only with its signature",
+    )
+    rollout_tick: float = Field(5.0, alias="ROLLOUT_TICK", gt=0, le=3600, description="how often rollouts advance (s)")
+    rollout_device_timeout: float = Field(
+        3600.0,
+        alias="ROLLOUT_DEVICE_TIMEOUT",
+        gt=0,
+        description="a triggered device that has not answered in this long counts as failed (s)",
+    )
+    diag_wait: float = Field(10.0, alias="DIAG_WAIT", gt=0, le=30, description="how long a diagnostic request waits")
     user_requests_per_minute: int = Field(600, alias="RATE_LIMIT_REQUESTS_PER_MINUTE", gt=0)
     vehicle_commands_per_minute: int = Field(10, alias="RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE", gt=0)
     telemetry_gap_alert: float = Field(

@@ -46,7 +46,12 @@ def subscriptions(prefix: str, shared_group: str | None = None) -> list[tuple[st
     suffixes += ["info/#", topics.REFRESH_LAST_VEHICLE_STATE, topics.AVAILABLE]
     share = f"$share/{shared_group}/" if shared_group else ""
     vehicles = [(share + topics.vehicles_filter(prefix, s), 1) for s in suffixes]
-    device_reports = (topics.DEVICE_TELEMETRY, topics.DEVICE_STATUS, topics.DEVICE_CONFIG_STATUS)
+    device_reports = (
+        topics.DEVICE_TELEMETRY,
+        topics.DEVICE_STATUS,
+        topics.DEVICE_CONFIG_STATUS,
+        topics.DEVICE_OTA_STATUS,
+    )
     return vehicles + [(share + topics.device_filter(key), 1) for key in device_reports]
 
 

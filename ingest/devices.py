@@ -20,6 +20,7 @@ MAX_REASON = 256
 MAX_HELD = 100_000
 """Reports held in memory while the database is down; beyond it the oldest are dropped (counted)."""
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+OTA_STATUSES = ("downloading", "installing", "succeeded", "failed")
 
 
 @dataclass
@@ -27,14 +28,19 @@ class DeviceReports:
     telemetry: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     configs: list[dict[str, Any]] = field(default_factory=list)
+    ota: list[dict[str, Any]] = field(default_factory=list)
+
+    KINDS = ("telemetry", "statuses", "configs", "ota")
+
+    def lists(self) -> list[list[dict[str, Any]]]:
+        return [getattr(self, kind) for kind in self.KINDS]
 
     def __len__(self) -> int:
-        return len(self.telemetry) + len(self.statuses) + len(self.configs)
+        return sum(len(reports) for reports in self.lists())
 
     def extend(self, other: DeviceReports) -> None:
-        self.telemetry += other.telemetry
-        self.statuses += other.statuses
-        self.configs += other.configs
+        for mine, theirs in zip(self.lists(), other.lists(), strict=True):
+            mine.extend(theirs)
 
 
 def _object(payload: bytes, what: str) -> dict[str, Any]:
@@ -109,8 +115,20 @@ class DeviceInbox:
             self._reports.configs.append(
                 {"device_id": device, "version": version, "status": status, "reason": reason, "at": received_at}
             )
+        elif parsed.key == topics.DEVICE_OTA_STATUS:
+            body = _object(payload, "ota/status")
+            rollout, status, reason = body.get("rollout_id"), body.get("status"), body.get("reason")
+            if not isinstance(rollout, int) or isinstance(rollout, bool) or rollout < 1:
+                raise MalformedMessage("ota/status needs the rollout_id it answers (an integer >= 1)")
+            if status not in OTA_STATUSES:
+                raise MalformedMessage(f"ota/status's status must be one of {', '.join(OTA_STATUSES)}")
+            if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+                raise MalformedMessage(f"ota/status's reason must be a text of at most {MAX_REASON} characters")
+            self._reports.ota.append(
+                {"device_id": device, "rollout_id": rollout, "status": status, "reason": reason, "at": received_at}
+            )
         else:
-            return  # ota/status and diag/response: not recorded yet (docs/devices.md)
+            return  # diag/response goes to the API that asked, not to the database
         self.accepted += 1
 
     def take(self) -> DeviceReports:
@@ -121,8 +139,7 @@ class DeviceInbox:
         """After a failed write: before anything newer, within MAX_HELD."""
         reports.extend(self._reports)
         self._reports = reports
-        for name in ("telemetry", "statuses", "configs"):
-            held: list[dict[str, Any]] = getattr(self._reports, name)
+        for held in self._reports.lists():
             if len(held) > MAX_HELD:
                 self.dropped += len(held) - MAX_HELD
                 del held[: len(held) - MAX_HELD]

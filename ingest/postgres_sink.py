@@ -33,7 +33,7 @@ UPSERT_TELEMETRY = "SELECT * FROM upsert_telemetry($1, $2, $3, $4, $5, $6, $7, $
 
 STORED_STATES = "SELECT stored_vehicle_states($1, $2)::text"
 
-DEVICE_REPORTS = "SELECT ingest_device_reports($1::jsonb, $2::jsonb, $3::jsonb)"
+DEVICE_REPORTS = "SELECT ingest_device_reports($1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb)"
 
 INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (received_at, topic, payload, reason)
@@ -136,10 +136,7 @@ class PostgresSink:
     async def write_device_reports(self, reports: DeviceReports) -> int:
         if not reports:
             return 0
-        documents = [
-            json.dumps(rows, default=datetime.isoformat)
-            for rows in (reports.telemetry, reports.statuses, reports.configs)
-        ]
+        documents = [json.dumps(rows, default=datetime.isoformat) for rows in reports.lists()]
         try:
             async with self.pool.acquire() as conn:
                 added: int = await conn.fetchval(DEVICE_REPORTS, *documents)

@@ -124,11 +124,7 @@ class SupabaseSink:
     async def write_device_reports(self, reports: DeviceReports) -> int:
         if not reports:
             return 0
-        arguments = {
-            "telemetry": _json_ready(reports.telemetry),
-            "statuses": _json_ready(reports.statuses),
-            "configs": _json_ready(reports.configs),
-        }
+        arguments = {kind: _json_ready(rows) for kind, rows in zip(reports.KINDS, reports.lists(), strict=True)}
         try:
             response = await self.client.rpc(DEVICE_REPORTS_FUNCTION, arguments).execute()
         except (APIError, httpx.HTTPError) as exc:

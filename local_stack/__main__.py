@@ -107,12 +107,7 @@ def main() -> int:
         env["DATABASE_URL"] = postgres.url(DATABASE)
 
     port = env.get("PORT", "8080")
-    say(f"API on http://127.0.0.1:{port}; development API key in {data_dir / 'dev-api-key'}")
-    say(f"console: http://127.0.0.1:{port}/console/ (sign in with the key: {env['COMMAND_API_KEY']})")
-    say(
-        f'lock a simulated car: curl -s -X POST -H "X-API-Key: $(cat {data_dir / "dev-api-key"})" '
-        f"http://127.0.0.1:{port}/api/vehicles/LSJTEST0000000001/commands/lock"
-    )
+    announce(data_dir, port, env["COMMAND_API_KEY"])
     supervisor = subprocess.Popen(
         [str(Path(sys.executable).parent / "supervisord"), "-c", str(ROOT / "supervisord.conf")],
         env=env,
@@ -120,9 +115,13 @@ def main() -> int:
         start_new_session=True,  # Ctrl-C reaches us only; we stop things in order
     )
 
+    devices = start_device_simulator(env, data_dir, port)
+
     def forward(signum: int, _frame: FrameType | None) -> None:
         say("stopping (the ingest writes its cache first)...")
-        supervisor.send_signal(signal.SIGTERM)
+        for child in (devices, supervisor):
+            if child is not None:
+                child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
@@ -130,6 +129,7 @@ def main() -> int:
         report_first_rows(supervisor, env["DATABASE_URL"])
         code = supervisor.wait()
     finally:
+        stop_child(devices)
         if postgres is not None:
             say("stopping PostgreSQL")
             postgres.stop()
@@ -138,6 +138,39 @@ def main() -> int:
         return 1
     say(f"stopped (supervisord exit status {code})")
     return code
+
+
+def stop_child(child: subprocess.Popen[bytes] | None) -> None:
+    if child is not None:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def announce(data_dir: Path, port: str, key: str) -> None:
+    say(f"API on http://127.0.0.1:{port}; development API key in {data_dir / 'dev-api-key'}")
+    say(f"console: http://127.0.0.1:{port}/console/ (sign in with the key: {key})")
+    say(
+        f'lock a simulated car: curl -s -X POST -H "X-API-Key: $(cat {data_dir / "dev-api-key"})" '
+        f"http://127.0.0.1:{port}/api/vehicles/LSJTEST0000000001/commands/lock"
+    )
+
+
+def start_device_simulator(env: dict[str, str], data_dir: Path, port: str) -> subprocess.Popen[bytes] | None:
+    """SIMULATED_DEVICES (5 unless set) directly connected devices, outside the backend as real ones
+    are: they reach it through the API's MQTT edge (`/mqtt`)."""
+    count = int(env.get("SIMULATED_DEVICES", "5"))
+    if count <= 0:
+        return None
+    say(f"{count} simulated devices connect through ws://127.0.0.1:{port}/mqtt (SIMULATED_DEVICES)")
+    device_env = {
+        **env,
+        "SIMULATED_DEVICES": str(count),
+        "DEVICE_SIMULATOR_API": f"http://127.0.0.1:{port}",
+        "DEVICE_SIMULATOR_STATE": str(data_dir / "simulated-devices.json"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "device_simulator"], env=device_env, cwd=ROOT, start_new_session=True
+    )
 
 
 def report_first_rows(supervisor: subprocess.Popen[bytes], url: str) -> None:

@@ -42,10 +42,51 @@ CREATE TABLE IF NOT EXISTS device_telemetry (
     PRIMARY KEY (device_id, ts)
 );
 
+-- Firmware images, by reference: the platform keeps the URL, the image's SHA-256 and the vendor's
+-- ECDSA P-256 signature of it, verified on upload against FIRMWARE_SIGNING_PUBLIC_KEY.
+CREATE TABLE IF NOT EXISTS firmware (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    version text NOT NULL UNIQUE CHECK (length(version) BETWEEN 1 AND 64),
+    url text NOT NULL CHECK (url ~ '^https?://'),
+    sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    signature text NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A staged rollout of one firmware to an organization's devices: `stages` are cumulative percentages
+-- of its devices; the rollout widens to the next stage once every device triggered so far has
+-- answered, and pauses itself when the share that failed passes `failure_threshold`.
+CREATE TABLE IF NOT EXISTS rollouts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    firmware_id bigint NOT NULL REFERENCES firmware (id),
+    stages integer[] NOT NULL CHECK (cardinality(stages) BETWEEN 1 AND 20),
+    stage integer NOT NULL DEFAULT 0,
+    failure_threshold float8 NOT NULL DEFAULT 0.02 CHECK (failure_threshold BETWEEN 0 AND 1),
+    status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'aborted', 'completed')),
+    status_reason text,
+    created_by text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS rollout_devices (
+    rollout_id bigint NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    device_id text NOT NULL REFERENCES devices (device_id) ON DELETE CASCADE,
+    stage integer NOT NULL,
+    status text NOT NULL DEFAULT 'triggered'
+        CHECK (status IN ('triggered', 'downloading', 'installing', 'succeeded', 'failed')),
+    reason text,
+    triggered_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (rollout_id, device_id)
+);
+
 -- What the ingest writes at each flush (both sinks call it: asyncpg, and Supabase over RPC). Reports
 -- of a device no longer enrolled are left out; a reading stored before (a write-ahead log replay)
 -- is not doubled. Returns the telemetry rows added.
-CREATE OR REPLACE FUNCTION ingest_device_reports(telemetry jsonb, statuses jsonb, configs jsonb)
+CREATE OR REPLACE FUNCTION ingest_device_reports(telemetry jsonb, statuses jsonb, configs jsonb, ota jsonb)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = public, pg_temp
@@ -80,22 +121,36 @@ BEGIN
     UPDATE device_configs c SET status = r.status, status_reason = r.reason, status_at = r.at
     FROM jsonb_to_recordset(configs) AS r(device_id text, version integer, status text, reason text, at timestamptz)
     WHERE c.device_id = r.device_id AND c.version = r.version AND (c.status_at IS NULL OR c.status_at <= r.at);
+
+    -- A rollout's progress on a device; an outcome (succeeded, failed) is final.
+    UPDATE rollout_devices rd SET status = r.status, reason = r.reason, updated_at = r.at
+    FROM jsonb_to_recordset(ota) AS r(device_id text, rollout_id bigint, status text, reason text, at timestamptz)
+    WHERE rd.device_id = r.device_id AND rd.rollout_id = r.rollout_id
+      AND rd.status NOT IN ('succeeded', 'failed') AND rd.updated_at <= r.at;
+    UPDATE devices d SET firmware_version = f.version
+    FROM jsonb_to_recordset(ota) AS r(device_id text, rollout_id bigint, status text)
+    JOIN rollouts ro ON ro.id = r.rollout_id
+    JOIN firmware f ON f.id = ro.firmware_id
+    WHERE d.device_id = r.device_id AND r.status = 'succeeded';
     RETURN added;
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION ingest_device_reports(jsonb, jsonb, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ingest_device_reports(jsonb, jsonb, jsonb, jsonb) FROM PUBLIC;
 
 -- Only the programs (the tables' owner) and the service role: no policies.
 ALTER TABLE devices ENABLE ROW LEVEL SECURITY;
 ALTER TABLE device_configs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE device_telemetry ENABLE ROW LEVEL SECURITY;
+ALTER TABLE firmware ENABLE ROW LEVEL SECURITY;
+ALTER TABLE rollouts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE rollout_devices ENABLE ROW LEVEL SECURITY;
 
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT SELECT, INSERT, UPDATE, DELETE ON devices, device_configs, device_telemetry TO service_role;
-        GRANT EXECUTE ON FUNCTION ingest_device_reports(jsonb, jsonb, jsonb) TO service_role;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON devices, device_configs, device_telemetry, firmware, rollouts, rollout_devices TO service_role;
+        GRANT EXECUTE ON FUNCTION ingest_device_reports(jsonb, jsonb, jsonb, jsonb) TO service_role;
     END IF;
 END
 $$;

@@ -1,0 +1,1 @@
+"""Simulated directly connected devices for the embedded default (`SIMULATED_DEVICES`)."""
