@@ -706,6 +706,23 @@ def _device_paths() -> dict[str, Any]:
                 "responses": _responses({"200": _json(device, "Revoked (its record and history stay)")}, 403),
             },
         },
+        "/api/devices/{device_id}/live": {
+            "get": {
+                "operationId": "device_live",
+                "tags": ["live"],
+                "summary": "WebSocket: what the device reports, as it reports it",
+                "description": (
+                    'As `/api/vehicles/{vin}/live`: first `{"type": "snapshot", "device": {...}}`, then '
+                    '`{"type": "telemetry", "device_id", "payload", "received_at"}` per report and '
+                    '`{"type": "status", "online"}` when it comes and goes.'
+                ),
+                "parameters": [
+                    device_id,
+                    {"name": "access_token", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": _responses({"101": {"description": "Switching to the WebSocket protocol"}}),
+            }
+        },
         "/api/devices/{device_id}/telemetry": {
             "get": {
                 "operationId": "device_telemetry",
@@ -754,6 +771,165 @@ def _device_paths() -> dict[str, Any]:
                     413,
                 ),
             },
+        },
+    }
+
+
+def _admin_paths() -> dict[str, Any]:
+    firmware = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "version": {"type": "string"},
+            "url": {"type": "string"},
+            "sha256": {"type": "string"},
+            "signature": {"type": "string"},
+            "created_by": {"type": "string"},
+            "created_at": TIME,
+        },
+        "required": ["id", "version", "url", "sha256", "signature"],
+    }
+    upload = {
+        "type": "object",
+        "properties": {
+            "version": {"type": "string", "minLength": 1, "maxLength": 64},
+            "url": {"type": "string", "pattern": "^https?://"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "signature": {
+                "type": "string",
+                "description": "base64 DER: the vendor's ECDSA P-256 signature of the SHA-256 digest",
+            },
+        },
+        "required": ["version", "url", "sha256", "signature"],
+        "additionalProperties": False,
+    }
+    rollout = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "organization_id": {"type": "string", "format": "uuid"},
+            "firmware_id": {"type": "integer"},
+            "stages": {"type": "array", "items": {"type": "integer"}},
+            "stage": {"type": "integer", "description": "the index of the stage reached"},
+            "failure_threshold": {"type": "number"},
+            "status": {"type": "string", "enum": ["active", "paused", "aborted", "completed"]},
+            "status_reason": TEXT,
+            "progress": {
+                "type": "object",
+                "description": "devices in the organization, devices included so far, and counts by status",
+                "additionalProperties": {"type": "integer"},
+            },
+            "devices": {"type": "array", "items": {"type": "object"}},
+        },
+        "required": ["id", "organization_id", "firmware_id", "stages", "stage", "status"],
+    }
+    new = {
+        "type": "object",
+        "properties": {
+            "firmware_id": {"type": "integer", "minimum": 1},
+            "organization_id": {"type": "string", "format": "uuid"},
+            "stages": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": 100},
+                "description": "rising cumulative percentages ending at 100 (default 1, 10, 50, 100)",
+            },
+            "failure_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.02},
+        },
+        "required": ["firmware_id", "organization_id"],
+        "additionalProperties": False,
+    }
+    rollout_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    who = "For operators: an API key (a user's token is 403)."
+
+    def change(name: str, summary: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "operationId": f"{name}_rollout",
+                "tags": ["admin"],
+                "summary": summary,
+                "description": who,
+                "parameters": [rollout_id],
+                "responses": _responses(
+                    {"200": _json(rollout, "The rollout"), "409": _json(_ref("Error"), "Not from its state")}, 403
+                ),
+            }
+        }
+
+    listed = {"type": "object", "properties": {"rollouts": {"type": "array", "items": rollout}}}
+    return {
+        "/admin/firmware": {
+            "get": {
+                "operationId": "list_firmware",
+                "tags": ["admin"],
+                "summary": "Uploaded firmware, newest first",
+                "description": who,
+                "responses": _responses(
+                    {
+                        "200": _json(
+                            {"type": "object", "properties": {"firmware": {"type": "array", "items": firmware}}},
+                            "The firmware",
+                        )
+                    },
+                    403,
+                ),
+            },
+            "post": {
+                "operationId": "add_firmware",
+                "tags": ["admin"],
+                "summary": "Upload a firmware record: refused unless the vendor's key signed its SHA-256",
+                "description": who + " Needs FIRMWARE_SIGNING_PUBLIC_KEY (else 503).",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": upload}}},
+                "responses": _responses(
+                    {"201": _json(firmware, "Kept"), "409": _json(_ref("Error"), "This version exists")}, 403
+                ),
+            },
+        },
+        "/admin/rollouts": {
+            "get": {
+                "operationId": "list_rollouts",
+                "tags": ["admin"],
+                "summary": "Every rollout, newest first",
+                "description": who,
+                "responses": _responses({"200": _json(listed, "The rollouts")}, 403),
+            },
+            "post": {
+                "operationId": "create_rollout",
+                "tags": ["admin"],
+                "summary": "Roll a firmware out to an organization's devices in stages",
+                "description": who,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": new}}},
+                "responses": _responses({"201": _json(rollout, "Started")}, 403),
+            },
+        },
+        "/admin/rollouts/{id}": {
+            "get": {
+                "operationId": "get_rollout",
+                "tags": ["admin"],
+                "summary": "A rollout, its progress and every device's status in it",
+                "description": who,
+                "parameters": [rollout_id],
+                "responses": _responses({"200": _json(rollout, "The rollout")}, 403),
+            }
+        },
+        "/admin/rollouts/{id}/abort": change("abort", "Abort: no device is triggered any more"),
+        "/admin/rollouts/{id}/resume": change("resume", "Resume a rollout that paused itself"),
+        "/admin/devices/{device_id}/diag": {
+            "post": {
+                "operationId": "device_diag",
+                "tags": ["admin"],
+                "summary": "Ask a device for diagnostics and wait for its answer (DIAG_WAIT)",
+                "description": who,
+                "parameters": [{"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": _responses(
+                    {
+                        "200": _json({"type": "object"}, "The device's answer"),
+                        "409": _json(_ref("Error"), "The device is offline"),
+                        "504": _json(_ref("Error"), "The device did not answer in time"),
+                    },
+                    403,
+                ),
+            }
         },
     }
 
@@ -1039,6 +1215,7 @@ def build_openapi(settings: ApiSettings) -> dict[str, Any]:
     paths |= _account_paths()
     paths |= _organization_paths()
     paths |= _device_paths()
+    paths |= _admin_paths()
     return {
         "openapi": "3.1.0",
         "info": {

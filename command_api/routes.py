@@ -486,7 +486,9 @@ async def device_diag(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_diag", "a diagnostic request is a JSON object (or no body)")
     device_id = request.match_info["device_id"]
     async with pool_of(request).acquire() as conn:
-        await devices.find_device(conn, principal, device_id)
+        device = await devices.find_device(conn, principal, device_id)
+    if not device["online"]:
+        raise ApiError(409, "device_offline", f"device {device_id} is offline: it can answer once it connects")
     answer = await request.app[DIAG].ask(device_id, body, request.app[SETTINGS].diag_wait)
     return json_response({"device_id": device_id, "response": answer})
 

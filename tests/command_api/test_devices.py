@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet
 from command_api import mqtt_connect
 from common import device_credentials, topics
 from common.settings import DatabaseSettings, MqttSettings
+from device_simulator.device import DeviceIdentity, SimulatedDevice
 from tests.command_api.conftest import ALICE, BOB, SERVICE_KEY, Client, secured_api, user_token
 from tests.helpers import wait_until
 from tests.ingest.test_ingest import running_ingest
@@ -30,7 +31,8 @@ CAROL = uuid.UUID(int=0xCA201)  # a viewer of Alice's organization
 
 @pytest.fixture
 async def device_api(mqtt_settings: MqttSettings, seeded: DatabaseSettings) -> AsyncIterator[tuple[Client, str]]:
-    async with secured_api(mqtt_settings, seeded, DEVICES_ENCRYPTION_KEY=Fernet.generate_key().decode()) as api:
+    env = {"DEVICES_ENCRYPTION_KEY": Fernet.generate_key().decode(), "DIAG_WAIT": "1"}
+    async with secured_api(mqtt_settings, seeded, **env) as api:
         status, organization, _ = await api.call(
             "POST", "/api/organizations", token=user_token(ALICE), json={"name": "Sensors"}
         )
@@ -342,3 +344,51 @@ async def _fetchval(db: DatabaseSettings, query: str, *args: Any) -> Any:
     finally:
         with contextlib.suppress(Exception):
             await conn.close()
+
+
+async def test_a_devices_live_stream_and_diagnostics(
+    device_api: tuple[Client, str], mqtt_settings: MqttSettings, seeded: DatabaseSettings
+) -> None:
+    api, organization = device_api
+    enrolled = await enrol(api, organization, "02:00:00:00:00:08")
+    port = int(api.base.rsplit(":", 1)[1])
+    device = SimulatedDevice(
+        DeviceIdentity(enrolled["device_id"], enrolled["secret"]), "127.0.0.1", port, telemetry_interval=0.2
+    )
+    path = f"/admin/devices/{device.device_id}/diag"
+    status, body, _ = await api.call("POST", path, key=SERVICE_KEY)
+    assert (status, body["error"]["code"]) == (409, "device_offline"), body
+    async with running_ingest(mqtt_settings, seeded):  # it records the device online
+        await _live_and_diag(api, device, path)
+    status, body, _ = await api.call("POST", path, key=SERVICE_KEY)
+    assert (status, body["error"]["code"]) == (504, "device_silent"), body  # it left without a will: "online"
+
+
+async def _live_and_diag(api: Client, device: SimulatedDevice, path: str) -> None:
+    running = asyncio.create_task(device.run())
+    try:
+        await asyncio.wait_for(device.connected.wait(), 10)
+        live = f"{api.base}/api/devices/{device.device_id}/live?access_token={user_token(CAROL)}"
+        async with api.http.ws_connect(live) as ws:
+            first = await ws.receive_json(timeout=5)
+            assert (first["type"], first["device"]["device_id"]) == ("snapshot", device.device_id)
+            report = await ws.receive_json(timeout=5)
+            while report["type"] != "telemetry":
+                report = await ws.receive_json(timeout=5)
+            assert "targets" in report["payload"]
+        outsider = f"{api.base}/api/devices/{device.device_id}/live?access_token={user_token(BOB)}"
+        async with api.http.get(outsider) as response:
+            assert response.status == 404
+
+        async def online() -> bool:
+            return bool((await api.call("GET", f"/api/devices/{device.device_id}", key=SERVICE_KEY))[1]["online"])
+
+        await wait_until(online, what="the device recorded online")
+        status, body, _ = await api.call("POST", path, key=SERVICE_KEY, json={"what": "uptime"})
+        assert status == 200, body
+        assert body["response"]["firmware"] == "1.0.0"
+        status, body, _ = await api.call("POST", path, token=user_token(ALICE))
+        assert status == 403, body
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

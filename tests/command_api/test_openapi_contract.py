@@ -13,6 +13,8 @@ from pathlib import Path
 
 import asyncpg
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from broker.mosquitto import find_mosquitto
 from common.settings import DatabaseSettings
@@ -20,6 +22,7 @@ from local_stack.ports import free_port, wait_for_port
 from tests.command_api.conftest import SERVICE_KEY, add_history, seed
 from tests.conftest import ROOT, start_broker, stop_process
 
+FIRMWARE_KEY = ec.generate_private_key(ec.SECP256R1())
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 
@@ -49,7 +52,11 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(database_url
         "COMMAND_WAIT": "0",
         "ACCOUNTS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "DEVICES_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "ACCOUNT_VERIFY_WAIT": "0",  # no gateway here: a new account answers 202, pending
+        "FIRMWARE_SIGNING_PUBLIC_KEY": FIRMWARE_KEY.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode(),
+        "ACCOUNT_VERIFY_WAIT": "0",
+        "DIAG_WAIT": "2",  # no gateway here: a new account answers 202, pending
         "RATE_LIMIT_REQUESTS_PER_MINUTE": "100000",
         "RATE_LIMIT_VEHICLE_COMMANDS_PER_MINUTE": "100000",
     }
