@@ -140,10 +140,21 @@ async def enrol(
     return device_json(row) | {"secret": secret}
 
 
-async def list_devices(conn: Connection, principal: Principal) -> dict[str, Any]:
+async def list_devices(conn: Connection, principal: Principal, limit: int) -> dict[str, Any]:
+    """The first `limit` devices (offline first: what needs looking at), and counts over all of them."""
     where, args = _visible(principal, READ_ROLES)
-    rows = await conn.fetch(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE {where} ORDER BY created_at", *args)  # noqa: S608
-    return {"devices": [device_json(r) for r in rows]}
+    rows = await conn.fetch(
+        f"SELECT {DEVICE_COLUMNS} FROM devices WHERE {where}"  # noqa: S608
+        f" ORDER BY revoked_at IS NOT NULL, online, created_at LIMIT ${len(args) + 1}",
+        *args,
+        limit,
+    )
+    counts = await conn.fetchrow(
+        f"SELECT count(*) AS total, count(*) FILTER (WHERE online) AS online FROM devices WHERE {where}",  # noqa: S608
+        *args,
+    )
+    assert counts is not None
+    return {"devices": [device_json(r) for r in rows], "total": counts["total"], "online": counts["online"]}
 
 
 async def find_device(

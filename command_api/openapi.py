@@ -662,12 +662,23 @@ def _device_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "list_devices",
                 "tags": ["devices"],
-                "summary": "The directly connected devices the caller may see",
+                "summary": "The directly connected devices the caller may see: offline first, with counts",
                 "description": who,
+                "parameters": [
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000}}
+                ],
                 "responses": _responses(
                     {
                         "200": _json(
-                            {"type": "object", "properties": {"devices": {"type": "array", "items": device}}},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "devices": {"type": "array", "items": device},
+                                    "total": {"type": "integer"},
+                                    "online": {"type": "integer"},
+                                },
+                                "required": ["devices", "total", "online"],
+                            },
                             "The devices",
                         )
                     }

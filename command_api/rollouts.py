@@ -167,9 +167,20 @@ def _rollout_json(row: asyncpg.Record) -> dict[str, Any]:
     return dict(row) | {"organization_id": str(row["organization_id"])}
 
 
+LIST_ROLLOUTS = f"""
+SELECT {ROLLOUT_COLUMNS},
+       (SELECT version FROM firmware WHERE id = rollouts.firmware_id) AS firmware_version,
+       (SELECT COALESCE(jsonb_object_agg(c.status, c.n), '{{}}') FROM (
+            SELECT status, count(*) AS n FROM rollout_devices WHERE rollout_id = rollouts.id GROUP BY status
+        ) c)::text AS progress
+FROM rollouts ORDER BY id DESC
+"""  # noqa: S608 - constants
+
+
 async def list_rollouts(conn: Connection) -> dict[str, Any]:
-    rows = await conn.fetch(f"SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY id DESC")  # noqa: S608
-    return {"rollouts": [_rollout_json(r) for r in rows]}
+    """Every rollout with its devices counted by status."""
+    rows = await conn.fetch(LIST_ROLLOUTS)
+    return {"rollouts": [_rollout_json(r) | {"progress": json.loads(r["progress"])} for r in rows]}
 
 
 async def get_rollout(conn: Connection, rollout_id: int) -> dict[str, Any]:

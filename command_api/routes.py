@@ -354,8 +354,9 @@ def _device_cipher(request: web.Request) -> AccountCipher:
 
 
 async def list_devices(request: web.Request) -> web.Response:
+    limit = history.limit_param(request, default=500, maximum=5000)
     async with pool_of(request).acquire() as conn:
-        return json_response(await devices.list_devices(conn, principal_of(request)))
+        return json_response(await devices.list_devices(conn, principal_of(request), limit))
 
 
 async def enrol_device(request: web.Request) -> web.Response:

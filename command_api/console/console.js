@@ -573,7 +573,15 @@ async function opsView(root, scope) {
     </section>
     <section class="panel scroll"><h2>SAIC accounts</h2>
       <table id="accounts"><thead><tr><th>Account</th><th>State</th><th>Since</th><th>Reason</th></tr></thead><tbody></tbody></table>
-    </section>`;
+    </section>
+    <div class="grid two">
+      <section class="panel scroll"><h2>Devices <span class="muted" id="devices-total"></span></h2>
+        <table id="devices"><thead><tr><th>Device</th><th>State</th><th>Last seen</th><th>Firmware</th><th>Config</th></tr></thead><tbody></tbody></table>
+      </section>
+      <section class="panel scroll"><h2>OTA rollouts</h2>
+        <table id="rollouts"><thead><tr><th>Rollout</th><th>State</th><th>Stage</th><th>Progress</th></tr></thead><tbody></tbody></table>
+      </section>
+    </div>`;
   const refresh = async () => {
     const health = await fetch("/api/health", { cache: "no-store" }).then((r) => r.json()).catch(() => null);
     if (!scope.alive) return;
@@ -589,12 +597,14 @@ async function opsView(root, scope) {
           .join("")
       : card(null, "API unreachable", "bad");
     try {
-      const [metricsText, audit, alerts, dead, accounts] = await Promise.all([
+      const [metricsText, audit, alerts, dead, accounts, devices, rollouts] = await Promise.all([
         api("/metrics"),
         api("/api/ops/commands?limit=30"),
         api("/api/ops/alerts"),
         api("/api/ops/dead-letters?limit=30"),
         api("/api/accounts"),
+        api("/api/devices?limit=50"),
+        api("/admin/rollouts"),
       ]);
       if (!scope.alive) return;
       renderMetrics(parseMetrics(metricsText));
@@ -624,6 +634,7 @@ async function opsView(root, scope) {
               <td>${fmt.time(a.updated_at)}</td><td class="muted">${escapeHtml(a.status_reason || "")}</td></tr>`,
           )
           .join("") || '<tr><td colspan="4" class="muted">Only the account from the environment.</td></tr>';
+      renderDevices(devices, rollouts);
       $("#dead-total").textContent = `(${dead.total} in all)`;
       $("#dead-letters tbody").innerHTML =
         dead.dead_letters
@@ -641,6 +652,32 @@ async function opsView(root, scope) {
   };
   await refresh();
   scope.every(5000, refresh);
+}
+
+function renderDevices(devices, rollouts) {
+  $("#devices-total").textContent = `(${devices.online} of ${devices.total} online)`;
+  $("#devices tbody").innerHTML =
+    devices.devices
+      .map((d) => {
+        const state = d.revoked_at ? "revoked" : d.online ? "online" : "offline";
+        return `<tr data-device="${escapeHtml(d.device_id)}"><td>${escapeHtml(d.name || d.device_id.slice(0, 12))}
+          <div class="muted">${escapeHtml(d.mac)}</div></td>
+          <td><span class="pill ${state === "online" ? "ok" : "bad"}">${state}</span></td>
+          <td>${d.last_seen ? fmt.time(d.last_seen) : "—"}</td><td>${escapeHtml(d.firmware_version || "—")}</td>
+          <td>v${d.config_version}</td></tr>`;
+      })
+      .join("") || '<tr><td colspan="5" class="muted">No devices enrolled.</td></tr>';
+  $("#rollouts tbody").innerHTML =
+    rollouts.rollouts
+      .slice(0, 20)
+      .map(
+        (r) => `<tr data-rollout="${r.id}"><td>#${r.id} <span class="muted">firmware ${escapeHtml(r.firmware_version)}</span></td>
+          <td><span class="pill ${r.status === "paused" || r.status === "aborted" ? "bad" : "ok"}">${r.status}</span>
+          <div class="muted">${escapeHtml(r.status_reason || "")}</div></td>
+          <td>${r.stage + 1} of ${r.stages.length} (${r.stages[r.stage]} %)</td>
+          <td>${Object.entries(r.progress).map(([k, n]) => `${n} ${escapeHtml(k)}`).join(", ") || "—"}</td></tr>`,
+      )
+      .join("") || '<tr><td colspan="4" class="muted">No rollouts.</td></tr>';
 }
 
 function parseMetrics(text) {

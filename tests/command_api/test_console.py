@@ -138,7 +138,7 @@ async def test_the_console_explains_a_refused_key(fleet_stack: tuple[Api, Gatewa
         await asyncio.to_thread(refused)
 
 
-async def test_the_operations_view_lists_the_saic_accounts_and_their_state(
+async def test_the_operations_view_lists_accounts_devices_and_rollouts(
     fleet_stack: tuple[Api, Gateway], db_settings: DatabaseSettings, tmp_path: Path
 ) -> None:
     api, _ = fleet_stack
@@ -147,6 +147,31 @@ async def test_the_operations_view_lists_the_saic_accounts_and_their_state(
         await conn.execute(
             "INSERT INTO accounts (username, password_encrypted, status, status_reason)"
             " VALUES ('owner@example.com', 'x', 'failing', 'return code: 15019, message: Incorrect password')"
+        )
+        # A device online on firmware 2.0.0 and a rollout that paused itself, as the programs leave them.
+        org = await conn.fetchval("INSERT INTO organizations (name) VALUES ('Sensors') RETURNING id")
+        await conn.execute(
+            "INSERT INTO devices (device_id, mac, organization_id, name, secret_encrypted, online, last_seen,"
+            " firmware_version, config_version) VALUES ($1, '02:00:00:00:00:aa', $2, 'Gate radar', 'x', true, now(),"
+            " '2.0.0', 3)",
+            "ab" * 16,
+            org,
+        )
+        firmware = await conn.fetchval(
+            "INSERT INTO firmware (version, url, sha256, signature, created_by)"
+            " VALUES ('2.1.0', 'https://example.com/2.1.0.bin', $1, 'sig', 'api-key:ops') RETURNING id",
+            "0" * 64,
+        )
+        rollout = await conn.fetchval(
+            "INSERT INTO rollouts (organization_id, firmware_id, stages, status, status_reason, created_by)"
+            " VALUES ($1, $2, '{10,100}', 'paused', '1 of 1 devices failed', 'api-key:ops') RETURNING id",
+            org,
+            firmware,
+        )
+        await conn.execute(
+            "INSERT INTO rollout_devices (rollout_id, device_id, stage, status) VALUES ($1, $2, 0, 'failed')",
+            rollout,
+            "ab" * 16,
         )
     finally:
         await conn.close()
@@ -165,6 +190,17 @@ async def test_the_operations_view_lists_the_saic_accounts_and_their_state(
             assert "failing" in text
             assert "Incorrect password" in text
             assert row.is_displayed()
+            devices = wait_for(
+                browser, "the device", lambda b: b.find_element(By.CSS_SELECTOR, "#devices tbody tr[data-device]")
+            )
+            assert "Gate radar" in devices.text
+            assert "online" in devices.text
+            assert "2.0.0" in devices.text
+            assert "(1 of 1 online)" in browser.find_element(By.ID, "devices-total").text
+            rollouts = browser.find_element(By.CSS_SELECTOR, "#rollouts tbody tr[data-rollout]").text
+            assert "paused" in rollouts
+            assert "1 failed" in rollouts
+            browser.execute_script("document.querySelector('#devices').scrollIntoView()")
             browser.save_screenshot(str(tmp_path / "ops.png"))
 
         await asyncio.to_thread(accounts_listed)

@@ -136,7 +136,7 @@ async def test_who_may_enrol_read_and_configure(device_api: tuple[Client, str]) 
     )
     assert status == 403, body
     status, listed, _ = await api.call("GET", "/api/devices", token=user_token(BOB))
-    assert (status, listed) == (200, {"devices": []})
+    assert (status, listed) == (200, {"devices": [], "total": 0, "online": 0})
     bad: Any
     for bad in ({"mac": "nope", "organization_id": organization}, {"mac": "02:00:00:00:00:09"}, []):
         status, body, _ = await api.call("POST", "/api/devices", token=user_token(ALICE), json=bad)
