@@ -46,13 +46,14 @@ KEY = "bench-api-key-0123456789"
 
 
 @contextlib.contextmanager
-def _process(args: list[str], env: dict[str, str], port: int | None = None) -> Iterator[None]:
+def _process(args: list[str], env: dict[str, str], port: int | None = None) -> Iterator[int]:
+    """The program running (its process id), its output in a log file of its own."""
     with tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False) as log:
         proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=log)
     try:
         if port is not None:
             wait_for_port(port, timeout=30)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         proc.wait(10)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.settings import COMPONENTS, DatabaseSettings, MqttSettings
+from common.settings import COMPONENTS, DEVICES_USER, DatabaseSettings, MqttSettings
 from gateway.app import Gateway
 from gateway.settings import GatewaySettings
 from gateway.simulator import SimulatedFleet
@@ -34,7 +34,7 @@ def broker(implementation: str) -> Iterator[MqttSettings]:
 @contextlib.contextmanager
 def broker_process(implementation: str) -> Iterator[tuple[MqttSettings, int]]:
     """The broker, and its process id (Mosquitto's own: `python -m broker` execs it)."""
-    env = {f"MQTT_{c.upper()}_PASSWORD": secrets.token_urlsafe(12) for c in COMPONENTS}
+    env = {f"MQTT_{c.upper()}_PASSWORD": secrets.token_urlsafe(12) for c in (*COMPONENTS, DEVICES_USER)}
     env["MQTT_PORT"] = str(free_port())
     with tempfile.TemporaryDirectory() as runtime:
         proc = subprocess.Popen(
