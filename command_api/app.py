@@ -197,7 +197,7 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
         mqtt.on_message = on_message
         app[MQTT] = mqtt
         if (cipher := app.get(DEVICE_CIPHER)) is not None and mqtt_settings.devices_password is not None:
-            app[DEVICE_EDGE] = DeviceEdge(app[POOL], cipher, mqtt_settings)
+            app[DEVICE_EDGE] = DeviceEdge(app[POOL], cipher, mqtt_settings, app[METRICS].registry)
         tasks = [asyncio.create_task(mqtt.run()), asyncio.create_task(service.sweep_expired())]
         if DEVICE_CIPHER in app:  # devices are enabled: one replica at a time drives the OTA rollouts
             own_alerts = Alerts("api", AlertSettings.from_env())

@@ -68,6 +68,8 @@ echo "building and pushing $IMAGE"
 gcloud_cmd builds submit "$(dirname "$0")/.." --tag="$IMAGE"
 
 echo "deploying $SERVICE to $REGION"
+# --timeout bounds a WebSocket's life too: an hour (Cloud Run's most) keeps live streams and
+# directly connected devices (/mqtt) connected that long; they reconnect after it.
 gcloud_cmd run deploy "$SERVICE" \
     --image="$IMAGE" \
     --region="$REGION" \
@@ -78,6 +80,6 @@ gcloud_cmd run deploy "$SERVICE" \
     --max-instances=1 \
     --cpu=1 \
     --memory=1Gi \
-    --timeout=300 \
+    --timeout=3600 \
     --set-secrets="$secrets" \
     --set-env-vars="LOG_LEVEL=INFO,API_PROFILE=production"

@@ -21,8 +21,10 @@ import aiomqtt
 import asyncpg
 import psutil
 import pytest
+from cryptography.fernet import Fernet
 
-from common.settings import COMPONENTS, MqttSettings
+from common.settings import COMPONENTS, DEVICES_USER, MqttSettings
+from device_simulator.device import DeviceIdentity, SimulatedDevice
 from local_stack.ports import free_port, wait_for_port
 from tests.conftest import ROOT
 from tests.helpers import client, collect, wait_until
@@ -73,7 +75,7 @@ def launch_stack(
     database = f"e2e_{uuid.uuid4().hex[:8]}"
     asyncio.run(_create_database(postgres.url(), database))
     runtime = tmp_path_factory.mktemp("e2e")
-    passwords = {f"MQTT_{c.upper()}_PASSWORD": secrets.token_urlsafe(12) for c in COMPONENTS}
+    passwords = {f"MQTT_{c.upper()}_PASSWORD": secrets.token_urlsafe(12) for c in (*COMPONENTS, DEVICES_USER)}
     mqtt_port, api_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -82,6 +84,7 @@ def launch_stack(
         "PORT": str(api_port),
         "DATABASE_URL": postgres.url(database),
         "COMMAND_API_KEY": API_KEY,
+        "DEVICES_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "RUNTIME_DIR": str(runtime),
         "BROKER_RUNTIME_DIR": str(runtime / "broker"),
         **settings,
@@ -247,6 +250,36 @@ async def test_the_opening_drive_is_derived_once_and_the_console_is_served(
     assert "uPlot.iife.min.js" in page
     async with http.get(f"{stack_process.api}/console/static/console.js") as response:
         assert response.status == 200
+
+
+async def test_a_directly_connected_device_reports_through_the_edge(
+    stack_process: Stack, http: aiohttp.ClientSession
+) -> None:
+    """Enrolled through the API, connected over MQTT-over-WebSocket on the API's port, held by the
+    broker's ACL file, stored by the ingest: the device path through the real supervisord.conf."""
+    headers = {"X-API-Key": API_KEY}
+    async with http.post(f"{stack_process.api}/api/organizations", json={"name": "e2e"}, headers=headers) as response:
+        organization = (await response.json())["id"]
+    body = {"mac": "02:e2:e0:00:00:01", "organization_id": organization}
+    async with http.post(f"{stack_process.api}/api/devices", json=body, headers=headers) as response:
+        assert response.status == 201, await response.text()
+        enrolled = await response.json()
+    port = int(stack_process.api.rsplit(":", 1)[1])
+    device = SimulatedDevice(
+        DeviceIdentity(enrolled["device_id"], enrolled["secret"]), "127.0.0.1", port, telemetry_interval=0.5
+    )
+    running = asyncio.create_task(device.run())
+    try:
+
+        async def reported() -> bool:
+            url = f"{stack_process.api}/api/devices/{device.device_id}/telemetry"
+            async with http.get(url, headers=headers) as response:
+                return len((await response.json())["readings"]) >= 2
+
+        await wait_until(reported, timeout=20, what="the device's readings through the API")
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 async def test_supervisorctl_reaches_supervisord_over_its_private_socket(stack_process: Stack) -> None:

@@ -221,6 +221,29 @@ async def test_wrong_expired_future_and_replayed_passwords_are_refused(device_ap
         pass
     assert await refused_with(api, device, good) == BAD_CREDENTIALS  # the same password again: a replay
     assert await refused_with(api, device, previous_window) == BAD_CREDENTIALS  # older than the newest used: a replay
+    status, metrics, _ = await api.call("GET", "/metrics", key=SERVICE_KEY)
+    assert status == 200
+    assert 'api_device_connections_refused_total{code="4"} 7.0' in metrics
+
+
+async def test_a_session_ends_when_its_password_leaves_its_windows(
+    device_api: tuple[Client, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, organization = device_api
+    device = await enrol(api, organization, "02:00:00:00:00:09")
+    monkeypatch.setattr(device_credentials, "WINDOW", 1)  # one-second windows: good for 1-2 s
+    started = time.monotonic()
+    async with api.http.ws_connect(api.base + "/mqtt", protocols=("mqtt",)) as ws:
+        connect = mqtt_connect.Connect("x", 60, True, device["device_id"], fresh_password(device).encode())
+        await ws.send_bytes(mqtt_connect.encode(connect))
+        assert (await ws.receive(timeout=5)).data == mqtt_connect.connack(mqtt_connect.ACCEPTED)
+        closing = await ws.receive(timeout=5)
+        assert (closing.type.name, closing.data, closing.extra) == (
+            "CLOSE",
+            4401,
+            "password expired: reconnect with a fresh one",
+        )
+    assert 0.9 < time.monotonic() - started < 3
 
 
 async def test_a_device_reaches_only_its_own_topics(
