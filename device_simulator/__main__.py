@@ -22,6 +22,7 @@ from device_simulator.device import DeviceIdentity, SimulatedDevice
 log = logging.getLogger("device_simulator")
 
 ORGANIZATION = "Simulated devices"
+FIRMWARE = "1.0.0"
 
 
 class SimulatorSettings(EnvSettings):
@@ -69,7 +70,16 @@ async def enrol_all(settings: SimulatorSettings, stop: asyncio.Event) -> list[De
             if mac in known:
                 continue
             status, device = await _call(
-                http, "POST", f"{base}/api/devices", key, {"mac": mac, "organization_id": organization}
+                http,
+                "POST",
+                f"{base}/api/devices",
+                key,
+                {
+                    "mac": mac,
+                    "organization_id": organization,
+                    "name": f"Simulated radar {index + 1}",
+                    "firmware_version": FIRMWARE,
+                },
             )
             if status != 201:
                 log.error("could not enrol simulated device %s: %s", mac, device.get("error", device))
@@ -95,6 +105,7 @@ async def main(stop: asyncio.Event) -> None:
             int(port.rstrip("/") or 80),
             telemetry_interval=settings.telemetry_interval,
             ota_failure_rate=settings.ota_failure_rate,
+            firmware_version=FIRMWARE,
             rng=random.Random(identity.device_id),  # noqa: S311 - a simulation
         )
         for identity in identities
