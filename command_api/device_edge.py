@@ -9,8 +9,9 @@ connection is closed at once, by whichever API replica holds it (`device_revoked
 whose password has left its two hour windows is closed too (4401), and the device reconnects with a
 fresh one.
 
-Refusals are CONNACKs, as a broker gives them: 1 for a protocol other than MQTT 3.1.1, 4 for wrong,
-expired or replayed credentials and unknown devices, 5 for a revoked one.
+Refusals are CONNACKs, as a broker gives them: 1 for a protocol other than MQTT 3.1.1, 3 while the
+registry cannot be read, 4 for wrong, expired or replayed credentials and unknown devices, 5 for a
+revoked one.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class DeviceEdge:
                 )
         except (*DATABASE_ERRORS, CipherError) as exc:
             log.warning("device edge: cannot check device %s (%s)", device_id, exc)
-            return mqtt_connect.NOT_AUTHORIZED, None, 0
+            return mqtt_connect.SERVER_UNAVAILABLE, None, 0
         if not taken:
             log.info("device edge: refused device %s: replayed password", device_id)
             return mqtt_connect.BAD_CREDENTIALS, None, 0
@@ -152,6 +153,8 @@ class DeviceEdge:
         writer.write(mqtt_connect.encode(connect.with_identity(device_id, DEVICES_USER, self._password)) + rest)
         cut = asyncio.Event()
         self.connections.setdefault(device_id, set()).add(cut)
+        if await self._revoked(device_id):  # between its check and now: the notification may have passed
+            cut.set()
         log.info("device %s connected through the edge", device_id)
 
         async def device_to_broker() -> None:
@@ -192,6 +195,15 @@ class DeviceEdge:
             if not held:
                 self.connections.pop(device_id, None)
             log.info("device %s disconnected from the edge", device_id)
+
+    async def _revoked(self, device_id: str) -> bool:
+        try:
+            async with self.pool.acquire() as conn:
+                return bool(
+                    await conn.fetchval("SELECT revoked_at IS NOT NULL FROM devices WHERE device_id = $1", device_id)
+                )
+        except DATABASE_ERRORS:
+            return False  # the check at CONNECT passed; the notification still cuts it
 
     def disconnect(self, device_id: str) -> None:
         """Revoked: cut the device's connections now (the broker then publishes its will)."""

@@ -852,7 +852,8 @@ def _admin_paths() -> dict[str, Any]:
     rollout_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
     who = "For operators: an API key (a user's token is 403)."
 
-    def change(name: str, summary: str) -> dict[str, Any]:
+    def change(name: str, summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        request = {"requestBody": {"required": False, "content": {"application/json": {"schema": body}}}}
         return {
             "post": {
                 "operationId": f"{name}_rollout",
@@ -860,6 +861,7 @@ def _admin_paths() -> dict[str, Any]:
                 "summary": summary,
                 "description": who,
                 "parameters": [rollout_id],
+                **(request if body else {}),
                 "responses": _responses(
                     {"200": _json(rollout, "The rollout"), "409": _json(_ref("Error"), "Not from its state")}, 403
                 ),
@@ -923,7 +925,15 @@ def _admin_paths() -> dict[str, Any]:
             }
         },
         "/admin/rollouts/{id}/abort": change("abort", "Abort: no device is triggered any more"),
-        "/admin/rollouts/{id}/resume": change("resume", "Resume a rollout that paused itself"),
+        "/admin/rollouts/{id}/resume": change(
+            "resume",
+            "Resume a rollout that paused itself; with a higher failure_threshold to go on past its failures",
+            {
+                "type": "object",
+                "properties": {"failure_threshold": {"type": "number", "minimum": 0, "maximum": 1}},
+                "additionalProperties": False,
+            },
+        ),
         "/admin/devices/{device_id}/diag": {
             "post": {
                 "operationId": "device_diag",

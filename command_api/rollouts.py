@@ -204,7 +204,19 @@ async def get_rollout(conn: Connection, rollout_id: int) -> dict[str, Any]:
     }
 
 
-async def set_status(conn: Connection, rollout_id: int, status: str, allowed_from: tuple[str, ...]) -> dict[str, Any]:
+def read_threshold(body: Any) -> float | None:
+    """A resume's optional new `failure_threshold` (without one, a rollout past its threshold pauses again)."""
+    if body is None:
+        return None
+    threshold = body.get("failure_threshold") if isinstance(body, dict) and set(body) <= {"failure_threshold"} else -1
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
+        raise ApiError(400, "invalid_rollout", "a resume takes only failure_threshold, a share from 0 to 1")
+    return float(threshold)
+
+
+async def set_status(
+    conn: Connection, rollout_id: int, status: str, allowed_from: tuple[str, ...], threshold: float | None = None
+) -> dict[str, Any]:
     current = await conn.fetchval("SELECT status FROM rollouts WHERE id = $1 FOR UPDATE", rollout_id)
     if current is None:
         raise ApiError(404, "not_found", f"no rollout {rollout_id}")
@@ -212,10 +224,12 @@ async def set_status(conn: Connection, rollout_id: int, status: str, allowed_fro
         raise ApiError(409, "rollout_state", f"rollout {rollout_id} is {current}: it cannot become {status}")
     reason = "aborted by an operator" if status == "aborted" else None
     await conn.execute(
-        "UPDATE rollouts SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1",
+        "UPDATE rollouts SET status = $2, status_reason = $3, updated_at = now(),"
+        " failure_threshold = COALESCE($4, failure_threshold) WHERE id = $1",
         rollout_id,
         status,
         reason,
+        threshold,
     )
     return await get_rollout(conn, rollout_id)
 

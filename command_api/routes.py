@@ -474,8 +474,10 @@ async def get_rollout(request: web.Request) -> web.Response:
 def _rollout_change(status: str, allowed_from: tuple[str, ...]) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def change(request: web.Request) -> web.Response:
         await _operator(request)
+        threshold = rollouts.read_threshold(await _json_body(request)) if status == "active" else None
         async with pool_of(request).acquire() as conn, conn.transaction():
-            return json_response(await rollouts.set_status(conn, _rollout_id(request), status, allowed_from))
+            rollout_id = _rollout_id(request)
+            return json_response(await rollouts.set_status(conn, rollout_id, status, allowed_from, threshold))
 
     return change
 
