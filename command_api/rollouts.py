@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import math
@@ -245,8 +244,12 @@ class RolloutEngine:
 
     async def run(self) -> None:
         while True:
-            with contextlib.suppress(*DATABASE_ERRORS, MqttNotConnected):
+            try:
                 await self.tick()
+            except (*DATABASE_ERRORS, MqttNotConnected) as exc:
+                log.warning("rollouts wait: %s", exc)  # the transaction rolled back; the next tick retries
+            except Exception:
+                log.exception("a rollout step failed; retrying at the next tick")
             await asyncio.sleep(self.tick_seconds)
 
     async def tick(self) -> None:
@@ -262,6 +265,18 @@ class RolloutEngine:
                     pauses.append((rollout["id"], paused))
         for rollout_id, reason in pauses:
             await self.alerts.fire(f"rollout:{rollout_id}", f"OTA rollout {rollout_id} paused: {reason}")
+        await self._clear_settled_alerts()
+
+    async def _clear_settled_alerts(self) -> None:
+        """A paused rollout's alert ends when an operator resumes or aborts it."""
+        open_ids = [int(key.split(":", 1)[1]) for key in self.alerts.active if key.startswith("rollout:")]
+        if not open_ids:
+            return
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT id, status FROM rollouts WHERE id = ANY($1::bigint[])", open_ids)
+        for row in rows:
+            if row["status"] != "paused":
+                await self.alerts.clear(f"rollout:{row['id']}", f"OTA rollout {row['id']} is {row['status']}")
 
     async def _advance(self, conn: Connection, rollout: asyncpg.Record) -> str | None:
         """Returns why the rollout paused itself, if it did."""

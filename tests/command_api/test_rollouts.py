@@ -172,6 +172,11 @@ async def test_a_rollout_pauses_itself_past_its_failure_threshold(ota: tuple[Cli
     status, body, _ = await api.call("POST", f"/admin/rollouts/{rollout_id}/resume", key=SERVICE_KEY, json=resumed)
     assert (status, body["status"], body["failure_threshold"]) == (200, "active", 1.0)
 
+    async def alert_cleared() -> bool:
+        return not await alerted()
+
+    await wait_until(alert_cleared, what="the rollout's alert resolved once it was resumed")
+
 
 async def test_an_aborted_rollout_triggers_no_one_more(ota: tuple[Client, str]) -> None:
     api, organization = ota
