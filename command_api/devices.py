@@ -254,7 +254,9 @@ async def put_config(
     conn: Connection, principal: Principal, device_id: str, based_on: int | None, config: dict[str, Any]
 ) -> tuple[dict[str, Any], int]:
     """Stores the new version (in the caller's transaction) and returns what to send the device."""
-    await find_device(conn, principal, device_id, CONFIGURE_ROLES)
+    device = await find_device(conn, principal, device_id, CONFIGURE_ROLES)
+    if device["revoked_at"] is not None:
+        raise ApiError(409, "device_revoked", f"device {device_id} is revoked: it takes no configuration")
     current = await conn.fetchval("SELECT config_version FROM devices WHERE device_id = $1 FOR UPDATE", device_id)
     if based_on is not None and based_on != current:
         raise ApiError(

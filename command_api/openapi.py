@@ -775,6 +775,7 @@ def _device_paths() -> dict[str, Any]:
                 "responses": _responses(
                     {
                         "200": _json(config, "Stored as the next version and sent", etag),
+                        "409": _json(_ref("Error"), "The device is revoked"),
                         "412": _json(_ref("Error"), "Another change came first: read the configuration again"),
                         "428": _json(_ref("Error"), "If-Match is missing"),
                     },

@@ -300,6 +300,9 @@ async def test_revoking_a_device_disconnects_it_at_once(device_api: tuple[Client
         cut_after = time.monotonic() - started
     assert cut_after < 3, cut_after
     assert await refused_with(api, device, fresh_password(device)) == NOT_AUTHORIZED
+    config = f"/api/devices/{device['device_id']}/config"
+    status, body, _ = await api.call("PUT", config, token=user_token(ALICE), json={}, headers={"If-Match": "*"})
+    assert (status, body["error"]["code"]) == (409, "device_revoked")
 
 
 async def test_configuration_is_versioned_with_if_match_and_acknowledged(
