@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from command_api.auth import Principal
-from command_api.errors import ApiError
+from command_api.errors import ApiError, json_object
 from common import device_credentials, topics
 from common.account_secrets import AccountCipher
 from common.database import Connection
@@ -53,11 +53,8 @@ def require_cipher(cipher: AccountCipher | None) -> AccountCipher:
 
 
 def read_enrolment(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_device", "expected a JSON object with mac and organization_id")
-    unknown = set(body) - {"mac", "organization_id", "name", "firmware_version"}
-    if unknown:
-        raise ApiError(400, "invalid_device", f"unexpected fields: {', '.join(sorted(unknown))}")
+    allowed = {"mac", "organization_id", "name", "firmware_version"}
+    body = json_object(body, allowed, "invalid_device", "mac and organization_id")
     mac = body.get("mac")
     try:
         mac = device_credentials.normalize_mac(mac) if isinstance(mac, str) else None

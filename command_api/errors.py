@@ -33,6 +33,16 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def json_object(body: Any, allowed: set[str], code: str, expected: str) -> dict[str, Any]:
+    """A request body that must be a JSON object of these fields at most; 400 `code` otherwise."""
+    if not isinstance(body, dict):
+        raise ApiError(400, code, f"expected a JSON object with {expected}")
+    unknown = set(body) - allowed
+    if unknown:
+        raise ApiError(400, code, f"unexpected fields: {', '.join(sorted(unknown))}")
+    return body
+
+
 def error_response(
     status: int,
     code: str,

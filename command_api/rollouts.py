@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from command_api.errors import ApiError
+from command_api.errors import ApiError, json_object
 from common import topics
 from common.alerts import Alerts
 from common.database import DATABASE_ERRORS, Connection
@@ -116,11 +116,8 @@ async def list_firmware(conn: Connection) -> dict[str, Any]:
 
 
 def read_rollout(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_rollout", "expected a JSON object with firmware_id and organization_id")
-    unknown = set(body) - {"firmware_id", "organization_id", "stages", "failure_threshold"}
-    if unknown:
-        raise ApiError(400, "invalid_rollout", f"unexpected fields: {', '.join(sorted(unknown))}")
+    allowed = {"firmware_id", "organization_id", "stages", "failure_threshold"}
+    body = json_object(body, allowed, "invalid_rollout", "firmware_id and organization_id")
     firmware, organization = body.get("firmware_id"), body.get("organization_id")
     if not isinstance(firmware, int) or isinstance(firmware, bool) or firmware < 1:
         raise ApiError(400, "invalid_rollout", "firmware_id must be an uploaded firmware's id")
