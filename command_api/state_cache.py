@@ -62,6 +62,11 @@ class LatestStateCache:
             self._bodies[vin] = body
         return body
 
+    @property
+    def generation(self) -> int:
+        """How many times the cache has been forgotten (a change heard, or the listener restarted)."""
+        return self._generation
+
     def forget(self) -> None:
         self._generation += 1
         self._bodies.clear()

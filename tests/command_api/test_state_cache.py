@@ -42,9 +42,17 @@ async def listening(api: Client) -> None:
     await wait_until(lambda: cache_of(api).listening, what="the latest-state cache listening")
 
 
+async def heard_change(api: Client, before: int) -> None:
+    """The notification of a committed change reached the API (it arrives asynchronously: a read
+    made before it could be cached and then forgotten)."""
+    await wait_until(lambda: cache_of(api).generation > before, what="the change notification heard")
+
+
 async def test_reads_come_from_memory_until_a_change_is_committed(api: Client, seeded: DatabaseSettings) -> None:
     await listening(api)
+    before = cache_of(api).generation
     await set_soc(seeded, VIN_A, 10)
+    await heard_change(api, before)
     assert await soc_of(api) == 10
     hits = cache_of(api).hits
 
@@ -63,7 +71,9 @@ async def test_reads_come_from_memory_until_a_change_is_committed(api: Client, s
 async def test_a_lost_listener_makes_the_cache_forget(api: Client, seeded: DatabaseSettings) -> None:
     """Changes committed while nobody listens are unheard: the cache starts over when it listens again."""
     await listening(api)
+    before = cache_of(api).generation
     await set_soc(seeded, VIN_A, 10)
+    await heard_change(api, before)
     assert await soc_of(api) == 10
     await set_soc(seeded, VIN_A, 40, notify=False)
     assert await soc_of(api) == 10
