@@ -47,11 +47,13 @@ def click(browser: WebDriver, selector: str) -> None:
 
 
 @pytest.fixture
-async def fleet_stack(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> AsyncIterator[tuple[Api, Gateway]]:
+async def fleet_stack(private_mqtt: MqttSettings, db_settings: DatabaseSettings) -> AsyncIterator[tuple[Api, Gateway]]:
+    # A broker of its own: cars other tests left retained on the session's broker would reach this
+    # ingest and the console would list more than these two.
     async with (
-        running_ingest(mqtt_settings, db_settings),
-        running_gateway(mqtt_settings, vehicles=2) as gateway,
-        running_api(mqtt_settings, db_settings) as api,
+        running_ingest(private_mqtt, db_settings),
+        running_gateway(private_mqtt, vehicles=2) as gateway,
+        running_api(private_mqtt, db_settings) as api,
     ):
         yield api, gateway
 
