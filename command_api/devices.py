@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from command_api import organizations
 from command_api.auth import Principal
 from command_api.errors import ApiError, json_object
 from common import device_credentials, topics
@@ -94,29 +95,11 @@ def _device_id(text: str) -> str:
     return text
 
 
-async def _organization_role(conn: Connection, principal: Principal, organization: str) -> str | None:
-    try:
-        org_id = uuid.UUID(organization)
-    except ValueError:
-        return None
-    if principal.user_id is None:
-        found = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)", org_id)
-        return "owner" if found else None
-    role: str | None = await conn.fetchval(
-        "SELECT role FROM memberships WHERE organization_id = $1 AND user_id = $2", org_id, principal.user_id
-    )
-    return role
-
-
 async def enrol(
     conn: Connection, cipher: AccountCipher, principal: Principal, fields: dict[str, Any]
 ) -> dict[str, Any]:
     """The new device with its secret: the only time the secret is shown."""
-    role = await _organization_role(conn, principal, fields["organization_id"])
-    if role is None:
-        raise ApiError(
-            404, "not_found", f"no organization {fields['organization_id'][:60]!r} that this caller belongs to"
-        )
+    role = await organizations.role_in(conn, principal, fields["organization_id"])  # 404 when not theirs
     if role not in MANAGE_ROLES:
         raise ApiError(403, "forbidden", "only the organization's owners enrol devices")
     device_id, secret = device_credentials.device_id_for(fields["mac"]), device_credentials.new_secret()
