@@ -86,13 +86,16 @@ class LiveHub:
                 "received_at": datetime.now(UTC).isoformat(),
             }
         )
-        for client in list(self.clients):
-            if client.wants(parsed.vin):
-                try:
-                    client.queue.put_nowait(text)
-                except asyncio.QueueFull:
-                    log.warning("live client too slow (%d messages queued); closing it", CLIENT_QUEUE)
-                    self._close(client, WSCloseCode.TRY_AGAIN_LATER, b"too slow")
+        self._deliver(text, [client for client in self.clients if client.wants(parsed.vin)])
+
+    def _deliver(self, text: str, clients: list[LiveClient]) -> None:
+        """To each client's own queue; a client too slow to keep it from filling is closed."""
+        for client in clients:
+            try:
+                client.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                log.warning("live client too slow (%d messages queued); closing it", CLIENT_QUEUE)
+                self._close(client, WSCloseCode.TRY_AGAIN_LATER, b"too slow")
 
     def device_subscriptions(self) -> list[tuple[str, int]]:
         return [(topics.device_filter(topics.DEVICE_TELEMETRY), 0), (topics.device_filter(topics.DEVICE_STATUS), 0)]
@@ -119,13 +122,7 @@ class LiveHub:
                 return
             body = {"type": "telemetry", "payload": value}
         body |= {"device_id": parsed.device_id, "received_at": datetime.now(UTC).isoformat()}
-        text = json.dumps(body)
-        for client in followers:
-            try:
-                client.queue.put_nowait(text)
-            except asyncio.QueueFull:
-                log.warning("live client too slow (%d messages queued); closing it", CLIENT_QUEUE)
-                self._close(client, WSCloseCode.TRY_AGAIN_LATER, b"too slow")
+        self._deliver(json.dumps(body), followers)
 
     async def serve(
         self, request: web.Request, vins: frozenset[str] | None, first: dict[str, Any], principal: Principal
