@@ -20,6 +20,7 @@ MAX_REASON = 256
 MAX_HELD = 100_000
 """Reports held in memory while the database is down; beyond it the oldest are dropped (counted)."""
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+CONFIG_STATUSES = ("applied", "failed")
 OTA_STATUSES = ("downloading", "installing", "succeeded", "failed")
 
 
@@ -73,6 +74,20 @@ def _reading_time(value: Any, received_at: datetime) -> datetime:
     return ts
 
 
+def _answer(payload: bytes, what: str, answers: str, statuses: tuple[str, ...]) -> dict[str, Any]:
+    """A device's answer to what the platform sent: the `answers` id (an integer >= 1), a status
+    and an optional reason."""
+    body = _object(payload, what)
+    answered, status, reason = body.get(answers), body.get("status"), body.get("reason")
+    if not isinstance(answered, int) or isinstance(answered, bool) or answered < 1:
+        raise MalformedMessage(f"{what} needs the {answers} it answers (an integer >= 1)")
+    if status not in statuses:
+        raise MalformedMessage(f"{what}'s status must be {', '.join(statuses[:-1])} or {statuses[-1]}")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+        raise MalformedMessage(f"{what}'s reason must be a text of at most {MAX_REASON} characters")
+    return {answers: answered, "status": status, "reason": reason}
+
+
 class DeviceInbox:
     def __init__(self) -> None:
         self._reports = DeviceReports()
@@ -104,29 +119,11 @@ class DeviceInbox:
                 raise MalformedMessage("status must be online or offline")
             self._reports.statuses.append({"device_id": device, "online": payload == b"online", "at": received_at})
         elif parsed.key == topics.DEVICE_CONFIG_STATUS:
-            body = _object(payload, "config/status")
-            version, status, reason = body.get("version"), body.get("status"), body.get("reason")
-            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-                raise MalformedMessage("config/status needs the version it answers (an integer >= 1)")
-            if status not in ("applied", "failed"):
-                raise MalformedMessage("config/status's status must be applied or failed")
-            if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-                raise MalformedMessage(f"config/status's reason must be a text of at most {MAX_REASON} characters")
-            self._reports.configs.append(
-                {"device_id": device, "version": version, "status": status, "reason": reason, "at": received_at}
-            )
+            answer = _answer(payload, "config/status", "version", CONFIG_STATUSES)
+            self._reports.configs.append({"device_id": device, **answer, "at": received_at})
         elif parsed.key == topics.DEVICE_OTA_STATUS:
-            body = _object(payload, "ota/status")
-            rollout, status, reason = body.get("rollout_id"), body.get("status"), body.get("reason")
-            if not isinstance(rollout, int) or isinstance(rollout, bool) or rollout < 1:
-                raise MalformedMessage("ota/status needs the rollout_id it answers (an integer >= 1)")
-            if status not in OTA_STATUSES:
-                raise MalformedMessage(f"ota/status's status must be one of {', '.join(OTA_STATUSES)}")
-            if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-                raise MalformedMessage(f"ota/status's reason must be a text of at most {MAX_REASON} characters")
-            self._reports.ota.append(
-                {"device_id": device, "rollout_id": rollout, "status": status, "reason": reason, "at": received_at}
-            )
+            answer = _answer(payload, "ota/status", "rollout_id", OTA_STATUSES)
+            self._reports.ota.append({"device_id": device, **answer, "at": received_at})
         else:
             return  # diag/response goes to the API that asked, not to the database
         self.accepted += 1
