@@ -54,12 +54,7 @@ class Device:
 
 def publish_packet(topic: str, payload: bytes, packet_id: int) -> bytes:
     body = struct.pack("!H", len(topic)) + topic.encode() + struct.pack("!H", packet_id) + payload
-    length, encoded = len(body), bytearray()
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        encoded.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes((0x32,)) + bytes(encoded) + body
+    return bytes((0x32,)) + mqtt_connect.remaining_length(len(body)) + body  # PUBLISH, QoS 1
 
 
 async def enrol(database_url: str, organization_key: str, count: int) -> list[Device]:

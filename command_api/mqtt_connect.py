@@ -140,10 +140,14 @@ def encode(connect: Connect) -> bytes:
         flags |= 0x40
         payload += _binary(connect.password)
     body = _binary(b"MQTT") + bytes((PROTOCOL_LEVEL, flags)) + struct.pack("!H", connect.keepalive) + payload
-    length, encoded = len(body), bytearray()
+    return bytes((CONNECT,)) + remaining_length(len(body)) + body
+
+
+def remaining_length(length: int) -> bytes:
+    """A fixed header's remaining length: seven bits a byte, lowest first."""
+    encoded = bytearray()
     while True:
         byte, length = length & 0x7F, length >> 7
         encoded.append(byte | (0x80 if length else 0))
         if not length:
-            break
-    return bytes((CONNECT,)) + bytes(encoded) + body
+            return bytes(encoded)
