@@ -52,17 +52,20 @@ class Stack:
     started: float
 
     def programs(self) -> dict[str, psutil.Process]:
-        """Every program under supervisord (supervisord itself included), PostgreSQL left out."""
+        """Every program under supervisord (supervisord itself included). What `scripts/run` starts
+        beside it is left out: PostgreSQL and the simulated devices, clients from outside as real
+        devices are."""
         found: dict[str, psutil.Process] = {}
         for proc in psutil.Process(self.process.pid).children(recursive=True):
             with contextlib.suppress(psutil.NoSuchProcess):
-                cmdline = proc.cmdline()
-                if any(part.endswith("supervisord") for part in cmdline):
+                if any(part.endswith("supervisord") for part in proc.cmdline()):
                     found["supervisord"] = proc
-                elif "-m" in cmdline and cmdline.index("-m") + 1 < len(cmdline):
-                    found[cmdline[cmdline.index("-m") + 1]] = proc
-                elif cmdline and "mosquitto" in cmdline[0]:
-                    found["mosquitto"] = proc
+                    for child in proc.children(recursive=True):
+                        cmdline = child.cmdline()
+                        if "-m" in cmdline and cmdline.index("-m") + 1 < len(cmdline):
+                            found[cmdline[cmdline.index("-m") + 1]] = child
+                        elif cmdline and "mosquitto" in cmdline[0]:
+                            found["mosquitto"] = child
         return found
 
     def program_rss(self) -> dict[str, float]:
