@@ -1270,9 +1270,11 @@ def docs_page(spec: dict[str, Any]) -> str:
         for method, op in operations.items():
             params = ", ".join(f"{p['name']} ({p['in']})" for p in op.get("parameters", [])) or "—"
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
-            # A named schema by its name, an inline one by its fields.
+            # A named schema by its name, an inline one by its fields (or as free-form, without any).
             body_text = (
-                (body.get("$ref", "").rsplit("/", 1)[-1] or ", ".join(body.get("properties", {}))) if body else "—"
+                (body.get("$ref", "").rsplit("/", 1)[-1] or ", ".join(body.get("properties", {})) or "any JSON object")
+                if body
+                else "—"
             )
             codes = ", ".join(op["responses"])
             rows.append(
