@@ -4,6 +4,7 @@ with default intervals."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -112,9 +113,30 @@ def launch_stack(
         wait_for_port(api_port, timeout=30)
         yield stack
     finally:
-        if process.poll() is None:
+        stop_stack(process, runtime)
+
+
+def stop_stack(process: subprocess.Popen[bytes], runtime: Path) -> None:
+    """SIGTERM, as Cloud Run stops a container: supervisord stops its programs in order, and none
+    may be left. Whatever is left is killed, found by its RUNTIME_DIR (supervisord gives each program
+    a process group of its own: killing the entrypoint's group alone would leave them running)."""
+    stopped = True
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            stopped = False
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    left = []
+    for leftover in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):  # gone meanwhile, or not ours to read
+            if leftover.environ().get("RUNTIME_DIR") == str(runtime):
+                left.append(" ".join(leftover.cmdline()))
+                leftover.kill()
+    assert stopped, "the stack did not stop within 30 s of SIGTERM"
+    assert not left, f"still running after the stack stopped: {left}"
 
 
 async def _create_database(admin_url: str, name: str) -> None:
