@@ -8,7 +8,6 @@ there again, so the result is the one a rebuild from the whole history gives.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from common.database import Connection
 from ingest.periods import (
@@ -29,6 +29,7 @@ from ingest.periods import (
     Reading,
     derive,
 )
+from ingest.rows import dumps
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ async def _write(conn: Connection, batch: DerivedBatch) -> None:
         if rows:
             await conn.execute(UPSERTS[kind], *[[row[name] for row in rows] for name, _ in COLUMNS[kind]])
     if batch.states:
-        await conn.execute(SAVE_STATES, list(batch.states), [json.dumps(s.to_json()) for s in batch.states.values()])
+        await conn.execute(SAVE_STATES, list(batch.states), [dumps(s.to_json()) for s in batch.states.values()])
 
 
 async def _delete_from(conn: Connection, vin: str, since: datetime | None) -> None:
@@ -286,7 +287,7 @@ async def derive_inserted(
     batch = DerivedBatch.empty()
     for vin, new in inserted.items():
         readings = sorted(new, key=lambda r: r.ts)
-        state = DerivationState.from_json(json.loads(stored[vin])) if vin in stored else None
+        state = DerivationState.from_json(orjson.loads(stored[vin])) if vin in stored else None
         if state is not None and state.last is not None and readings[0].ts <= state.last.ts:
             since = await conn.fetchval(REWIND_POINT, vin, readings[0].ts)
             await _delete_from(conn, vin, since)

@@ -18,7 +18,16 @@ from ingest.dead_letters import DeadLetter
 from ingest.devices import DeviceReports
 from ingest.period_store import derive_inserted, never_derived, reading, rebuild
 from ingest.periods import PeriodSettings, Reading
-from ingest.rows import STATE_COLUMNS, TELEMETRY_COLUMNS, VEHICLE_COLUMNS, FlushResult, columns, dumps, plan_rows
+from ingest.rows import (
+    STATE_COLUMNS,
+    TELEMETRY_COLUMNS,
+    VEHICLE_COLUMNS,
+    FlushResult,
+    FlushRows,
+    columns,
+    dumps,
+    plan_rows,
+)
 from ingest.sink import STORED_STATES_PAGE, SinkError, refuses_the_data
 
 log = logging.getLogger(__name__)
@@ -89,29 +98,49 @@ class PostgresSink:
         log.info("derived the earlier history of %d vehicles from %d readings", len(counts), sum(counts.values()))
 
     async def write(self, snapshots: list[VehicleSnapshot]) -> FlushResult:
+        """The vehicles first (the other tables refer to them), then the latest states and the history
+        at once, on two connections: the database merges state documents while this process plans
+        the history and derives from it. Each transaction is whole; a batch written again after one
+        of them failed changes nothing the other stored (both writes are idempotent)."""
         if not snapshots:
             return FlushResult(0, 0, 0)
         rows = plan_rows(snapshots)
-        states = columns(rows.states, STATE_COLUMNS)
-        states[STATE_MAP] = [dumps(state) for state in states[STATE_MAP]]
-        telemetry = columns(rows.telemetry, TELEMETRY_COLUMNS)
-        telemetry[-1] = [dumps(payload) for payload in telemetry[-1]]
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn:
                 await conn.execute(UPSERT_VEHICLES, *columns(rows.vehicles, VEHICLE_COLUMNS))
-                moved = await conn.fetchval(UPSERT_STATES, *states) if rows.states else 0
-                written = await conn.fetch(UPSERT_TELEMETRY, *telemetry) if rows.telemetry else []
-                # A completed row was derived from when it was inserted: only new readings are.
-                new = {(r["vin"], r["ts"]) for r in written if r["inserted"]}
-                if self.periods is not None and new:
-                    readings: dict[str, list[Reading]] = {}
-                    for row in rows.telemetry:
-                        if (row["vin"], row["ts"]) in new:
-                            readings.setdefault(row["vin"], []).append(reading(row))
-                    self.derived_rows += await derive_inserted(conn, self.periods, readings, rows.capacities)
+            states = asyncio.create_task(self._write_states(rows)) if rows.states else None
+            try:
+                written = await self._write_history(rows) if rows.telemetry else 0
+            finally:
+                moved = await states if states is not None else 0  # never left running, even on a failure
         except DATABASE_ERRORS as exc:
             raise _error(exc) from exc
-        return FlushResult(len(rows.vehicles), moved, len(written))
+        return FlushResult(len(rows.vehicles), moved, written)
+
+    async def _write_states(self, rows: FlushRows) -> int:
+        states = columns(rows.states, STATE_COLUMNS)
+        states[STATE_MAP] = [dumps(state) for state in states[STATE_MAP]]
+        async with self.pool.acquire() as conn:
+            moved: int = await conn.fetchval(UPSERT_STATES, *states)
+        return moved
+
+    async def _write_history(self, rows: FlushRows) -> int:
+        """The history rows and what is derived from them, in one transaction: a reading is derived
+        from exactly when it is inserted."""
+        await asyncio.sleep(0)  # let the states' statement go out first: the database starts on it
+        telemetry = columns(rows.telemetry, TELEMETRY_COLUMNS)
+        telemetry[-1] = [dumps(payload) for payload in telemetry[-1]]
+        async with self.pool.acquire() as conn, conn.transaction():
+            written = await conn.fetch(UPSERT_TELEMETRY, *telemetry)
+            # A completed row was derived from when it was inserted: only new readings are.
+            new = {(r["vin"], r["ts"]) for r in written if r["inserted"]}
+            if self.periods is not None and new:
+                readings: dict[str, list[Reading]] = {}
+                for row in rows.telemetry:
+                    if (row["vin"], row["ts"]) in new:
+                        readings.setdefault(row["vin"], []).append(reading(row))
+                self.derived_rows += await derive_inserted(conn, self.periods, readings, rows.capacities)
+        return len(written)
 
     async def stored_states_page(self, after_vin: str) -> list[dict[str, Any]]:
         try:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from common import topics
 from common.values import TelemetryValue, to_json
 from ingest.cache import VehicleSnapshot
@@ -67,23 +69,28 @@ class FlushResult:
     telemetry_rows: int
 
 
+# Exact type tests, not isinstance: these run a few hundred thousand times a flush, and decoded
+# values are never subclasses (a bool is not a number here).
+
+
 def _number(values: dict[str, TelemetryValue], key: str) -> float | None:
     value = values.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    kind = type(value)
+    return float(value) if kind is float or kind is int else None  # type: ignore[arg-type]
 
 
 def _flag(values: dict[str, TelemetryValue], key: str) -> bool | None:
     value = values.get(key)
-    return value if isinstance(value, bool) else None
+    return value if type(value) is bool else None
 
 
 def _text(values: dict[str, TelemetryValue], key: str) -> str | None:
     value = values.get(key)
-    return value if isinstance(value, str) else None
+    return value if type(value) is str else None
 
 
 def _payload(values: dict[str, TelemetryValue], keys: AbstractSet[str]) -> dict[str, Any]:
-    return {k: to_json(values[k]) for k in keys if k in values}
+    return {k: to_json(values[k]) for k in keys & values.keys()}
 
 
 def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
@@ -158,7 +165,11 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """Compact JSON, by orjson (a flush writes tens of thousands of documents; json takes 5x as long)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer past 64 bits, which orjson refuses and json writes
+        return json.dumps(value, separators=(",", ":"))
 
 
 def columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[list[Any]]:

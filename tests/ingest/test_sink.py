@@ -13,7 +13,10 @@ from common import topics
 from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings
 from ingest.cache import VehicleSnapshot
-from ingest.sink import Sink
+from ingest.periods import PeriodSettings
+from ingest.postgres_sink import PostgresSink
+from ingest.rows import dumps
+from ingest.sink import Sink, SinkError
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -114,3 +117,40 @@ async def test_a_car_dated_reading_replaces_an_arrival_dated_state(pool: asyncpg
         row = await conn.fetchrow("SELECT ts, soc, latitude, ts_from_arrival FROM vehicle_state WHERE vin = 'VIN1'")
     assert row is not None
     assert (row["ts"], row["soc"], row["latitude"], row["ts_from_arrival"]) == (T0, 51.0, 52.0, False)
+
+
+async def test_a_batch_whose_history_failed_is_written_whole_the_next_time(db_settings: DatabaseSettings) -> None:
+    """The latest states and the history go in two transactions at once: when the history's fails
+    (the states' committed), writing the batch again stores each reading once and derives from it."""
+    sink = PostgresSink(await create_pool(db_settings), PeriodSettings.from_env({}))
+    await sink.ready()
+    batch = [snapshot(T0 + timedelta(minutes=i), vin=f"V{i % 2}", drivetrain__soc=50.0 + i) for i in range(6)]
+    try:
+        async with sink.pool.acquire() as conn:
+            await conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN RAISE EXCEPTION 'history refused by the test'; END $$;"
+                " CREATE TRIGGER refuse BEFORE INSERT ON vehicle_telemetry FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+            with pytest.raises(SinkError, match="history refused by the test"):
+                await sink.write(batch)
+            assert await conn.fetchval("SELECT count(*) FROM vehicle_state") == 2  # the other transaction
+            assert await conn.fetchval("SELECT count(*) FROM vehicle_derivation") == 0
+            await conn.execute("DROP TRIGGER refuse ON vehicle_telemetry")
+
+            result = await sink.write(batch)
+            history = await conn.fetch("SELECT vin, soc FROM vehicle_telemetry ORDER BY ts")
+            derived = await conn.fetchval("SELECT count(DISTINCT vin) FROM vehicle_derivation")
+            socs = {r["vin"]: r["soc"] for r in await conn.fetch("SELECT vin, soc FROM vehicle_state")}
+    finally:
+        await sink.close()
+    assert result.telemetry_rows == 6
+    assert [(r["vin"], r["soc"]) for r in history] == [(f"V{i % 2}", 50.0 + i) for i in range(6)]
+    assert derived == 2
+    assert socs == {"V0": 54.0, "V1": 55.0}
+
+
+def test_documents_for_the_database_take_any_integer() -> None:
+    """orjson writes them, but refuses integers past 64 bits, which json writes."""
+    assert dumps({"a": [1.5, True, None, "é"]}) == '{"a":[1.5,true,null,"é"]}'
+    assert dumps({"a": 2**70}) == '{"a":1180591620717411303424}'
