@@ -56,7 +56,7 @@ def subscriptions(prefix: str, shared_group: str | None = None) -> list[tuple[st
 
 
 def choose_sink(settings: IngestSettings, environ: dict[str, str]) -> str:
-    """PostgreSQL when DATABASE_URL is set (one transaction per flush, the faster path), else Supabase REST."""
+    """PostgreSQL when DATABASE_URL is set (the faster path), else Supabase REST."""
     if settings.sink != "auto":
         return settings.sink
     if environ.get("DATABASE_URL"):

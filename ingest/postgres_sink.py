@@ -1,4 +1,5 @@
-"""The fast path: asyncpg, one transaction per flush; history through `upsert_telemetry`'s typed arrays."""
+"""The fast path: asyncpg; the latest states and the history (with what is derived from it) in two
+transactions at once, each through typed arrays (`upsert_vehicle_states`, `upsert_telemetry`)."""
 
 from __future__ import annotations
 
