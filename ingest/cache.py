@@ -133,7 +133,10 @@ class TelemetryCache:
         if entry is None:
             entry = self._vehicles[parsed.vin] = VehicleEntry(account=parsed.account)
         entry.extra_keys += new_extra
-        entry.account = parsed.account
+        if not retained:
+            # Retained values may be another account's, left on the broker after the car moved
+            # (or while a stopped gateway's tree stays): only live telemetry says where it is now.
+            entry.account = parsed.account
         entry.received_at = now
         if parsed.path == topics.REFRESH_LAST_VEHICLE_STATE and isinstance(value, datetime):
             if entry.reading_ts is not None and value != entry.reading_ts and entry.dirty:

@@ -25,10 +25,11 @@ from multidict import CIMultiDictProxy
 from command_api.app import create_app
 from command_api.routes import MQTT
 from command_api.settings import ApiSettings
+from common import topics
 from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings, MqttSettings
 from local_stack.ports import free_port
-from tests.gateway.test_gateway import running_gateway, vin
+from tests.gateway.test_gateway import ACCOUNT, running_gateway, vin
 from tests.helpers import serving, wait_until
 from tests.ingest.test_ingest import running_ingest
 
@@ -154,6 +155,7 @@ async def api(mqtt_settings: MqttSettings, seeded: DatabaseSettings) -> AsyncIte
 # -- the whole stack: gateway (simulated cars), ingest and the API with one plain key ----------
 
 API_KEY = "test-api-key-0123456789"
+GATEWAY_ACCOUNT = topics.account_segment(ACCOUNT)
 
 
 @dataclass
@@ -187,9 +189,11 @@ async def stack(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> A
     ):
 
         async def vehicles_known() -> bool:
+            # On this gateway's account: commands go to the account the API has for the car, and
+            # other tests' gateways left the same VINs retained under accounts of their own.
             status, body = await api.call("GET", "/api/vehicles")
-            with_state = {v["vin"] for v in body["vehicles"] if v["state"] is not None} if status == 200 else set()
-            return {vin(1), vin(2)} <= with_state  # other tests' cars may be there too
+            ours = {v["vin"] for v in body["vehicles"] if v["state"] is not None and v["account"] == GATEWAY_ACCOUNT}
+            return status == 200 and {vin(1), vin(2)} <= ours
 
-        await wait_until(vehicles_known, what="both vehicles in the API")
+        await wait_until(vehicles_known, what="both vehicles in the API, on this gateway's account")
         yield api

@@ -165,3 +165,17 @@ def test_what_is_stored_seeds_the_cache() -> None:
     assert cache.take_changes() == []
     with pytest.raises(MalformedMessage, match="keys outside the contract"):  # the stored ones count
         cache.add(f"{ROOT}/drivetrain/oneTooMany", b"1")
+
+
+def test_only_live_telemetry_moves_a_car_to_another_account() -> None:
+    """An ingest starting up gets every retained tree, a stale one of an account the car has left too:
+    commands follow the vehicle's account, so a retained value must not move it there."""
+    cache = TelemetryCache("saic")
+    stale = "saic/old@example.com/vehicles/LSJTEST0000000001"
+    cache.add(f"{ROOT}/drivetrain/soc", b"50", retained=True)
+    cache.add(f"{stale}/drivetrain/soc", b"40", retained=True)
+    [snap] = cache.take_changes()
+    assert snap.account == "acct"
+    cache.add(f"{stale}/drivetrain/soc", b"41")  # live: the car really is on that account now
+    [snap] = cache.take_changes()
+    assert snap.account == "old@example.com"
