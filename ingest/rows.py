@@ -69,24 +69,19 @@ class FlushResult:
     telemetry_rows: int
 
 
-# Exact type tests, not isinstance: these run a few hundred thousand times a flush, and decoded
-# values are never subclasses (a bool is not a number here).
-
-
 def _number(values: dict[str, TelemetryValue], key: str) -> float | None:
     value = values.get(key)
-    kind = type(value)
-    return float(value) if kind is float or kind is int else None  # type: ignore[arg-type]
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _flag(values: dict[str, TelemetryValue], key: str) -> bool | None:
     value = values.get(key)
-    return value if type(value) is bool else None
+    return value if isinstance(value, bool) else None
 
 
 def _text(values: dict[str, TelemetryValue], key: str) -> str | None:
     value = values.get(key)
-    return value if type(value) is str else None
+    return value if isinstance(value, str) else None
 
 
 def _payload(values: dict[str, TelemetryValue], keys: AbstractSet[str]) -> dict[str, Any]:
