@@ -62,6 +62,23 @@ async def collect(mqtt: aiomqtt.Client, count: int, timeout: float = 5.0) -> lis
     return received
 
 
+async def latest_on(mqtt: aiomqtt.Client, topics: set[str], timeout: float = 5.0) -> dict[str, bytes]:
+    """The latest payload on each topic, gathered until every one of `topics` has been seen (or the
+    timeout passes). Counting messages instead races: retained and live messages on other topics of
+    the same subscription arrive in no fixed order."""
+    latest: dict[str, bytes] = {}
+
+    async def gather() -> None:
+        async for message in mqtt.messages:
+            latest[message.topic.value] = bytes(message.payload)
+            if topics <= latest.keys():
+                return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(gather(), timeout)
+    return latest
+
+
 @contextlib.asynccontextmanager
 async def serving(app: web.Application, port: int | None = None) -> AsyncIterator[str]:
     """Serve an aiohttp app on 127.0.0.1 (a free port unless given); yields its base URL."""

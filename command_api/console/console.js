@@ -289,25 +289,51 @@ async function fleetView(root, scope) {
   const { vehicles } = await api("/api/vehicles");
   if (!scope.alive) return;
   mergeVehicles(vehicles);
+  // One row per car, kept across renders and rewritten only when its content changed: a live
+  // fleet re-renders several times a second, and a row that is replaced each time loses the
+  // pointer over it (and the click a test driver aims at it).
+  const rows = new Map();
+  const rendered = new Map();
   const render = () => {
     const list = [...state.vehicles.values()].sort((a, b) => a.vin.localeCompare(b.vin));
     const gap = state.config.gap_alert_s;
     const ages = new Map(list.map((v) => [v.vin, lastReadingAge(v)]));
-    $("#fleet tbody").innerHTML = list
-      .map((v) => {
-        const s = v.state || {};
-        const age = ages.get(v.vin);
-        return `<tr class="clickable" data-vin="${escapeHtml(v.vin)}">
+    const body = $("#fleet tbody");
+    let previous = null;
+    for (const v of list) {
+      const s = v.state || {};
+      const age = ages.get(v.vin);
+      const cells = `
           <td><strong>${escapeHtml(v.model || "Vehicle")}</strong><br><span class="muted">${escapeHtml(v.vin)}</span></td>
           <td data-field="soc">${socBar(s.soc)}</td>
           <td class="num">${fmt.num(s.range_km, 0, " km")}</td>
           <td>${lockPill(s.locked)}</td>
           <td>${s.charging ? '<span class="pill charging">charging</span>' : "—"}</td>
           <td class="num">${fmt.num(s.speed_kmh, 0, " km/h")}</td>
-          <td data-field="age" class="${age > gap ? "stale" : ""}">${fmt.age(age)}</td>
-        </tr>`;
-      })
-      .join("");
+          <td data-field="age" class="${age > gap ? "stale" : ""}">${fmt.age(age)}</td>`;
+      let row = rows.get(v.vin);
+      if (!row) {
+        row = document.createElement("tr");
+        row.className = "clickable";
+        row.dataset.vin = v.vin;
+        rows.set(v.vin, row);
+      }
+      if (rendered.get(v.vin) !== cells) {
+        row.innerHTML = cells;
+        rendered.set(v.vin, cells);
+      }
+      const expected = previous ? previous.nextSibling : body.firstChild;
+      if (row !== expected) body.insertBefore(row, expected); // sorted; a moved row stays the same element
+      previous = row;
+    }
+    const listed = new Set(list.map((v) => v.vin));
+    for (const [vin, row] of rows) {
+      if (!listed.has(vin)) {
+        row.remove();
+        rows.delete(vin);
+        rendered.delete(vin);
+      }
+    }
     const online = list.filter((v) => ages.get(v.vin) <= gap).length;
     const charging = list.filter((v) => v.state?.charging).length;
     const moving = list.filter((v) => (v.state?.speed_kmh || 0) > 3).length;

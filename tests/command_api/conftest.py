@@ -180,6 +180,19 @@ async def running_api(mqtt: MqttSettings, db: DatabaseSettings, timeout: float =
         yield Api(base, http)
 
 
+async def wait_on_gateway_account(api: Api, *vins: str) -> None:
+    """Until the API has these cars, with state, on the test gateway's account. Commands go to the
+    account the API has for a car, and other tests' gateways left the same VINs in the session's
+    database under accounts of their own: a car merely known may not be this gateway's yet."""
+
+    async def on_it() -> bool:
+        status, body = await api.call("GET", "/api/vehicles")
+        ours = {v["vin"] for v in body["vehicles"] if v["state"] is not None and v["account"] == GATEWAY_ACCOUNT}
+        return status == 200 and set(vins) <= ours
+
+    await wait_until(on_it, what=f"{', '.join(vins)} in the API, on this gateway's account")
+
+
 @pytest.fixture
 async def stack(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> AsyncIterator[Api]:
     async with (
@@ -187,13 +200,5 @@ async def stack(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> A
         running_gateway(mqtt_settings, vehicles=2),
         running_api(mqtt_settings, db_settings) as api,
     ):
-
-        async def vehicles_known() -> bool:
-            # On this gateway's account: commands go to the account the API has for the car, and
-            # other tests' gateways left the same VINs retained under accounts of their own.
-            status, body = await api.call("GET", "/api/vehicles")
-            ours = {v["vin"] for v in body["vehicles"] if v["state"] is not None and v["account"] == GATEWAY_ACCOUNT}
-            return status == 200 and {vin(1), vin(2)} <= ours
-
-        await wait_until(vehicles_known, what="both vehicles in the API, on this gateway's account")
+        await wait_on_gateway_account(api, vin(1), vin(2))
         yield api

@@ -13,7 +13,7 @@ from command_api.status import Presence, StatusBoard
 from common.settings import DatabaseSettings, MqttSettings
 from gateway.simulator import SimulatedFleet
 from local_stack.ports import free_port
-from tests.command_api.conftest import API_KEY, Api, running_api
+from tests.command_api.conftest import API_KEY, Api, running_api, wait_on_gateway_account
 from tests.gateway.test_gateway import running_gateway, vin
 from tests.helpers import wait_until
 from tests.ingest.test_ingest import running_ingest
@@ -122,7 +122,7 @@ async def test_no_answer_is_202_then_expired(mqtt_settings: MqttSettings, db_set
         async with running_gateway(mqtt_settings, vehicles=1):
             pass  # the vehicle is now known, and its gateway is gone
         async with running_api(mqtt_settings, db_settings, timeout=0.5) as api:
-            await wait_until(lambda: _known(api), what="vehicle known")
+            await wait_on_gateway_account(api, vin(1))
             status, body = await api.call("POST", f"/api/vehicles/{vin(1)}/commands/lock")
             assert (status, body["status"]) == (202, "sent")
 
@@ -146,7 +146,7 @@ async def test_a_command_the_car_has_started_is_running_not_expired(
         fleet = gateway.source
         assert isinstance(fleet, SimulatedFleet)
         fleet.vehicle(vin(1)).locked = True
-        await wait_until(lambda: _known(api), what="vehicle known")
+        await wait_on_gateway_account(api, vin(1))
         status, body = await api.call("POST", f"/api/vehicles/{vin(1)}/commands/unlock?wait=1.5")
         assert (status, body["status"]) == (202, "running")
         assert body["answer_by"] is not None
@@ -210,11 +210,6 @@ def test_an_instance_that_goes_silent_is_stale() -> None:
     )
     board.instances["ingest"]["alive"] = Presence(now - timedelta(seconds=5), 10)
     assert board.view(now)["ingest"]["status"] == "ok"
-
-
-async def _known(api: Api) -> bool:
-    status, _ = await api.call("GET", f"/api/vehicles/{vin(1)}")
-    return status == 200
 
 
 async def test_health_is_503_when_the_database_is_down(mqtt_settings: MqttSettings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -101,13 +102,15 @@ async def test_every_vehicle_publishes_retained_telemetry(mqtt_settings: MqttSet
 async def test_unchanged_values_are_not_republished(mqtt_settings: MqttSettings) -> None:
     async with running_gateway(mqtt_settings, vehicles=1, poll=0.1) as gateway, client(mqtt_settings, "api") as api:
         await api.subscribe(f"{root(1)}/info/brand", qos=1)
+        # The first copy is the retained value, or the first publication itself when the subscribe
+        # beat it to the broker (the first poll has run, but its publish may still be in flight).
+        assert await collect(api, 1, timeout=3)
         polls = gateway.polls
-        received = await collect(api, 5, timeout=1.5)
+        later = await collect(api, 5, timeout=1.5)
         assert gateway.polls - polls >= 5
-    # Only retained copies (amqtt may send a retained value twice when a subscribe races its
-    # connect-time replay); never a live republish of an unchanged value.
-    assert received
-    assert all(m.retain for m in received)
+    # After it, only retained copies (amqtt may send a retained value twice when a subscribe races
+    # its connect-time replay); never a live republish of an unchanged value.
+    assert all(m.retain for m in later)
 
 
 async def test_lock_command_round_trip(mqtt_settings: MqttSettings) -> None:
@@ -326,7 +329,12 @@ async def test_one_slow_car_is_not_blamed_on_the_fleet(
     """The acceptance run: one car and a slow API, and the warning said "more vehicles than the API
     and interval allow"."""
     _, warning = await lateness_warning(private_mqtt, SlowFleet(1, delay=0.6), caplog)
-    assert f"the SAIC API answers slowly: a poll of {vin(1)} took 0.6s against its 0.2s period" in warning
+    # The poll takes its 0.6 s and whatever a busy machine adds to it.
+    slow = re.search(
+        rf"the SAIC API answers slowly: a poll of {vin(1)} took ([\d.]+)s against its 0.2s period", warning
+    )
+    assert slow, warning
+    assert float(slow[1]) >= 0.6
     assert "slot" not in warning
 
 
@@ -338,14 +346,25 @@ async def test_a_rate_limit_is_named_as_the_cause(private_mqtt: MqttSettings, ca
 
 
 async def test_polls_that_keep_up_start_on_time(private_mqtt: MqttSettings) -> None:
+    """Measured after the first round: at start-up all 10 cars are due at once and two of them
+    wait for one of the 8 first slots, which is the slow start working, not lateness."""
+
+    def lag_sum_and_count(gateway: Gateway) -> tuple[float, float]:
+        registry = gateway.metrics.registry
+        lag = registry.get_sample_value("gateway_poll_start_lag_seconds_sum")
+        count = registry.get_sample_value("gateway_poll_start_lag_seconds_count")
+        assert lag is not None
+        assert count is not None
+        return lag, count
+
     async with running_gateway(private_mqtt, vehicles=10, poll=0.2) as gateway:
+        await wait_until(lambda: gateway.polls >= 20, what="two rounds of polls")
+        lag_before, count_before = lag_sum_and_count(gateway)
         await asyncio.sleep(1.5)
-    lag = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_sum")
-    count = gateway.metrics.registry.get_sample_value("gateway_poll_start_lag_seconds_count")
-    assert lag is not None
-    assert count is not None
+        lag_after, count_after = lag_sum_and_count(gateway)
+    count = count_after - count_before
     assert count >= 50
-    assert lag / count < 0.05
+    assert (lag_after - lag_before) / count < 0.05
 
 
 async def test_polls_in_flight_grow_to_what_a_slow_api_needs(private_mqtt: MqttSettings) -> None:

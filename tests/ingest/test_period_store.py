@@ -41,6 +41,11 @@ def simulated_day(index: int, hours: float) -> list[tuple[VehicleSnapshot, Phase
     return out
 
 
+def flushes_a_minute_apart(cars: list[list[tuple[VehicleSnapshot, Phase]]]) -> list[list[VehicleSnapshot]]:
+    """Every car's readings, batched as one flush a minute would take them."""
+    return [[snap for car in cars for snap, _ in car[i : i + 12]] for i in range(0, len(cars[0]), 12)]
+
+
 async def periods(conn: Connection) -> dict[str, list[dict[str, Any]]]:
     result = {}
     for table in ("drives", "charges", "parks"):
@@ -63,9 +68,7 @@ async def test_live_derivation_survives_a_restart_mid_drive_and_equals_a_rebuild
     # The restart falls in the middle of one of the first car's drives.
     driving = [i for i, (_, phase) in enumerate(cars[0]) if phase is Phase.DRIVING]
     restart_at = next(i for i in driving[len(driving) // 3 :] if cars[0][i + 6][1] is Phase.DRIVING)
-    batches = [
-        [snap for car in cars for snap, _ in car[i : i + 12]] for i in range(0, len(cars[0]), 12)
-    ]  # one flush a minute, both cars
+    batches = flushes_a_minute_apart(cars)
     restart_batch = restart_at // 12
     late_batch = restart_batch + 40
 
@@ -117,6 +120,26 @@ async def test_replaying_every_batch_adds_nothing(db_settings: DatabaseSettings,
             await sink.write(car[i : i + 60])
         assert await periods(conn) == before
     await sink.close()
+
+
+async def test_two_replicas_taking_turns_on_a_vehicle_each_go_on_from_the_others_state(
+    db_settings: DatabaseSettings, pool: asyncpg.Pool
+) -> None:
+    """A replica must derive on from the state the other one wrote since its own last flush, not
+    from where it last was: that would tear the drive apart."""
+    cars = [simulated_day(i, hours=2) for i in range(2)]
+    batches = flushes_a_minute_apart(cars)
+    replicas = [await PostgresSink.connect(db_settings, SETTINGS) for _ in range(2)]
+    await replicas[0].ready()
+    for i, batch in enumerate(batches):
+        await replicas[(i // 3) % 2].write(batch)  # three flushes each, in turn
+    for replica in replicas:
+        await replica.close()
+    async with pool.acquire() as conn:
+        live = await periods(conn)
+        assert live["drives"]
+        await rebuild(conn, SETTINGS)
+        assert await periods(conn) == live
 
 
 async def test_a_flush_and_a_rebuild_of_one_vehicle_wait_for_each_other(

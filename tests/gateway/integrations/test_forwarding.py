@@ -15,7 +15,7 @@ from common.settings import MqttSettings, SettingsError
 from gateway.integrations.forwarding import ABRP_SKIPPED
 from gateway.integrations.settings import IntegrationSettings
 from tests.gateway.test_gateway import root, running_gateway, vin
-from tests.helpers import client, collect, serving, wait_until
+from tests.helpers import client, latest_on, serving, wait_until
 
 
 @dataclass
@@ -66,7 +66,8 @@ async def test_abrp_and_osmand_get_each_poll(mqtt_settings: MqttSettings, receiv
         async with client(mqtt_settings, "api") as api:
             await api.subscribe(f"{root(1)}/_internal/+", qos=1)
             await api.subscribe(f"{root(2)}/_internal/+", qos=1)
-            answers = {m.topic.value: bytes(m.payload) for m in await collect(api, 3, timeout=3)}
+            wanted = {f"{root(1)}/_internal/abrp", f"{root(2)}/_internal/abrp", f"{root(1)}/_internal/osmand"}
+            answers = await latest_on(api, wanted)
 
     abrp = receiver.to("/1/tlm/send")
     assert {q["token"] for q in abrp} == {"token-one"}  # only the car with a token

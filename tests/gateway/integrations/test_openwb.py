@@ -12,7 +12,7 @@ from common.settings import MqttSettings, SettingsError
 from gateway.integrations.openwb import load_charging_stations
 from gateway.integrations.settings import IntegrationSettings
 from tests.gateway.test_gateway import running_gateway, vin
-from tests.helpers import client, collect, wait_until
+from tests.helpers import client, latest_on, wait_until
 
 STATE_TOPIC = "openWB/lp/1/boolChargeStat"
 SOC_TOPIC = "openWB/set/lp/1/%Soc"
@@ -45,7 +45,7 @@ async def test_the_wallbox_makes_the_car_polled_and_gets_its_soc(private_mqtt: M
     ):
         await wallbox.subscribe(SOC_TOPIC, qos=1)
         await wallbox.subscribe(RANGE_TOPIC, qos=1)
-        readings = {m.topic.value: bytes(m.payload) for m in await collect(wallbox, 2, timeout=3)}
+        readings = await latest_on(wallbox, {SOC_TOPIC, RANGE_TOPIC})
         polls = gateway.polls
         await wallbox.publish(STATE_TOPIC, b"1", qos=1)  # the wallbox starts charging
         await wait_until(lambda: gateway.polls > polls, what="the car polled at once, not in an hour")
