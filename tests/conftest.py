@@ -21,10 +21,26 @@ from broker.mosquitto import find_mosquitto
 from common.settings import COMPONENTS, DEVICES_USER, INTEGRATIONS_USER, DatabaseSettings, MqttSettings
 from local_stack.ports import free_port, wait_for_port
 from local_stack.postgres import LocalPostgres
+from tests.image_build import ImageBuild
 
 pytest_plugins = ["tests.alert_receiver"]
 
 ROOT = Path(__file__).resolve().parent.parent
+IMAGE_BUILD = pytest.StashKey[ImageBuild]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the container image now when a selected test needs it (tests/image_build.py)."""
+    if session.config.option.collectonly:
+        return
+    if any("image" in getattr(item, "fixturenames", ()) for item in session.items):
+        build = session.config.stash[IMAGE_BUILD] = ImageBuild()
+        build.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if (build := session.config.stash.get(IMAGE_BUILD, None)) is not None:
+        build.close()
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

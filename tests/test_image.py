@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
-import os
 import secrets
-import shutil
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -28,7 +22,8 @@ import pytest
 from common.settings import COMPONENTS
 from local_stack.ports import free_port
 from local_stack.postgres import LocalPostgres
-from tests.conftest import ROOT
+from tests.conftest import IMAGE_BUILD, ROOT
+from tests.image_build import IMAGE_TAG, Built
 
 
 def instructions(path: str) -> list[str]:
@@ -46,136 +41,31 @@ def test_the_image_leaves_out_what_it_does_not_run() -> None:
         assert path in ignored
 
 
-# -- a Docker engine: the one running, else our own dockerd (root, vfs, no networking of its own) ----
-
-CACHE = ROOT / ".cache" / "docker"
-"""dockerd's data root: the base image and the dependency layer stay cached between runs (git-ignored)."""
-BASE_IMAGE = ("debian", "trixie-slim")
-IMAGE_TAG = "vehicle-backend:test"
-
-
-def _engine(base_url: str | None = None) -> Any:
-    docker = importlib.import_module("docker")
-
-    client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
-    client.ping()
-    return client
-
-
-def _start_dockerd(scratch: Path) -> tuple[subprocess.Popen[bytes], str]:
-    dockerd = shutil.which("dockerd")
-    if dockerd is None or os.geteuid() != 0:
-        pytest.skip("no Docker engine, and dockerd " + ("is not installed" if dockerd is None else "needs root"))
-    socket = scratch / "docker.sock"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    log = (scratch / "dockerd.log").open("wb")
-    process = subprocess.Popen(
-        [
-            dockerd,
-            "--storage-driver=vfs",
-            "--iptables=false",
-            "--bridge=none",
-            f"--data-root={CACHE}",
-            f"--exec-root={scratch / 'exec'}",
-            f"--pidfile={scratch / 'docker.pid'}",
-            f"--host=unix://{socket}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return process, f"unix://{socket}"
+# -- the image, built in the background since the session began (tests/image_build.py) ----------
 
 
 @pytest.fixture(scope="module")
-def docker_client() -> Iterator[Any]:
-    pytest.importorskip("docker")
-    try:
-        client = _engine()
-    except Exception:
-        client = None
-    if client is not None:
-        yield client
-        client.close()
-        return
-    scratch = Path(tempfile.mkdtemp(prefix="vb-docker-"))  # short: the exec root holds sockets
-    process, url = _start_dockerd(scratch)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client = _engine(url)
-                break
-            except Exception as exc:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    tail = (scratch / "dockerd.log").read_text(errors="replace")[-2000:]
-                    pytest.skip(f"dockerd could not start here ({type(exc).__name__}): {tail}")
-                time.sleep(0.5)
-        yield client
-        client.close()
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _ensure_base(client: Any) -> None:
-    """`debian:trixie-slim`, pulled, or else made from Debian's packages by mmdebstrap and imported
-    under the same tag (this machine reaches Debian's mirror but not Docker Hub)."""
-    errors = importlib.import_module("docker.errors")
-
-    repository, tag = BASE_IMAGE
-    try:
-        client.images.get(f"{repository}:{tag}")
-        return
-    except errors.ImageNotFound:
-        pass
-    try:
-        client.images.pull(repository, tag)
-        return
-    except errors.APIError:
-        pass
-    if shutil.which("mmdebstrap") is None:
-        pytest.skip(f"{repository}:{tag} cannot be pulled and mmdebstrap (Debian package) is not installed")
-    with tempfile.TemporaryDirectory() as scratch:
-        tarball = Path(scratch) / "rootfs.tar"
-        subprocess.run(
-            [
-                "mmdebstrap",
-                "--quiet",
-                "--variant=minbase",
-                tag.split("-")[0],
-                str(tarball),
-                "http://deb.debian.org/debian",
-            ],
-            check=True,
-            timeout=600,
-        )
-        client.api.import_image(src=str(tarball), repository=repository, tag=tag)
-
-
-@pytest.fixture(scope="module")
-def image(docker_client: Any, request: pytest.FixtureRequest) -> Any:
-    """The image as it ships (`Dockerfile`), built with this machine's proxy authorities for PyPI."""
-    _ensure_base(docker_client)
-    for authority in Path("/usr/local/share/ca-certificates").glob("*.crt"):
-        copy = ROOT / "docker" / "build-ca" / authority.name
-        if not copy.exists() or copy.read_bytes() != authority.read_bytes():  # untouched: its layer stays cached
-            shutil.copy(authority, copy)
-    started = time.monotonic()
-    for target, tag in (("build", f"{IMAGE_TAG}-build-stage"), (None, IMAGE_TAG)):
-        # The build stage tagged too, so that pruning what earlier runs left keeps its cached layers.
-        built, _logs = docker_client.images.build(
-            path=str(ROOT), dockerfile="Dockerfile", tag=tag, target=target, rm=True, network_mode="host"
-        )
-    seconds = time.monotonic() - started
-    docker_client.images.prune(filters={"dangling": True})
+def built(request: pytest.FixtureRequest) -> Built:
+    waiting = time.monotonic()
+    result = request.config.stash[IMAGE_BUILD].result()  # started when the session was collected
+    waited = time.monotonic() - waiting
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():  # reported in every run, not only on a failure
-        print(f"\n[image] {IMAGE_TAG}: {built.attrs['Size'] / 2**20:.0f} MiB, built in {seconds:.0f} s")
-    return built
+        print(
+            f"\n[image] {IMAGE_TAG}: {result.image.attrs['Size'] / 2**20:.0f} MiB, built in {result.seconds:.0f} s"
+            f" in the background at the lowest priority; the tests waited {waited:.0f} s for it"
+        )
+    return result
+
+
+@pytest.fixture(scope="module")
+def docker_client(built: Built) -> Any:
+    return built.client
+
+
+@pytest.fixture(scope="module")
+def image(built: Built) -> Any:
+    return built.image
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +98,8 @@ def _environment(port: int, database_url: str, **extra: str) -> dict[str, str]:
 
 
 API_KEY = "k" * 24
+IMAGE_TIMEOUT = pytest.mark.timeout(1200)
+"""pytest-timeout counts fixture set-up: the first of these waits for what is left of the build."""
 CARS = 3
 
 
@@ -230,6 +122,7 @@ async def _count(database_url: str, sql: str) -> int:
         await conn.close()
 
 
+@IMAGE_TIMEOUT
 def test_the_image_runs_the_whole_product(docker_client: Any, image: Any, image_database: str) -> None:
     """Against the suite's PostgreSQL with the simulated fleet, on the host's network (the image's
     own broker and API on free ports): healthy, storing every car, commanding one, serving the
@@ -287,6 +180,7 @@ def test_the_image_runs_the_whole_product(docker_client: Any, image: Any, image_
         container.remove(force=True)
 
 
+@IMAGE_TIMEOUT
 def test_a_program_that_cannot_start_ends_the_container_with_an_error(
     docker_client: Any, image: Any, image_database: str
 ) -> None:
