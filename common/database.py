@@ -16,8 +16,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 type Connection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 """A plain connection or one borrowed from a pool."""
 
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-"""What a database call raises when PostgreSQL is down, slow or refuses: retry later, never crash."""
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
+"""What a database call raises when PostgreSQL is down, slow or refuses: retry later, never crash.
+InternalClientError included: a pooled connection the server terminated as it stopped ("cannot
+switch to state 12; another operation (2) is in progress"), seen in an outage test under load."""
 
 _MIGRATION_LOCK = 0x5A1C_0001  # pg_advisory_xact_lock key: one migrator at a time
 

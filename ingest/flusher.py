@@ -88,12 +88,16 @@ class Flusher:
             result = await self._write(batch)
             await self.sink.write_dead_letters(rejected)
             self.device_rows += await self.sink.write_device_reports(reports)
-        except SinkError as exc:
+        except Exception as exc:
+            # A SinkError is the database being away or refusing; anything else is a defect, and
+            # still must not cost the batch: it was taken from the cache already.
+            if not isinstance(exc, SinkError):
+                log.exception("flush failed unexpectedly; its batch is kept")
             self.failures += 1
             self.dead_letters.put_back(rejected)
             self.devices.put_back(reports)
             # Device reports wait in memory, not in the spool: their write-ahead log stays until stored.
-            self._keep(batch, str(exc), segments if not len(self.devices) else [])
+            self._keep(batch, str(exc) or type(exc).__name__, segments if not len(self.devices) else [])
             return None
         if self._outage is not None:
             since, failed = self._outage
