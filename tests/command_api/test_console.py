@@ -80,12 +80,15 @@ async def test_the_console_shows_the_fleet_live_runs_a_command_and_draws_a_drive
             browser.execute_script("window.notReloaded = true")
 
         await asyncio.to_thread(sign_in)
+        row = browser.find_element(By.CSS_SELECTOR, f"#fleet tr[data-vin='{vin(1)}']")
         first.soc = 21.0  # the car reports a new SoC on its next poll
 
         def live_soc() -> None:
             cell = f"#fleet tr[data-vin='{vin(1)}'] [data-field=soc]"
             wait_for(browser, "the new SoC, live", lambda b: "21.0 %" in b.find_element(By.CSS_SELECTOR, cell).text)
             assert browser.execute_script("return window.notReloaded") is True
+            # Updated in place: the row under a pointer (or a click) is not replaced by each change.
+            assert browser.execute_script("return arguments[0].isConnected", row) is True
             browser.save_screenshot(str(tmp_path / "fleet.png"))
 
         await asyncio.to_thread(live_soc)
