@@ -72,23 +72,35 @@ def lock_data_dir(data_dir: Path) -> int | None:
     return fd
 
 
+def programs_env(data_dir: Path, runtime_dir: Path) -> dict[str, str]:
+    """What supervisord and its programs run with: generated secrets, then `.env`, then the
+    environment, and the folders and defaults supervisord.conf expects."""
+    generated = load_or_create(data_dir / "secrets.env")
+    env = {**generated, **{k: v for k, v in dotenv_values(ROOT / ".env").items() if v}, **os.environ}
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    env["RUNTIME_DIR"] = str(runtime_dir)
+    env["BROKER_RUNTIME_DIR"] = str(runtime_dir / "broker")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("PROGRAM_START_RETRIES", "5")  # supervisord.conf's startretries
+    return env
+
+
 def main() -> int:
     data_dir = Path(os.environ.get("LOCAL_DATA_DIR", ROOT / ".data")).resolve()
     if lock_data_dir(data_dir) is None:
         holder = (data_dir / ".lock").read_text().strip() or "?"
         say(f"another scripts/run (pid {holder}) is using {data_dir}; stop it first, or set LOCAL_DATA_DIR")
         return 1
-    generated = load_or_create(data_dir / "secrets.env")
-    env = {**generated, **{k: v for k, v in dotenv_values(ROOT / ".env").items() if v}, **os.environ}
-    write_private(data_dir / "dev-api-key", env["COMMAND_API_KEY"] + "\n")
     runtime_dir = data_dir / "run"
-    runtime_dir.mkdir(parents=True, exist_ok=True)
-    env["RUNTIME_DIR"] = str(runtime_dir)
+    env = programs_env(data_dir, runtime_dir)
+    retries = env["PROGRAM_START_RETRIES"]
+    if not retries.isdigit():
+        say(f"PROGRAM_START_RETRIES must be a whole number >= 0, not {retries!r}")
+        return 1
+    write_private(data_dir / "dev-api-key", env["COMMAND_API_KEY"] + "\n")
     fatal = runtime_dir / "fatal"  # left by the process monitor when a program could not be started
     fatal.unlink(missing_ok=True)
-    env["BROKER_RUNTIME_DIR"] = str(runtime_dir / "broker")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("PYTHONUNBUFFERED", "1")
 
     postgres: LocalPostgres | None = None
     if "DATABASE_URL" not in env:

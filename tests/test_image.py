@@ -185,7 +185,7 @@ def test_a_program_that_cannot_start_ends_the_container_with_an_error(
     docker_client: Any, image: Any, image_database: str
 ) -> None:
     port = free_port()
-    env = _environment(port, image_database, GATEWAY_POLL_INTERVAL="often")
+    env = _environment(port, image_database, GATEWAY_POLL_INTERVAL="often", PROGRAM_START_RETRIES="1")
     container = docker_client.containers.run(image.id, detach=True, environment=env, network_mode="host")
     try:
         result = container.wait(timeout=120)

@@ -61,9 +61,18 @@ def test_a_second_run_on_the_same_data_folder_refuses(data_dir: Path, first_run:
 
 
 def test_a_program_that_cannot_start_makes_the_run_exit_non_zero(data_dir: Path) -> None:
-    env = run_env(data_dir, GATEWAY_POLL_INTERVAL="-5")  # the gateway refuses its settings at every start
+    # The gateway refuses its settings at every start; one retry is enough to show it going FATAL.
+    env = run_env(data_dir, GATEWAY_POLL_INTERVAL="-5", PROGRAM_START_RETRIES="1")
     started = time.monotonic()
     run = subprocess.run([RUN], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout[-3000:]
     assert "gateway could not be started" in run.stdout
     assert time.monotonic() - started < 120
+
+
+def test_a_start_retry_count_that_is_not_a_number_is_refused(data_dir: Path) -> None:
+    run = subprocess.run(
+        [RUN], env=run_env(data_dir, PROGRAM_START_RETRIES="often"), capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1
+    assert "PROGRAM_START_RETRIES must be a whole number >= 0, not 'often'" in run.stdout

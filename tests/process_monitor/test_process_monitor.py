@@ -93,6 +93,7 @@ def test_a_program_that_cannot_start_takes_the_container_down(tmp_path: Path) ->
         "RUNTIME_DIR": str(tmp_path),
         "BROKER_RUNTIME_DIR": str(tmp_path / "broker"),
         "GATEWAY_POLL_INTERVAL": "-5",
+        "PROGRAM_START_RETRIES": "1",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     started = time.monotonic()
@@ -116,3 +117,13 @@ def test_the_process_monitor_loads_no_mqtt_or_http_client() -> None:
     code = "import sys, process_monitor.__main__; print(sorted({'aiomqtt', 'paho', 'aiohttp'} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_the_entrypoint_refuses_a_start_retry_count_that_is_not_a_number(tmp_path: Path) -> None:
+    env = {**os.environ, "RUNTIME_DIR": str(tmp_path), "PROGRAM_START_RETRIES": "often"}
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "entrypoint")], env=env, capture_output=True, timeout=30, check=False
+    )
+    assert result.returncode == 2
+    assert "PROGRAM_START_RETRIES must be a whole number >= 0, not often" in result.stdout.decode()
+    assert not (tmp_path / "supervisord.pid").exists(), "supervisord is not started"
