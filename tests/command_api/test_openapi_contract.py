@@ -73,6 +73,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(database_url
                 CHECKS,
                 "--header",
                 f"X-API-Key: {SERVICE_KEY}",
+                "--workers",  # generating cases and serving them overlap: 62 s against 75 with one
+                "2",
                 "--max-examples",
                 "15",
                 "--seed",
