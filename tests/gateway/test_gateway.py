@@ -26,7 +26,7 @@ from gateway.saic.guards import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.simulator import Phase, SimulatedFleet
 from tests.conftest import RunningBroker, start_broker, stop_process
-from tests.helpers import client, collect, wait_until
+from tests.helpers import client, collect, latest_on, wait_until
 
 ACCOUNT = "tester@example.com"
 
@@ -91,12 +91,35 @@ async def results(
 
 
 async def test_every_vehicle_publishes_retained_telemetry(mqtt_settings: MqttSettings) -> None:
-    async with running_gateway(mqtt_settings), client(mqtt_settings, "api") as api:
-        await api.subscribe(topics.vehicles_filter("saic", topics.DRIVETRAIN_SOC, ACCOUNT), qos=1)
-        received = await collect(api, 2, timeout=3)
-    assert {m.topic.value for m in received} == {f"{root(1)}/drivetrain/soc", f"{root(2)}/drivetrain/soc"}
-    assert all(m.retain for m in received)
-    assert all(0 <= float(m.payload) <= 100 for m in received)
+    socs = topics.vehicles_filter("saic", topics.DRIVETRAIN_SOC, ACCOUNT)
+    wanted = {f"{root(1)}/drivetrain/soc", f"{root(2)}/drivetrain/soc"}
+    last_live: dict[str, bytes] = {}
+
+    def remember(message: aiomqtt.Message) -> None:
+        if not message.retain:
+            last_live[message.topic.value] = bytes(message.payload)
+
+    async def first_publications(watcher: aiomqtt.Client) -> None:
+        async for message in watcher.messages:
+            remember(message)
+            if wanted <= last_live.keys():
+                return
+
+    async with client(mqtt_settings, "gateway") as previous:  # only this gateway's values may be retained
+        for topic in wanted:
+            await previous.publish(topic, b"", qos=1, retain=True)
+    async with client(mqtt_settings, "api") as watcher:
+        await watcher.subscribe(socs, qos=1)
+        async with running_gateway(mqtt_settings):
+            await asyncio.wait_for(first_publications(watcher), 5)
+        for message in await collect(watcher, 1000, timeout=0.5):  # its last values before it stopped
+            remember(message)
+    assert last_live.keys() == wanted
+    async with client(mqtt_settings, "api") as late:  # no gateway runs: what it gets is retained
+        await late.subscribe(socs, qos=1)
+        retained = await latest_on(late, wanted)
+    assert {topic: retained.get(topic) for topic in wanted} == last_live
+    assert all(0 <= float(payload) <= 100 for payload in last_live.values())
 
 
 async def test_unchanged_values_are_not_republished(mqtt_settings: MqttSettings) -> None:
