@@ -62,14 +62,19 @@ async def collect(mqtt: aiomqtt.Client, count: int, timeout: float = 5.0) -> lis
     return received
 
 
-async def latest_on(mqtt: aiomqtt.Client, topics: set[str], timeout: float = 5.0) -> dict[str, bytes]:
+async def latest_on(
+    mqtt: aiomqtt.Client, topics: set[str], timeout: float = 5.0, *, live_only: bool = False
+) -> dict[str, bytes]:
     """The latest payload on each topic, gathered until every one of `topics` has been seen (or the
     timeout passes). Counting messages instead races: retained and live messages on other topics of
-    the same subscription arrive in no fixed order."""
+    the same subscription arrive in no fixed order. `live_only`: what publishers sent since the
+    subscription, not the retained copies it brought."""
     latest: dict[str, bytes] = {}
 
     async def gather() -> None:
         async for message in mqtt.messages:
+            if live_only and message.retain:
+                continue
             latest[message.topic.value] = bytes(message.payload)
             if topics <= latest.keys():
                 return

@@ -292,8 +292,7 @@ async function fleetView(root, scope) {
   // One row per car, kept across renders and rewritten only when its content changed: a live
   // fleet re-renders several times a second, and a row that is replaced each time loses the
   // pointer over it (and the click a test driver aims at it).
-  const rows = new Map();
-  const rendered = new Map();
+  const rows = new Map(); // vin -> { row, cells }: the element and the cells last written into it
   const render = () => {
     const list = [...state.vehicles.values()].sort((a, b) => a.vin.localeCompare(b.vin));
     const gap = state.config.gap_alert_s;
@@ -311,27 +310,26 @@ async function fleetView(root, scope) {
           <td>${s.charging ? '<span class="pill charging">charging</span>' : "—"}</td>
           <td class="num">${fmt.num(s.speed_kmh, 0, " km/h")}</td>
           <td data-field="age" class="${age > gap ? "stale" : ""}">${fmt.age(age)}</td>`;
-      let row = rows.get(v.vin);
-      if (!row) {
-        row = document.createElement("tr");
-        row.className = "clickable";
-        row.dataset.vin = v.vin;
-        rows.set(v.vin, row);
+      let entry = rows.get(v.vin);
+      if (!entry) {
+        entry = { row: document.createElement("tr"), cells: null };
+        entry.row.className = "clickable";
+        entry.row.dataset.vin = v.vin;
+        rows.set(v.vin, entry);
       }
-      if (rendered.get(v.vin) !== cells) {
+      const row = entry.row;
+      if (entry.cells !== cells) {
         row.innerHTML = cells;
-        rendered.set(v.vin, cells);
+        entry.cells = cells;
       }
       const expected = previous ? previous.nextSibling : body.firstChild;
       if (row !== expected) body.insertBefore(row, expected); // sorted; a moved row stays the same element
       previous = row;
     }
-    const listed = new Set(list.map((v) => v.vin));
-    for (const [vin, row] of rows) {
-      if (!listed.has(vin)) {
+    for (const [vin, { row }] of rows) {
+      if (!ages.has(vin)) { // no longer listed
         row.remove();
         rows.delete(vin);
-        rendered.delete(vin);
       }
     }
     const online = list.filter((v) => ages.get(v.vin) <= gap).length;

@@ -93,27 +93,17 @@ async def results(
 async def test_every_vehicle_publishes_retained_telemetry(mqtt_settings: MqttSettings) -> None:
     socs = topics.vehicles_filter("saic", topics.DRIVETRAIN_SOC, ACCOUNT)
     wanted = {f"{root(1)}/drivetrain/soc", f"{root(2)}/drivetrain/soc"}
-    last_live: dict[str, bytes] = {}
-
-    def remember(message: aiomqtt.Message) -> None:
-        if not message.retain:
-            last_live[message.topic.value] = bytes(message.payload)
-
-    async def first_publications(watcher: aiomqtt.Client) -> None:
-        async for message in watcher.messages:
-            remember(message)
-            if wanted <= last_live.keys():
-                return
-
     async with client(mqtt_settings, "gateway") as previous:  # only this gateway's values may be retained
         for topic in wanted:
             await previous.publish(topic, b"", qos=1, retain=True)
     async with client(mqtt_settings, "api") as watcher:
         await watcher.subscribe(socs, qos=1)
         async with running_gateway(mqtt_settings):
-            await asyncio.wait_for(first_publications(watcher), 5)
-        for message in await collect(watcher, 1000, timeout=0.5):  # its last values before it stopped
-            remember(message)
+            last_live = await latest_on(watcher, wanted, live_only=True)
+        # and the last values it published before it stopped
+        last_live |= {
+            m.topic.value: bytes(m.payload) for m in await collect(watcher, 1000, timeout=0.5) if not m.retain
+        }
     assert last_live.keys() == wanted
     async with client(mqtt_settings, "api") as late:  # no gateway runs: what it gets is retained
         await late.subscribe(socs, qos=1)
@@ -128,13 +118,7 @@ async def test_unchanged_values_are_not_republished(mqtt_settings: MqttSettings)
     async with client(mqtt_settings, "api") as api:
         await api.subscribe(f"{root(1)}/info/brand", qos=1)
         async with running_gateway(mqtt_settings, vehicles=1, poll=0.1) as gateway:
-
-            async def first_live() -> None:
-                async for message in api.messages:
-                    if not message.retain:
-                        return
-
-            await asyncio.wait_for(first_live(), 3)
+            assert await latest_on(api, {f"{root(1)}/info/brand"}, timeout=3, live_only=True)
             polls = gateway.polls
             later = await collect(api, 5, timeout=1.5)
             assert gateway.polls - polls >= 5
