@@ -229,7 +229,8 @@ class MqttConnection:
 
 
 def _set_nodelay_on_open(client: aiomqtt.Client) -> None:
-    """Turn Nagle's algorithm off on the client's socket as soon as paho opens it.
+    """Turn Nagle's algorithm off on the client's socket as soon as paho opens it, and read it
+    through `BufferedReads`.
 
     paho leaves it on, so each small PUBLISH or PUBACK waits for the peer's delayed ACK: about
     40 ms a hop, 88 ms for a command's round trip. aiomqtt offers no option for it, hence its
@@ -240,10 +241,43 @@ def _set_nodelay_on_open(client: aiomqtt.Client) -> None:
 
     def on_socket_open(paho: Any, userdata: Any, sock: Any) -> None:
         set_tcp_nodelay(sock)
+        paho._sock = BufferedReads(sock)
         if aiomqtt_callback is not None:
             aiomqtt_callback(paho, userdata, sock)
 
     paho_client.on_socket_open = on_socket_open
+
+
+RECEIVE_BUFFER = 256 * 1024
+
+
+class BufferedReads:
+    """paho reads each packet in three or more `recv` calls (the command byte, each length byte,
+    the rest), and aiomqtt calls it once per readable event: a system call and an event-loop turn
+    for every few bytes. This reads what the kernel holds in one call and serves paho's small reads
+    from it; `pending()` tells aiomqtt's reader, which already asks it of TLS sockets, to go on
+    reading while bytes are left here. Everything else goes to the socket itself."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self._data = b""
+        self._offset = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._offset >= len(self._data):
+            # BlockingIOError and TLS's want-read errors pass through to paho, which expects them.
+            self._data = self.sock.recv(max(size, RECEIVE_BUFFER))
+            self._offset = 0
+        chunk = self._data[self._offset : self._offset + size]
+        self._offset += len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        inner = self.sock.pending() if hasattr(self.sock, "pending") else 0
+        return len(self._data) - self._offset + inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
 
 
 def set_tcp_nodelay(sock: Any) -> None:
