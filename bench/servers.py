@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,7 @@ def postgres() -> Iterator[str]:
         yield server.url()
     finally:
         server.remove()
+        shutil.rmtree(base, ignore_errors=True)  # its log; remove() takes only the data directory
 
 
 @dataclass
