@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import platform
 import statistics
 import subprocess
 import time
+import timeit
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,9 +146,16 @@ def _commit() -> str:
     return git("rev-parse", "--short", "HEAD") + (" (uncommitted changes)" if git("status", "--porcelain") else "")
 
 
+def machine_speed() -> float:
+    """µs for one fixed piece of pure Python, best of five: the shared VM's speed varies several-fold
+    from day to day, and this says which kind of day a scorecard was taken on."""
+    return min(timeit.repeat("sum(range(10000))", number=200, repeat=5)) / 200 * 1e6
+
+
 async def main(skip: set[str]) -> None:
     started = time.perf_counter()
-    print(f"scorecard, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {_commit()}")
+    print(f"scorecard, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {_commit()}, Python {platform.python_version()}")
+    print(f"machine: sum(range(10000)) takes {machine_speed():.0f} µs (compare scorecards only at a like speed)")
     print(HEADER)
     for name, part in PARTS.items():
         if name in skip:
