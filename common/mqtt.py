@@ -113,7 +113,7 @@ class MqttConnection:
             timeout=10,
             logger=_client_log,
         )
-        _set_nodelay_on_open(client)
+        _prepare_socket_on_open(client)
         if opts.on_receive is not None:
             # paho sends the PUBACK when its on_message callback returns; aiomqtt's callback only
             # queues the message, so a crash would lose everything still queued. aiomqtt has no
@@ -228,7 +228,7 @@ class MqttConnection:
                 await client.publish(self.options.status_topic, b"offline", qos=1, retain=True, timeout=2)
 
 
-def _set_nodelay_on_open(client: aiomqtt.Client) -> None:
+def _prepare_socket_on_open(client: aiomqtt.Client) -> None:
     """Turn Nagle's algorithm off on the client's socket as soon as paho opens it, and read it
     through `BufferedReads`.
 
