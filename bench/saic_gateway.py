@@ -7,6 +7,12 @@ the same car (p50 / p95 / max, from the server's request log) and the gateway pr
 one core) and resident memory. The server and the gateway share this machine's two cores.
 
     .venv/bin/python -m bench.saic_gateway [--vehicles 100 400 800] [--latency 0.3] [--concurrency 50 500]
+
+Head to head with the upstream gateway (saic-python-mqtt-gateway): `--upstream SRC --upstream-python
+PY` runs it too, after the project's, against the same server and fleet: SRC is its `src/` folder and
+PY a Python with its dependencies (docs/benchmarks.md says how to set both up). Every car is set to
+a 5 s period on both (upstream through its retained `refresh/period/*/set` topics), Home Assistant
+discovery on, and each gateway's CPU is divided by the polls and by the SAIC requests it made.
 """
 
 from __future__ import annotations
@@ -17,25 +23,54 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
+import aiomqtt
 import psutil
 
 from bench.servers import ROOT, broker
 from common.settings import MqttSettings
+from gateway.simulator import simulated_vin
 from local_stack.ports import free_port, wait_for_port
 
 CYCLE = 5.0
+UPSTREAM_ACCOUNT = "owner@example.com"
+
+
+async def _five_second_periods(mqtt: MqttSettings, vehicles: int) -> None:
+    """Upstream reads each car's polling periods from retained `set` topics (30 s active, a day
+    inactive by default): every car to CYCLE, as the project's fleet profile does."""
+    root = f"{mqtt.topic_prefix}/{UPSTREAM_ACCOUNT}/vehicles"
+    async with aiomqtt.Client(
+        "127.0.0.1", mqtt.port, username="gateway", password=mqtt.password_for("gateway")
+    ) as client:
+        for n in range(1, vehicles + 1):
+            for period in ("active", "inActive", "afterShutdown"):
+                topic = f"{root}/{simulated_vin(n)}/refresh/period/{period}/set"
+                await client.publish(topic, str(int(CYCLE)), qos=1, retain=True)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    src: Path
+    python: Path
 
 
 async def measure(
-    mqtt: MqttSettings, vehicles: int, latency: float, concurrency: int, window: float
+    mqtt: MqttSettings,
+    vehicles: int,
+    latency: float,
+    concurrency: int,
+    window: float,
+    upstream: Upstream | None = None,
+    discovery: bool = False,
 ) -> dict[str, float]:
+    """One gateway against a fleet of its own: the project's, or upstream's when `upstream` is given."""
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="bench-saic-")) / "requests.json"
     server = await asyncio.create_subprocess_exec(
@@ -55,12 +90,27 @@ async def measure(
         "SAIC_RATE_LIMIT": "0",
         "GATEWAY_POLL_INTERVAL": str(CYCLE),
         "GATEWAY_POLL_CONCURRENCY": str(concurrency),
-        "HA_DISCOVERY_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
+        "HA_DISCOVERY_ENABLED": str(discovery).lower(),
+        # Nobody reads the logs here; upstream warns on each poll of a model it has no battery size for.
+        "LOG_LEVEL": "ERROR",
     }
-    gateway = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", env=env, cwd=ROOT, stdout=subprocess.DEVNULL
-    )
+    command: list[str | Path] = [sys.executable, "-m", "gateway"]
+    if upstream is not None:
+        await _five_second_periods(mqtt, vehicles)
+        command = [upstream.python, upstream.src / "main.py"]
+        env |= {
+            "SAIC_USER": env["SAIC_USERNAME"],
+            "SAIC_PASSWORD": env["SAIC_PWD"],
+            "SAIC_REST_URI": env["SAIC_BASE_URI"],
+            "MQTT_URI": f"tcp://127.0.0.1:{mqtt.port}",
+            "MQTT_USER": "gateway",
+            "MQTT_PASSWORD": mqtt.password_for("gateway"),
+            "MQTT_LOG_LEVEL": "WARNING",
+        }
+    with (log.parent / "gateway.log").open("wb") as output:  # errors only: see LOG_LEVEL
+        gateway = await asyncio.create_subprocess_exec(
+            *command, env=env, cwd=upstream.src if upstream else ROOT, stdout=output, stderr=output
+        )
     try:
         process = psutil.Process(gateway.pid)
         await asyncio.sleep(3 * CYCLE)  # login, vehicle list, the first full cycle
@@ -81,7 +131,11 @@ async def measure(
     window_start = max(times[-1] for times in polls.values()) - window
     gaps = sorted(b - a for times in polls.values() for a, b in itertools.pairwise(times) if a >= window_start)
     cpu = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+    polls_in_window = sum(1 for times in polls.values() for at in times if at >= window_start)
+    requests_in_window = sum(1 for at in recorded["requests"] if at >= window_start)
     return {
+        "cpu_ms_per_poll": cpu * 1000 / max(polls_in_window, 1),
+        "cpu_ms_per_request": cpu * 1000 / max(requests_in_window, 1),
         "polled": sum(1 for times in polls.values() if times[-1] >= window_start),
         "p50": statistics.median(gaps) if gaps else float("nan"),
         "p95": gaps[int(len(gaps) * 0.95)] if gaps else float("nan"),
@@ -92,24 +146,39 @@ async def measure(
     }
 
 
-async def main(sizes: list[int], latency: float, concurrencies: list[int], window: float) -> None:
+async def main(
+    sizes: list[int], latency: float, concurrencies: list[int], window: float, upstream: Upstream | None
+) -> None:
     print(f"SAIC API latency {latency * 1000:.0f} ms per call, target cycle {CYCLE:g} s, window {window:g} s")
     print(
-        f"{'vehicles':>8} {'concurrency':>11} {'polled':>6} {'gap p50':>8} {'p95':>6} {'max':>6}"
-        f" {'on 5 s?':>7} {'CPU %':>6} {'per 100':>7} {'RSS MB':>7}"
+        f"{'gateway':>8} {'vehicles':>8} {'concurrency':>11} {'polled':>6} {'gap p50':>8} {'p95':>6} {'max':>6}"
+        f" {'on 5 s?':>7} {'CPU %':>6} {'per 100':>7} {'ms/poll':>7} {'ms/call':>7} {'RSS MB':>7}"
     )
     with broker("mosquitto") as mqtt:
         for concurrency in concurrencies:
             for vehicles in sizes:
-                r = await measure(mqtt, vehicles, latency, concurrency, window)
-                kept = r["polled"] == vehicles and r["p95"] <= CYCLE * 1.1
-                print(
-                    f"{vehicles:>8} {concurrency:>11} {r['polled']:>6.0f} {r['p50']:>7.2f}s"
-                    f" {r['p95']:>5.2f}s {r['max']:>5.2f}s {'yes' if kept else 'no':>7}"
-                    f" {r['cpu']:>5.0f}% {r['cpu'] * 100 / vehicles:>6.1f}% {r['rss_mb']:>7.1f}"
-                    + (f"  ({r['signature_failures']:.0f} signature failures)" if r["signature_failures"] else ""),
-                    flush=True,
-                )
+                runs = {"project": await measure(mqtt, vehicles, latency, concurrency, window, None, bool(upstream))}
+                if upstream is not None:
+                    runs["upstream"] = await measure(mqtt, vehicles, latency, concurrency, window, upstream, True)
+                for name, r in runs.items():
+                    kept = r["polled"] == vehicles and r["p95"] <= CYCLE * 1.1
+                    print(
+                        f"{name:>8} {vehicles:>8} {concurrency if name == 'project' else '-':>11}"
+                        f" {r['polled']:>6.0f} {r['p50']:>7.2f}s {r['p95']:>5.2f}s {r['max']:>5.2f}s"
+                        f" {'yes' if kept else 'no':>7} {r['cpu']:>5.0f}% {r['cpu'] * 100 / vehicles:>6.1f}%"
+                        f" {r['cpu_ms_per_poll']:>7.2f} {r['cpu_ms_per_request']:>7.2f} {r['rss_mb']:>7.1f}"
+                        + (f"  ({r['signature_failures']:.0f} signature failures)" if r["signature_failures"] else ""),
+                        flush=True,
+                    )
+                if upstream is not None:
+                    ours, theirs = runs["project"], runs["upstream"]
+                    print(
+                        f"{'':>8} project / upstream: CPU per poll"
+                        f" {ours['cpu_ms_per_poll'] / theirs['cpu_ms_per_poll']:.2f}x, per SAIC call"
+                        f" {ours['cpu_ms_per_request'] / theirs['cpu_ms_per_request']:.2f}x,"
+                        f" memory {ours['rss_mb'] / theirs['rss_mb']:.2f}x",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":
@@ -118,5 +187,10 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 500])
     parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--upstream", type=Path, help="upstream's src/ folder: run it too, head to head")
+    parser.add_argument("--upstream-python", type=Path, help="a Python with upstream's dependencies")
     args = parser.parse_args()
-    asyncio.run(main(args.vehicles, args.latency, args.concurrency, args.window))
+    if (args.upstream is None) != (args.upstream_python is None):
+        parser.error("--upstream and --upstream-python go together")
+    upstream = Upstream(args.upstream, args.upstream_python) if args.upstream else None
+    asyncio.run(main(args.vehicles, args.latency, args.concurrency, args.window, upstream))

@@ -350,6 +350,8 @@ class SaicTestServer:
             case "GET", "/message/list":
                 size, page = int(query["pageSize"][0]), int(query["pageNum"][0])
                 return {"messages": self.messages[(page - 1) * size : page * size], "totalNumber": len(self.messages)}
+            case "PUT", "/vehicle/alarmSwitch":
+                return None  # the upstream gateway registers for alarm messages at its start
             case "PUT", "/message/status":
                 found = next(m for m in self.messages if m["messageId"] == body["messageId"])
                 if body["actionType"] == "READ":
@@ -590,5 +592,8 @@ if __name__ == "__main__":
     parser.add_argument("--log", type=Path, required=True, help="where to write each status request's car and time")
     args = parser.parse_args()
     served = asyncio.run(serve(args.port, args.vehicles, args.latency))
-    polls = [(r.path.split("vin=")[1][:64], r.at) for r in served.requests if r.path.startswith("/vehicle/status")]
-    args.log.write_text(json.dumps({"polls": polls, "signature_failures": served.signature_failures}))
+    polls = [(r.path.split("vin=")[1][:64], r.at) for r in served.requests if r.path.split("?")[0] == "/vehicle/status"]
+    requests = [r.at for r in served.requests]  # every call, event-id repeats included
+    args.log.write_text(
+        json.dumps({"polls": polls, "requests": requests, "signature_failures": served.signature_failures})
+    )
