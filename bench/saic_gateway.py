@@ -42,9 +42,11 @@ CYCLE = 5.0
 UPSTREAM_ACCOUNT = "owner@example.com"
 
 
-async def _five_second_periods(mqtt: MqttSettings, vehicles: int) -> None:
+async def _retain_periods(mqtt: MqttSettings, vehicles: int, payload: bytes) -> None:
     """Upstream reads each car's polling periods from retained `set` topics (30 s active, a day
-    inactive by default): every car to CYCLE, as the project's fleet profile does."""
+    inactive by default): every car to CYCLE, as the project's fleet profile does, or (b"") the
+    topics cleared again, so that a later run of the project's gateway, which reads them too, does
+    not find them."""
     root = f"{mqtt.topic_prefix}/{UPSTREAM_ACCOUNT}/vehicles"
     async with aiomqtt.Client(
         "127.0.0.1", mqtt.port, username="gateway", password=mqtt.password_for("gateway")
@@ -52,7 +54,7 @@ async def _five_second_periods(mqtt: MqttSettings, vehicles: int) -> None:
         for n in range(1, vehicles + 1):
             for period in ("active", "inActive", "afterShutdown"):
                 topic = f"{root}/{simulated_vin(n)}/refresh/period/{period}/set"
-                await client.publish(topic, str(int(CYCLE)), qos=1, retain=True)
+                await client.publish(topic, payload, qos=1, retain=True)
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ async def measure(
     }
     command: list[str | Path] = [sys.executable, "-m", "gateway"]
     if upstream is not None:
-        await _five_second_periods(mqtt, vehicles)
+        await _retain_periods(mqtt, vehicles, str(int(CYCLE)).encode())
         command = [upstream.python, upstream.src / "main.py"]
         env |= {
             "SAIC_USER": env["SAIC_USERNAME"],
@@ -105,7 +107,7 @@ async def measure(
             "MQTT_URI": f"tcp://127.0.0.1:{mqtt.port}",
             "MQTT_USER": "gateway",
             "MQTT_PASSWORD": mqtt.password_for("gateway"),
-            "MQTT_LOG_LEVEL": "WARNING",
+            "MQTT_LOG_LEVEL": "ERROR",
         }
     with (log.parent / "gateway.log").open("wb") as output:  # errors only: see LOG_LEVEL
         gateway = await asyncio.create_subprocess_exec(
@@ -123,6 +125,8 @@ async def measure(
         await asyncio.wait_for(gateway.wait(), 15)
         server.terminate()
         await asyncio.wait_for(server.wait(), 15)
+        if upstream is not None:
+            await _retain_periods(mqtt, vehicles, b"")
     # Gaps between polls of the same car inside the measuring window (server clock = monotonic).
     recorded = json.loads(log.read_text())
     polls: dict[str, list[float]] = defaultdict(list)
