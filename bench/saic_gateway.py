@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import os
 import statistics
 import sys
@@ -132,14 +133,15 @@ async def measure(
     polls: dict[str, list[float]] = defaultdict(list)
     for vin_hash, at in recorded["polls"]:
         polls[vin_hash].append(at)
-    window_start = max(times[-1] for times in polls.values()) - window
+    # No poll at all (upstream at 1,000 cars): nothing falls in the window, and the figures are NaN.
+    window_start = max((times[-1] for times in polls.values()), default=math.inf) - window
     gaps = sorted(b - a for times in polls.values() for a, b in itertools.pairwise(times) if a >= window_start)
     cpu = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
     polls_in_window = sum(1 for times in polls.values() for at in times if at >= window_start)
     requests_in_window = sum(1 for at in recorded["requests"] if at >= window_start)
     return {
-        "cpu_ms_per_poll": cpu * 1000 / max(polls_in_window, 1),
-        "cpu_ms_per_request": cpu * 1000 / max(requests_in_window, 1),
+        "cpu_ms_per_poll": cpu * 1000 / polls_in_window if polls_in_window else math.nan,
+        "cpu_ms_per_request": cpu * 1000 / requests_in_window if requests_in_window else math.nan,
         "polled": sum(1 for times in polls.values() if times[-1] >= window_start),
         "p50": statistics.median(gaps) if gaps else float("nan"),
         "p95": gaps[int(len(gaps) * 0.95)] if gaps else float("nan"),
@@ -176,13 +178,13 @@ async def main(
                     )
                 if upstream is not None:
                     ours, theirs = runs["project"], runs["upstream"]
-                    print(
-                        f"{'':>8} project / upstream: CPU per poll"
-                        f" {ours['cpu_ms_per_poll'] / theirs['cpu_ms_per_poll']:.2f}x, per SAIC call"
-                        f" {ours['cpu_ms_per_request'] / theirs['cpu_ms_per_request']:.2f}x,"
-                        f" memory {ours['rss_mb'] / theirs['rss_mb']:.2f}x",
-                        flush=True,
+                    cpu = (
+                        f"CPU per poll {ours['cpu_ms_per_poll'] / theirs['cpu_ms_per_poll']:.2f}x, per SAIC call"
+                        f" {ours['cpu_ms_per_request'] / theirs['cpu_ms_per_request']:.2f}x"
+                        if theirs["polled"]
+                        else "upstream polled no car in the window"
                     )
+                    print(f"{'':>8} project / upstream: {cpu}, memory {ours['rss_mb'] / theirs['rss_mb']:.2f}x")
 
 
 if __name__ == "__main__":
