@@ -40,7 +40,7 @@ from gateway.simulator import simulated_vin
 from local_stack.ports import free_port, wait_for_port
 
 CYCLE = 5.0
-UPSTREAM_ACCOUNT = "owner@example.com"
+ACCOUNT = "owner@example.com"  # the SAIC test server's default user
 
 
 async def _retain_periods(mqtt: MqttSettings, vehicles: int, payload: bytes) -> None:
@@ -48,7 +48,7 @@ async def _retain_periods(mqtt: MqttSettings, vehicles: int, payload: bytes) -> 
     inactive by default): every car to CYCLE, as the project's fleet profile does, or (b"") the
     topics cleared again, so that a later run of the project's gateway, which reads them too, does
     not find them."""
-    root = f"{mqtt.topic_prefix}/{UPSTREAM_ACCOUNT}/vehicles"
+    root = f"{mqtt.topic_prefix}/{ACCOUNT}/vehicles"
     async with aiomqtt.Client(
         "127.0.0.1", mqtt.port, username="gateway", password=mqtt.password_for("gateway")
     ) as client:
@@ -86,7 +86,7 @@ async def measure(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "MQTT_PORT": str(mqtt.port),
         "MQTT_GATEWAY_PASSWORD": mqtt.password_for("gateway"),
-        "SAIC_USERNAME": "owner@example.com",
+        "SAIC_USERNAME": ACCOUNT,
         "SAIC_PWD": "correct horse",
         "SAIC_BASE_URI": f"http://127.0.0.1:{port}/api.app/v1/",
         "SAIC_SMS_DELIVERY_DELAY": "0.05",

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from command_api.mqtt_connect import ACCEPTED, connack, remaining_length
 from common.mqtt import RECEIVE_BUFFER, BufferedReads, MqttConnection, MqttOptions, run_until_cancelled
 from common.settings import MqttSettings
 from tests.helpers import client, wait_until
@@ -30,13 +31,8 @@ async def test_client_socket_has_tcp_nodelay(mqtt_settings: MqttSettings) -> Non
 
 
 def _packet(first_byte: int, body: bytes) -> bytes:
-    """An MQTT 3.1.1 packet: its first byte, the body's length as a variable-length integer, the body."""
-    length, size = b"", len(body)
-    while True:
-        size, digit = divmod(size, 128)
-        length += bytes([digit | (128 if size else 0)])
-        if not size:
-            return bytes([first_byte]) + length + body
+    """An MQTT 3.1.1 packet: its first byte, the body's length (as the API's MQTT edge encodes it), the body."""
+    return bytes([first_byte]) + remaining_length(len(body)) + body
 
 
 async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
@@ -60,7 +56,7 @@ async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
                     return first, await reader.readexactly(size)
 
         await read_packet()  # CONNECT
-        writer.write(_packet(0x20, b"\x00\x00"))  # CONNACK, accepted
+        writer.write(connack(ACCEPTED))
         _, subscribe = await read_packet()
         writer.write(_packet(0x90, subscribe[:2] + b"\x00"))  # SUBACK for its packet id, QoS 0
         # Sent after the SUBACK, as one write: the client reads them all with one receive.
