@@ -4,9 +4,12 @@ Three processes: the SAIC wire-protocol test server (`python -m tests.saic_serve
 fleet behind it; every call waits `--latency` s), the gateway (`python -m gateway`, the real
 saic-ismart-client-ng) and Mosquitto. For each fleet size it reports the gap between two polls of
 the same car (p50 / p95 / max, from the server's request log) and the gateway process's CPU (% of
-one core) and resident memory. The server and the gateway share this machine's two cores.
+one core), its resident memory and the connections it opened to the server over the whole run. The
+server and the gateway share this machine's two cores. `--http-pool aiohttp library` runs the
+gateway on each SAIC_HTTP_POOL in turn.
 
     .venv/bin/python -m bench.saic_gateway [--vehicles 100 400 800] [--latency 0.3] [--concurrency 50 500]
+        [--http-pool aiohttp library]
 
 Head to head with the upstream gateway (saic-python-mqtt-gateway): `--upstream SRC --upstream-python
 PY` runs it too, after the project's, against the same server and fleet: SRC is its `src/` folder and
@@ -41,6 +44,7 @@ from local_stack.ports import free_port, wait_for_port
 
 CYCLE = 5.0
 ACCOUNT = "owner@example.com"  # the SAIC test server's default user
+POOL_NAMES = {"aiohttp": "project", "library": "lib-pool"}  # SAIC_HTTP_POOL -> the run's name
 
 
 async def _retain_periods(mqtt: MqttSettings, vehicles: int, payload: bytes) -> None:
@@ -72,6 +76,7 @@ async def measure(
     window: float,
     upstream: Upstream | None = None,
     discovery: bool = False,
+    http_pool: str = "aiohttp",
 ) -> dict[str, float]:
     """One gateway against a fleet of its own: the project's, or upstream's when `upstream` is given."""
     port = free_port()
@@ -91,6 +96,7 @@ async def measure(
         "SAIC_BASE_URI": f"http://127.0.0.1:{port}/api.app/v1/",
         "SAIC_SMS_DELIVERY_DELAY": "0.05",
         "SAIC_RATE_LIMIT": "0",
+        "SAIC_HTTP_POOL": http_pool,
         "GATEWAY_POLL_INTERVAL": str(CYCLE),
         "GATEWAY_POLL_CONCURRENCY": str(concurrency),
         "HA_DISCOVERY_ENABLED": str(discovery).lower(),
@@ -149,34 +155,52 @@ async def measure(
         "cpu": cpu / elapsed * 100,
         "rss_mb": rss / 2**20,
         "signature_failures": recorded["signature_failures"],
+        "connections": recorded["connections"],
     }
 
 
 async def main(
-    sizes: list[int], latency: float, concurrencies: list[int], window: float, upstream: Upstream | None
+    sizes: list[int],
+    latency: float,
+    concurrencies: list[int],
+    window: float,
+    upstream: Upstream | None,
+    http_pools: list[str],
 ) -> None:
     print(f"SAIC API latency {latency * 1000:.0f} ms per call, target cycle {CYCLE:g} s, window {window:g} s")
     print(
         f"{'gateway':>8} {'vehicles':>8} {'concurrency':>11} {'polled':>6} {'gap p50':>8} {'p95':>6} {'max':>6}"
-        f" {'on 5 s?':>7} {'CPU %':>6} {'per 100':>7} {'ms/poll':>7} {'ms/call':>7} {'RSS MB':>7}"
+        f" {'on 5 s?':>7} {'CPU %':>6} {'per 100':>7} {'ms/poll':>7} {'ms/call':>7} {'RSS MB':>7} {'conns':>6}"
     )
     with broker("mosquitto") as mqtt:
         for concurrency in concurrencies:
             for vehicles in sizes:
-                runs = {"project": await measure(mqtt, vehicles, latency, concurrency, window, None, bool(upstream))}
+                runs = {
+                    POOL_NAMES[pool]: await measure(
+                        mqtt, vehicles, latency, concurrency, window, None, bool(upstream), pool
+                    )
+                    for pool in http_pools
+                }
                 if upstream is not None:
                     runs["upstream"] = await measure(mqtt, vehicles, latency, concurrency, window, upstream, True)
                 for name, r in runs.items():
                     kept = r["polled"] == vehicles and r["p95"] <= CYCLE * 1.1
                     print(
-                        f"{name:>8} {vehicles:>8} {concurrency if name == 'project' else '-':>11}"
+                        f"{name:>8} {vehicles:>8} {concurrency if name != 'upstream' else '-':>11}"
                         f" {r['polled']:>6.0f} {r['p50']:>7.2f}s {r['p95']:>5.2f}s {r['max']:>5.2f}s"
                         f" {'yes' if kept else 'no':>7} {r['cpu']:>5.0f}% {r['cpu'] * 100 / vehicles:>6.1f}%"
                         f" {r['cpu_ms_per_poll']:>7.2f} {r['cpu_ms_per_request']:>7.2f} {r['rss_mb']:>7.1f}"
+                        f" {r['connections']:>6.0f}"
                         + (f"  ({r['signature_failures']:.0f} signature failures)" if r["signature_failures"] else ""),
                         flush=True,
                     )
-                if upstream is not None:
+                if len(http_pools) == 2:
+                    ours, library = runs[POOL_NAMES["aiohttp"]], runs[POOL_NAMES["library"]]
+                    print(
+                        f"{'':>8} aiohttp's pool / the library's: CPU per poll"
+                        f" {ours['cpu_ms_per_poll'] / library['cpu_ms_per_poll']:.2f}x"
+                    )
+                if upstream is not None and "aiohttp" in http_pools:
                     ours, theirs = runs["project"], runs["upstream"]
                     cpu = (
                         f"CPU per poll {ours['cpu_ms_per_poll'] / theirs['cpu_ms_per_poll']:.2f}x, per SAIC call"
@@ -193,10 +217,17 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 500])
     parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument(
+        "--http-pool",
+        nargs="+",
+        choices=list(POOL_NAMES),
+        default=["aiohttp"],
+        help="the project's gateway on each SAIC_HTTP_POOL in turn (both: a ratio)",
+    )
     parser.add_argument("--upstream", type=Path, help="upstream's src/ folder: run it too, head to head")
     parser.add_argument("--upstream-python", type=Path, help="a Python with upstream's dependencies")
     args = parser.parse_args()
     if (args.upstream is None) != (args.upstream_python is None):
         parser.error("--upstream and --upstream-python go together")
     upstream = Upstream(args.upstream, args.upstream_python) if args.upstream else None
-    asyncio.run(main(args.vehicles, args.latency, args.concurrency, args.window, upstream))
+    asyncio.run(main(args.vehicles, args.latency, args.concurrency, args.window, upstream, args.http_pool))

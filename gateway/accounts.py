@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import asyncpg
-from saic_ismart_client_ng import SaicApi
 from saic_ismart_client_ng.exceptions import SaicApiException
 
 from common.account_secrets import AccountCipher, CipherError
@@ -28,6 +27,7 @@ from gateway.app import Gateway
 from gateway.hub import GatewayHub
 from gateway.leases import AccountLease
 from gateway.saic.guards import CircuitOpen
+from gateway.saic.http import saic_api
 from gateway.saic.session import SaicSession, is_api_failure
 from gateway.saic.settings import SaicSettings
 from gateway.saic.source import SaicVehicleSource
@@ -165,7 +165,7 @@ class AccountSupervisor:
         saic = SaicSettings.for_account(
             self.environ, account.username, account.password, account.region, account.base_uri
         )
-        session = SaicSession(SaicApi(saic.api_configuration()), saic, self.hub.metrics)
+        session = SaicSession(saic_api(saic), saic, self.hub.metrics)
         source = SaicVehicleSource(session, saic.max_status_drift)
         serve, cars = await self._login_and_record_cars(account, source)
         if not serve:

@@ -61,6 +61,7 @@ class Recorded:
     path: str
     body: dict[str, Any] | None
     event_id: str | None
+    client_port: int  # one per connection: how many the client opened
     at: float = field(default_factory=time.monotonic)
 
 
@@ -207,7 +208,8 @@ class SaicTestServer:
             return self._reply(url, {"code": 1, "message": "signature verification failed"})
         body = self._parse_body(plaintext, headers.get("ORIGINAL-CONTENT-TYPE", ""))
         event_id = headers.get("event-id")
-        self.requests.append(Recorded(request.method, path, body, event_id))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.requests.append(Recorded(request.method, path, body, event_id, peer[1] if peer else 0))
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self._take_fault(path)
@@ -594,6 +596,14 @@ if __name__ == "__main__":
     served = asyncio.run(serve(args.port, args.vehicles, args.latency))
     polls = [(r.path.split("vin=")[1][:64], r.at) for r in served.requests if r.path.split("?")[0] == "/vehicle/status"]
     requests = [r.at for r in served.requests]  # every call, event-id repeats included
+    connections = len({r.client_port for r in served.requests})
     args.log.write_text(
-        json.dumps({"polls": polls, "requests": requests, "signature_failures": served.signature_failures})
+        json.dumps(
+            {
+                "polls": polls,
+                "requests": requests,
+                "connections": connections,
+                "signature_failures": served.signature_failures,
+            }
+        )
     )

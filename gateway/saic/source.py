@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from saic_ismart_client_ng import SaicApi
 from saic_ismart_client_ng.api.vehicle_charging.schema import ScheduledBatteryHeatingResp
 from saic_ismart_client_ng.exceptions import SaicApiException
 
@@ -16,6 +15,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.saic import convert
 from gateway.saic.control import SaicControl
 from gateway.saic.guards import CircuitOpen
+from gateway.saic.http import saic_api
 from gateway.saic.messages import MessageInbox
 from gateway.saic.session import SaicSession
 from gateway.saic.settings import SaicSettings
@@ -38,8 +38,7 @@ class SaicVehicleSource:
 
     @classmethod
     def from_settings(cls, settings: SaicSettings, metrics: GatewayMetrics) -> SaicVehicleSource:
-        api = SaicApi(settings.api_configuration())
-        return cls(SaicSession(api, settings, metrics), settings.max_status_drift)
+        return cls(SaicSession(saic_api(settings), settings, metrics), settings.max_status_drift)
 
     async def vehicles(self) -> list[VehicleInfo]:
         reply = await self.session.call("vehicle_list", lambda api: api.vehicle_list(), urgent=True)
