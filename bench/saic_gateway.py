@@ -6,7 +6,7 @@ saic-ismart-client-ng) and Mosquitto. For each fleet size it reports the gap bet
 the same car (p50 / p95 / max, from the server's request log) and the gateway process's CPU (% of
 one core), its resident memory and the connections it opened to the server over the whole run. The
 server and the gateway share this machine's two cores. `--http-pool aiohttp library` runs the
-gateway on each SAIC_HTTP_POOL in turn.
+gateway on each SAIC_HTTP_POOL in turn; `--set NAME=VALUE` gives it other settings.
 
     .venv/bin/python -m bench.saic_gateway [--vehicles 100 400 800] [--latency 0.3] [--concurrency 50 500]
         [--http-pool aiohttp library]
@@ -77,6 +77,7 @@ async def measure(
     upstream: Upstream | None = None,
     discovery: bool = False,
     http_pool: str = "aiohttp",
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """One gateway against a fleet of its own: the project's, or upstream's when `upstream` is given."""
     port = free_port()
@@ -102,7 +103,7 @@ async def measure(
         "HA_DISCOVERY_ENABLED": str(discovery).lower(),
         # Nobody reads the logs here; upstream warns on each poll of a model it has no battery size for.
         "LOG_LEVEL": "ERROR",
-    }
+    } | (extra_env or {})
     command: list[str | Path] = [sys.executable, "-m", "gateway"]
     if upstream is not None:
         await _retain_periods(mqtt, vehicles, str(int(CYCLE)).encode())
@@ -166,6 +167,7 @@ async def main(
     window: float,
     upstream: Upstream | None,
     http_pools: list[str],
+    extra_env: dict[str, str],
 ) -> None:
     print(f"SAIC API latency {latency * 1000:.0f} ms per call, target cycle {CYCLE:g} s, window {window:g} s")
     print(
@@ -177,7 +179,7 @@ async def main(
             for vehicles in sizes:
                 runs = {
                     POOL_NAMES[pool]: await measure(
-                        mqtt, vehicles, latency, concurrency, window, None, bool(upstream), pool
+                        mqtt, vehicles, latency, concurrency, window, None, bool(upstream), pool, extra_env
                     )
                     for pool in http_pools
                 }
@@ -224,10 +226,20 @@ if __name__ == "__main__":
         default=["aiohttp"],
         help="the project's gateway on each SAIC_HTTP_POOL in turn (both: a ratio)",
     )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="settings for the project's gateway, e.g. SAIC_SCHEDULE_REFRESH=0 (upstream's every poll)",
+    )
     parser.add_argument("--upstream", type=Path, help="upstream's src/ folder: run it too, head to head")
     parser.add_argument("--upstream-python", type=Path, help="a Python with upstream's dependencies")
     args = parser.parse_args()
     if (args.upstream is None) != (args.upstream_python is None):
         parser.error("--upstream and --upstream-python go together")
     upstream = Upstream(args.upstream, args.upstream_python) if args.upstream else None
-    asyncio.run(main(args.vehicles, args.latency, args.concurrency, args.window, upstream, args.http_pool))
+    if any("=" not in setting for setting in args.set):
+        parser.error("--set takes NAME=VALUE")
+    extra_env = dict(setting.split("=", 1) for setting in args.set)
+    asyncio.run(main(args.vehicles, args.latency, args.concurrency, args.window, upstream, args.http_pool, extra_env))

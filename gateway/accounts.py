@@ -166,7 +166,7 @@ class AccountSupervisor:
             self.environ, account.username, account.password, account.region, account.base_uri
         )
         session = SaicSession(saic_api(saic), saic, self.hub.metrics)
-        source = SaicVehicleSource(session, saic.max_status_drift)
+        source = SaicVehicleSource(session, saic.max_status_drift, saic.schedule_refresh)
         serve, cars = await self._login_and_record_cars(account, source)
         if not serve:
             await source.close()

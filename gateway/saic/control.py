@@ -36,11 +36,18 @@ def temperature_index(series: str, celsius: int) -> int:
 
 
 class SaicControl(VehicleControl):
-    def __init__(self, session: SaicSession, info: VehicleInfo, known_soc_target: Callable[[], int | None]) -> None:
+    def __init__(
+        self,
+        session: SaicSession,
+        info: VehicleInfo,
+        known_soc_target: Callable[[], int | None],
+        schedule_changed: Callable[[], object] = lambda: None,
+    ) -> None:
         self.session = session
         self.info = info
         self.vin = info.vin
         self._known_soc_target = known_soc_target
+        self._schedule_changed = schedule_changed  # the next poll reads the battery-heating schedule again
 
     async def _send(self, operation: str, request: Callable[[SaicApi], Awaitable[object]]) -> None:
         try:
@@ -114,13 +121,16 @@ class SaicControl(VehicleControl):
         await self._send("battery_heating", lambda api: api.control_battery_heating(self.vin, enable=on))
 
     async def set_battery_heating_schedule(self, start: dt.time | None) -> None:
-        if start is None:
-            await self._send("battery_heating_schedule", lambda api: api.disable_schedule_battery_heating(self.vin))
-        else:
-            await self._send(
-                "battery_heating_schedule",
-                lambda api: api.enable_schedule_battery_heating(self.vin, start_time=start),
-            )
+        try:
+            if start is None:
+                await self._send("battery_heating_schedule", lambda api: api.disable_schedule_battery_heating(self.vin))
+            else:
+                await self._send(
+                    "battery_heating_schedule",
+                    lambda api: api.enable_schedule_battery_heating(self.vin, start_time=start),
+                )
+        finally:  # a failed command may have changed it too
+            self._schedule_changed()
 
     async def find_my_car(self, mode: FindMyCarMode) -> None:
         await self._send(

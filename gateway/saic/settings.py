@@ -66,6 +66,12 @@ class SaicSettings(EnvSettings):
     max_status_drift: float = Field(
         900.0, alias="SAIC_MAX_STATUS_DRIFT", gt=0, description="reject a status whose time is further off than this"
     )
+    schedule_refresh: float = Field(
+        900.0,
+        alias="SAIC_SCHEDULE_REFRESH",
+        ge=0,
+        description="read each car's battery-heating schedule at most this often (s); 0 = on every poll",
+    )
     http_pool: Literal["aiohttp", "library"] = Field(
         "aiohttp", alias="SAIC_HTTP_POOL", description="the HTTP connection pool: aiohttp's, or the SAIC client's own"
     )

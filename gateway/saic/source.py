@@ -27,18 +27,27 @@ log = logging.getLogger(__name__)
 class SaicVehicleSource:
     expected_errors: tuple[type[Exception], ...] = (SaicApiException, convert.InvalidStatus, CircuitOpen)
 
-    def __init__(self, session: SaicSession, max_status_drift: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        session: SaicSession,
+        max_status_drift: float,
+        schedule_refresh: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.session = session
         self.max_status_drift = max_status_drift
+        self.schedule_refresh = schedule_refresh
         self._clock = clock
         self._vehicles: dict[str, VehicleInfo] = {}
         self._soc_targets: dict[str, int] = {}
         self._heating_starts: dict[str, str] = {}
+        self._schedule_read_at: dict[str, float] = {}
         self.inbox = MessageInbox(session)
 
     @classmethod
     def from_settings(cls, settings: SaicSettings, metrics: GatewayMetrics) -> SaicVehicleSource:
-        return cls(SaicSession(saic_api(settings), settings, metrics), settings.max_status_drift)
+        session = SaicSession(saic_api(settings), settings, metrics)
+        return cls(session, settings.max_status_drift, settings.schedule_refresh)
 
     async def vehicles(self) -> list[VehicleInfo]:
         reply = await self.session.call("vehicle_list", lambda api: api.vehicle_list(), urgent=True)
@@ -69,19 +78,28 @@ class SaicVehicleSource:
                 values[topics.REFRESH_LAST_CHARGE_STATE] = datetime.fromtimestamp(self._clock(), UTC).replace(
                     microsecond=0
                 )
-            try:  # as upstream, on each poll: the app can change the schedule
-                schedule = await self.session.call(
-                    "battery_heating_schedule", lambda api: api.get_vehicle_battery_heating_schedule(vin), vin=vin
-                )
-            except (SaicApiException, CircuitOpen) as exc:
-                log.warning("battery heating schedule of %s unavailable: %s", vin, exc)
-            else:
-                values[topics.DRIVETRAIN_BATTERY_HEATING_SCHEDULE] = self._heating_schedule(vin, schedule)
+            if self._schedule_due(vin):
+                try:
+                    schedule = await self.session.call(
+                        "battery_heating_schedule", lambda api: api.get_vehicle_battery_heating_schedule(vin), vin=vin
+                    )
+                except (SaicApiException, CircuitOpen) as exc:
+                    log.warning("battery heating schedule of %s unavailable: %s", vin, exc)
+                else:
+                    self._schedule_read_at[vin] = self._clock()
+                    values[topics.DRIVETRAIN_BATTERY_HEATING_SCHEDULE] = self._heating_schedule(vin, schedule)
         convert.fuse(values)
         target = values.get(topics.DRIVETRAIN_SOC_TARGET)
         if isinstance(target, int):
             self._soc_targets[vin] = target
         return values
+
+    def _schedule_due(self, vin: str) -> bool:
+        """Upstream reads the schedule on every poll. It changes only when the owner sets it (in the
+        app, or by a command, after which it is read again at once), so reading it every
+        `schedule_refresh` seconds saves a third of an electric car's calls."""
+        read_at = self._schedule_read_at.get(vin)
+        return read_at is None or self._clock() - read_at >= self.schedule_refresh
 
     def _heating_schedule(self, vin: str, reply: ScheduledBatteryHeatingResp | None) -> dict[str, str]:
         """As upstream: `{"mode": "on"|"off", "startTime": "HH:MM"}`, the last known start kept while off."""
@@ -101,7 +119,12 @@ class SaicVehicleSource:
         return await self.inbox.check()
 
     def control(self, vin: str) -> VehicleControl:
-        return SaicControl(self.session, self._vehicles[vin], lambda: self._soc_targets.get(vin))
+        return SaicControl(
+            self.session,
+            self._vehicles[vin],
+            lambda: self._soc_targets.get(vin),
+            schedule_changed=lambda: self._schedule_read_at.pop(vin, None),
+        )
 
     async def close(self) -> None:
         await self.session.close()

@@ -396,14 +396,40 @@ async def test_the_message_list_is_read_as_upstream(mqtt_settings: MqttSettings,
     assert latest in saic_server.messages  # the latest vehicle start is kept, as upstream
 
 
-async def test_the_battery_heating_schedule_is_read_on_each_poll(
+def schedule_reads(server: SaicTestServer) -> int:
+    return server.paths("GET").count("/charging/batteryHeating")
+
+
+async def test_the_battery_heating_schedule_is_read_first_then_after_a_command_that_sets_it(
     mqtt_settings: MqttSettings, saic_server: SaicTestServer
 ) -> None:
     saic_server.fleet.vehicle(VIN).battery_heating_start = "06:45"
-    async with running_saic_gateway(mqtt_settings, saic_server), client(mqtt_settings, "api") as api:
-        values = await retained_values(api, f"{root(saic_server)}/drivetrain", 40)
+    async with (
+        running_saic_gateway(mqtt_settings, saic_server, SAIC_SCHEDULE_REFRESH="3600") as gateway,
+        client(mqtt_settings, "api") as api,
+        client(mqtt_settings, "api") as watcher,
+    ):
+        values = await retained_values(watcher, f"{root(saic_server)}/drivetrain", 40)
+        polls = gateway.polls
+        await wait_until(lambda: gateway.polls >= polls + 6, what="three more polls of each car")
+        reads_while_unchanged = schedule_reads(saic_server)
+        result = await command(api, saic_server, "battery_heating_schedule", {"mode": "off"})
+        await wait_until(lambda: schedule_reads(saic_server) > reads_while_unchanged, what="the schedule read again")
+        topic = f"{root(saic_server)}/drivetrain/batteryHeatingSchedule"
+        after = (await latest_on(watcher, {topic}, live_only=True))[topic]
     assert json.loads(values["batteryHeatingSchedule"]) == {"mode": "on", "startTime": "06:45"}
-    assert "/charging/batteryHeating" in saic_server.paths("GET")
+    assert reads_while_unchanged == 2  # one per car, on its first poll
+    assert result["status"] == "succeeded", result
+    assert json.loads(after) == {"mode": "off", "startTime": "06:45"}
+
+
+async def test_the_battery_heating_schedule_is_read_on_each_poll_as_upstream_with_refresh_0(
+    mqtt_settings: MqttSettings, saic_server: SaicTestServer
+) -> None:
+    async with running_saic_gateway(mqtt_settings, saic_server, SAIC_SCHEDULE_REFRESH="0") as gateway:
+        polls = gateway.polls
+        await wait_until(lambda: gateway.polls >= polls + 4, what="two more polls of each car")
+    assert schedule_reads(saic_server) >= polls + 4
 
 
 async def test_a_parked_car_is_watched_without_being_woken(
