@@ -4,9 +4,11 @@ Three processes: the SAIC wire-protocol test server (`python -m tests.saic_serve
 fleet behind it; every call waits `--latency` s), the gateway (`python -m gateway`, the real
 saic-ismart-client-ng) and Mosquitto. For each fleet size it reports the gap between two polls of
 the same car (p50 / p95 / max, from the server's request log) and the gateway process's CPU (% of
-one core), its resident memory and the connections it opened to the server over the whole run. The
-server and the gateway share this machine's two cores. `--http-pool aiohttp library` runs the
-gateway on each SAIC_HTTP_POOL in turn; `--set NAME=VALUE` gives it other settings.
+one core), its resident memory, the connections it opened to the server over the whole run, its
+start-up (until every car's first reading is on the broker) and, for the project's gateway, the cars
+whose first poll failed. The server and the gateway share this machine's two cores. `--http-pool
+aiohttp library` runs the gateway on each SAIC_HTTP_POOL in turn; `--set NAME=VALUE` gives it other
+settings.
 
     .venv/bin/python -m bench.saic_gateway [--vehicles 100 400 800] [--latency 0.3] [--concurrency 50 500]
         [--http-pool aiohttp library]
@@ -31,13 +33,14 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
 import psutil
 
 from bench.servers import ROOT, broker
+from common import topics
 from common.settings import MqttSettings
 from gateway.simulator import simulated_vin
 from local_stack.ports import free_port, wait_for_port
@@ -60,6 +63,32 @@ async def _retain_periods(mqtt: MqttSettings, vehicles: int, payload: bytes) -> 
             for period in ("active", "inActive", "afterShutdown"):
                 topic = f"{root}/{simulated_vin(n)}/refresh/period/{period}/set"
                 await client.publish(topic, payload, qos=1, retain=True)
+
+
+@dataclass
+class StartUp:
+    """When each car's first reading reached the broker, and which cars' first poll failed (their
+    polling phase went to `error` before a reading; the project's gateway only)."""
+
+    first_reading: dict[str, float] = field(default_factory=dict)
+    failed_first: set[str] = field(default_factory=set)
+
+    async def watch(self, mqtt: MqttSettings, subscribed: asyncio.Event) -> None:
+        root = f"{mqtt.topic_prefix}/{ACCOUNT}/vehicles/"
+        async with aiomqtt.Client(
+            "127.0.0.1", mqtt.port, username="ingest", password=mqtt.password_for("ingest")
+        ) as client:
+            for topic in (topics.REFRESH_LAST_VEHICLE_STATE, topics.REFRESH_POLLING_PHASE):
+                await client.subscribe(f"{root}+/{topic}", qos=1)
+            subscribed.set()
+            async for message in client.messages:
+                if message.retain:
+                    continue  # an earlier run's
+                vin, topic = message.topic.value.removeprefix(root).split("/", 1)
+                if topic == topics.REFRESH_LAST_VEHICLE_STATE:
+                    self.first_reading.setdefault(vin, time.monotonic())
+                elif message.payload == b"error" and vin not in self.first_reading:
+                    self.failed_first.add(vin)
 
 
 @dataclass(frozen=True)
@@ -117,6 +146,10 @@ async def measure(
             "MQTT_PASSWORD": mqtt.password_for("gateway"),
             "MQTT_LOG_LEVEL": "ERROR",
         }
+    start_up, subscribed = StartUp(), asyncio.Event()
+    watcher = asyncio.create_task(start_up.watch(mqtt, subscribed))
+    await subscribed.wait()
+    spawned = time.monotonic()
     with (log.parent / "gateway.log").open("wb") as output:  # errors only: see LOG_LEVEL
         gateway = await asyncio.create_subprocess_exec(
             *command, env=env, cwd=upstream.src if upstream else ROOT, stdout=output, stderr=output
@@ -129,6 +162,7 @@ async def measure(
         cpu_after, elapsed = process.cpu_times(), time.monotonic() - started
         rss = process.memory_info().rss
     finally:
+        watcher.cancel()
         gateway.terminate()
         await asyncio.wait_for(gateway.wait(), 15)
         server.terminate()
@@ -157,6 +191,11 @@ async def measure(
         "rss_mb": rss / 2**20,
         "signature_failures": recorded["signature_failures"],
         "connections": recorded["connections"],
+        # Until every car's first reading was published (NaN when some car had none).
+        "start_up": max(start_up.first_reading.values()) - spawned
+        if len(start_up.first_reading) == vehicles
+        else math.nan,
+        "failed_first": len(start_up.failed_first),
     }
 
 
@@ -173,6 +212,7 @@ async def main(
     print(
         f"{'gateway':>8} {'vehicles':>8} {'concurrency':>11} {'polled':>6} {'gap p50':>8} {'p95':>6} {'max':>6}"
         f" {'on 5 s?':>7} {'CPU %':>6} {'per 100':>7} {'ms/poll':>7} {'ms/call':>7} {'RSS MB':>7} {'conns':>6}"
+        f" {'start-up':>8} {'failed 1st':>10}"
     )
     with broker("mosquitto") as mqtt:
         for concurrency in concurrencies:
@@ -192,7 +232,8 @@ async def main(
                         f" {r['polled']:>6.0f} {r['p50']:>7.2f}s {r['p95']:>5.2f}s {r['max']:>5.2f}s"
                         f" {'yes' if kept else 'no':>7} {r['cpu']:>5.0f}% {r['cpu'] * 100 / vehicles:>6.1f}%"
                         f" {r['cpu_ms_per_poll']:>7.2f} {r['cpu_ms_per_request']:>7.2f} {r['rss_mb']:>7.1f}"
-                        f" {r['connections']:>6.0f}"
+                        f" {r['connections']:>6.0f} {r['start_up']:>7.1f}s"
+                        f" {r['failed_first'] if name != 'upstream' else '-':>10}"
                         + (f"  ({r['signature_failures']:.0f} signature failures)" if r["signature_failures"] else ""),
                         flush=True,
                     )
