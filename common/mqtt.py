@@ -73,7 +73,10 @@ class MqttOptions:
     topic and its last will, one instance stopping says nothing about the others."""
     clean_session: bool = True
     keepalive: int = 30
-    max_inflight: int = 200
+    max_inflight: int = 64
+    """QoS 1 publishes awaiting their PUBACK. aiomqtt scans every pending call on each publish and
+    paho every in-flight message on each PUBACK, so this bounds both scans; 64 keeps a loopback
+    connection busy (docs/benchmarks.md, "Publishes in flight")."""
     on_connect: list[ConnectHook] = field(default_factory=list)
     on_receive: ReceiveHook | None = None
     """Called synchronously for each message before it is acknowledged (instead of `on_message`):
@@ -109,7 +112,7 @@ class MqttConnection:
             will=will,
             clean_session=opts.clean_session,
             keepalive=opts.keepalive,
-            max_inflight_messages=opts.max_inflight,
+            max_inflight_messages=0,  # unlimited in paho: `_in_flight` bounds it, and paho skips its scan
             timeout=10,
             logger=_client_log,
         )
@@ -204,9 +207,7 @@ class MqttConnection:
         if size > MAX_PACKET_SIZE:
             raise MessageTooLarge(f"{topic}: a {size}-byte message is over the broker's max_packet_size")
         try:
-            # Bounded: aiomqtt scans every pending call on each publish, so thousands in flight
-            # cost quadratic CPU while a few hundred already keep the connection busy.
-            async with self._in_flight:
+            async with self._in_flight:  # see MqttOptions.max_inflight
                 await client.publish(topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT)
         except aiomqtt.MqttCodeError as exc:
             if exc.rc == MQTT_ERR_NO_CONN:

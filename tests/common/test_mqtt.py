@@ -9,7 +9,7 @@ import pytest
 from command_api.mqtt_connect import ACCEPTED, connack, remaining_length
 from common.mqtt import RECEIVE_BUFFER, BufferedReads, MqttConnection, MqttOptions, run_until_cancelled
 from common.settings import MqttSettings
-from tests.helpers import client, wait_until
+from tests.helpers import client, collect, wait_until
 
 
 async def test_client_socket_has_tcp_nodelay(mqtt_settings: MqttSettings) -> None:
@@ -135,3 +135,39 @@ async def test_messages_larger_than_the_receive_buffer_arrive_whole(mqtt_setting
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert received == payloads
+
+
+async def test_publishes_past_the_in_flight_bound_all_arrive_once(mqtt_settings: MqttSettings) -> None:
+    """paho's own in-flight limit is off (its scan of in-flight messages on every PUBACK cost the
+    gateway's start-up a quarter of its time); `max_inflight` bounds what awaits a PUBACK instead."""
+    bound, count = 8, 400
+    topic = "saic/inflight/vehicles/V1/drivetrain/soc"
+    connection = MqttConnection(
+        mqtt_settings, MqttOptions(component="gateway", client_id="inflight-test", max_inflight=bound)
+    )
+    task = asyncio.create_task(run_until_cancelled(connection))
+    most_in_flight = 0
+    try:
+        await connection.wait_connected(10)
+        assert connection._client is not None
+        paho = connection._client._client
+        assert paho.max_inflight_messages == 0
+
+        async def watch() -> None:
+            nonlocal most_in_flight
+            while True:
+                most_in_flight = max(most_in_flight, paho._inflight_messages)
+                await asyncio.sleep(0)
+
+        async with client(mqtt_settings, "api") as reader:
+            await reader.subscribe(topic, qos=1)
+            watcher = asyncio.create_task(watch())
+            await asyncio.gather(*(connection.publish(topic, str(n).encode()) for n in range(count)))
+            watcher.cancel()
+            received = [int(m.payload) for m in await collect(reader, count, timeout=10)]
+    finally:
+        await connection.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(received) == list(range(count))
+    assert 1 < most_in_flight <= bound
