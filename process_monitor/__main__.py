@@ -7,33 +7,72 @@
   alert once; TICK_60 clears the alert when the program has been quiet for the window.
 
 stdout is the event protocol, so logs go to stderr.
+
+It loads neither pydantic nor the alerts module until an alert is due: every Python process counts
+toward the idle memory (issue 12), and those two cost this one 21 of its 34 MiB. So its three
+settings are read here by hand; the other programs validate the alert settings at their start.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pydantic import Field
-
-from common.alerts import Alerts, AlertSettings
 from common.logging import setup_logging
-from common.settings import EnvSettings
 from process_monitor.restarts import RestartTracker
+
+if TYPE_CHECKING:
+    from common.alerts import Alerts
 
 log = logging.getLogger("process_monitor")
 
 
-class MonitorSettings(EnvSettings):
-    runtime_dir: Path = Field(Path("/tmp"), alias="RUNTIME_DIR")  # noqa: S108 - supervisord.conf sets it
-    restart_count: int = Field(3, alias="RESTART_ALERT_COUNT", ge=1)
-    restart_window: float = Field(300.0, alias="RESTART_ALERT_WINDOW", gt=0)
+@dataclass(frozen=True)
+class MonitorSettings:
+    runtime_dir: Path = Path("/tmp")  # noqa: S108 - supervisord.conf sets it
+    restart_count: int = 3
+    restart_window: float = 300.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> MonitorSettings:
+        """Raises ValueError naming the variable that is wrong."""
+        defaults = cls()
+        count = _number(environ, "RESTART_ALERT_COUNT", int, defaults.restart_count)
+        window = _number(environ, "RESTART_ALERT_WINDOW", float, defaults.restart_window)
+        if count < 1:
+            raise ValueError(f"RESTART_ALERT_COUNT must be at least 1, not {count}")
+        if window <= 0:
+            raise ValueError(f"RESTART_ALERT_WINDOW must be more than 0 seconds, not {window:g}")
+        return cls(Path(environ.get("RUNTIME_DIR") or defaults.runtime_dir), count, window)
+
+
+def _number[N: (int, float)](environ: Mapping[str, str], name: str, kind: type[N], default: N) -> N:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a {'whole ' if kind is int else ''}number, not {raw!r}") from None
+
+
+def deliver(alert: Coroutine[Any, Any, None]) -> None:
+    import asyncio  # asyncio alone is 8 MiB: loaded with the first alert
+
+    asyncio.run(alert)
+
+
+def load_alerts() -> Alerts:
+    from common.alerts import Alerts, AlertSettings  # only when an alert is due
+
+    return Alerts("process_monitor", AlertSettings.from_env())
 
 
 def parse_tokens(line: str) -> dict[str, str]:
@@ -42,10 +81,17 @@ def parse_tokens(line: str) -> dict[str, str]:
 
 
 class Monitor:
-    def __init__(self, settings: MonitorSettings, alerts: Alerts) -> None:
+    def __init__(self, settings: MonitorSettings, alerts: Callable[[], Alerts] = load_alerts) -> None:
         self.settings = settings
-        self.alerts = alerts
+        self._load_alerts = alerts
+        self._alerts: Alerts | None = None
         self.restarts = RestartTracker(settings.restart_count, settings.restart_window)
+
+    @property
+    def alerts(self) -> Alerts:
+        if self._alerts is None:
+            self._alerts = self._load_alerts()
+        return self._alerts
 
     def handle(self, event: str, payload: str) -> None:
         fields = parse_tokens(payload.split("\n", 1)[0])
@@ -58,17 +104,18 @@ class Monitor:
             log.warning("%s exited unexpectedly (%d in the last %.0fs)", program, count, self.restarts.window)
             if self.restarts.restarting(program, now):
                 message = f"{program} exited unexpectedly {count} times in {self.restarts.window:.0f}s"
-                asyncio.run(self.alerts.fire(f"restarts:{program}", message))
+                deliver(self.alerts.fire(f"restarts:{program}", message))
         elif event.startswith("TICK"):
+            active = self._alerts.active if self._alerts is not None else {}
             for name in self.restarts.programs():
-                if f"restarts:{name}" in self.alerts.active and not self.restarts.restarting(name, now):
-                    asyncio.run(self.alerts.clear(f"restarts:{name}", f"{name} runs steadily again"))
+                if f"restarts:{name}" in active and not self.restarts.restarting(name, now):
+                    deliver(self.alerts.clear(f"restarts:{name}", f"{name} runs steadily again"))
 
     def _fatal(self, program: str) -> None:
         marker = self.settings.runtime_dir / "fatal"
         marker.write_text(program + "\n", encoding="utf-8")
         log.critical("%s could not be started (FATAL): stopping the container", program)
-        asyncio.run(self.alerts.fire(f"fatal:{program}", f"{program} could not be started; the container stops"))
+        deliver(self.alerts.fire(f"fatal:{program}", f"{program} could not be started; the container stops"))
         os.kill(os.getppid(), signal.SIGTERM)  # supervisord stops the others in order, then exits
 
 
@@ -89,12 +136,16 @@ def serve(monitor: Monitor, stdin: TextIO, stdout: TextIO) -> None:
         stdout.flush()
 
 
-def main() -> None:
+def main() -> int:
     setup_logging("process_monitor", os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr)
-    settings = MonitorSettings.from_env()
-    monitor = Monitor(settings, Alerts("process_monitor", AlertSettings.from_env()))
-    serve(monitor, sys.stdin, sys.stdout)
+    try:
+        settings = MonitorSettings.from_env()
+    except ValueError as exc:
+        log.critical("cannot start the process monitor: %s", exc)
+        return 2
+    serve(Monitor(settings), sys.stdin, sys.stdout)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,8 +3,8 @@
 saic-ismart-client-ng sends through an `httpx.AsyncClient` of its own, on httpcore's pool. That pool
 keeps at most 20 idle connections, so a fleet polled 50 at a time closes and reopens about ten
 connections a second (a TLS handshake each against the real API). And on every request and every
-response it asks each pooled connection's socket, through anyio, whether the server closed it: a
-quarter of the gateway's CPU at 100 cars. aiohttp keeps every idle connection until it expires and
+response it asks each pooled connection's socket, through anyio, whether the server closed it: 9 %
+of the gateway's CPU at 100 cars. aiohttp keeps every idle connection until it expires and
 finds one by its host in a dictionary. The bench (docs/benchmarks.md, "The SAIC client's HTTP
 pool") measures the two back to back.
 
