@@ -16,6 +16,7 @@ settings are read here by hand; the other programs validate the alert settings a
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -48,8 +49,8 @@ class MonitorSettings:
         window = _number(environ, "RESTART_ALERT_WINDOW", float, defaults.restart_window)
         if count < 1:
             raise ValueError(f"RESTART_ALERT_COUNT must be at least 1, not {count}")
-        if window <= 0:
-            raise ValueError(f"RESTART_ALERT_WINDOW must be more than 0 seconds, not {window:g}")
+        if not 0 < window < math.inf:
+            raise ValueError(f"RESTART_ALERT_WINDOW must be a number of seconds above 0, not {window:g}")
         return cls(Path(environ.get("RUNTIME_DIR") or defaults.runtime_dir), count, window)
 
 

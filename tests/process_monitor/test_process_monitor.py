@@ -124,7 +124,8 @@ def test_a_bad_setting_stops_the_process_monitor_with_its_name(tmp_path: Path) -
     for name, value, message in (
         ("RESTART_ALERT_COUNT", "0", "RESTART_ALERT_COUNT must be at least 1, not 0"),
         ("RESTART_ALERT_COUNT", "three", "RESTART_ALERT_COUNT must be a whole number, not 'three'"),
-        ("RESTART_ALERT_WINDOW", "-1", "RESTART_ALERT_WINDOW must be more than 0 seconds, not -1"),
+        ("RESTART_ALERT_WINDOW", "-1", "RESTART_ALERT_WINDOW must be a number of seconds above 0, not -1"),
+        ("RESTART_ALERT_WINDOW", "nan", "RESTART_ALERT_WINDOW must be a number of seconds above 0, not nan"),
     ):
         env = {**os.environ, "RUNTIME_DIR": str(tmp_path), name: value}
         result = subprocess.run(
