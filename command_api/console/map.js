@@ -94,6 +94,11 @@ export class SvgMap {
       el("circle", { cx: x, cy: y, r: 7, fill: p.color || "#1f6feb" }, g);
       const label = el("text", { x: x + 10, y: y + 4 }, g);
       label.textContent = p.label || "";
+      if (x + 10 + label.getComputedTextLength() > x0 + width) {
+        // It would run past the right edge: on the marker's left instead.
+        label.setAttribute("x", x - 10);
+        label.setAttribute("text-anchor", "end");
+      }
       if (this.onSelect) {
         g.style.cursor = "pointer";
         g.addEventListener("click", () => this.onSelect(p.id));

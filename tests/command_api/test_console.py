@@ -90,6 +90,14 @@ async def test_the_console_shows_the_fleet_live_runs_a_command_and_draws_a_drive
             # Updated in place: the row under a pointer (or a click) is not replaced by each change.
             assert browser.execute_script("return arguments[0].isConnected", row) is True
             browser.save_screenshot(str(tmp_path / "fleet.png"))
+            # Every car's name on the map is whole: none runs past the map's edges.
+            cut = browser.execute_script(
+                """return [...document.querySelectorAll("svg.map .marker text")].filter((text) => {
+                    const map = text.ownerSVGElement.getBoundingClientRect(), box = text.getBoundingClientRect();
+                    return box.right > map.right + 0.5 || box.left < map.left - 0.5;
+                }).map((text) => text.textContent)"""
+            )
+            assert cut == [], cut
 
         await asyncio.to_thread(live_soc)
 
