@@ -50,15 +50,17 @@ ACCOUNT = "owner@example.com"  # the SAIC test server's default user
 POOL_NAMES = {"aiohttp": "project", "library": "lib-pool"}  # SAIC_HTTP_POOL -> the run's name
 
 
+def _client(mqtt: MqttSettings, user: str) -> aiomqtt.Client:
+    return aiomqtt.Client("127.0.0.1", mqtt.port, username=user, password=mqtt.password_for(user))
+
+
 async def _retain_periods(mqtt: MqttSettings, vehicles: int, payload: bytes) -> None:
     """Upstream reads each car's polling periods from retained `set` topics (30 s active, a day
     inactive by default): every car to CYCLE, as the project's fleet profile does, or (b"") the
     topics cleared again, so that a later run of the project's gateway, which reads them too, does
     not find them."""
     root = f"{mqtt.topic_prefix}/{ACCOUNT}/vehicles"
-    async with aiomqtt.Client(
-        "127.0.0.1", mqtt.port, username="gateway", password=mqtt.password_for("gateway")
-    ) as client:
+    async with _client(mqtt, "gateway") as client:
         for n in range(1, vehicles + 1):
             for period in ("active", "inActive", "afterShutdown"):
                 topic = f"{root}/{simulated_vin(n)}/refresh/period/{period}/set"
@@ -75,9 +77,7 @@ class StartUp:
 
     async def watch(self, mqtt: MqttSettings, subscribed: asyncio.Event) -> None:
         root = f"{mqtt.topic_prefix}/{ACCOUNT}/vehicles/"
-        async with aiomqtt.Client(
-            "127.0.0.1", mqtt.port, username="ingest", password=mqtt.password_for("ingest")
-        ) as client:
+        async with _client(mqtt, "ingest") as client:
             for topic in (topics.REFRESH_LAST_VEHICLE_STATE, topics.REFRESH_POLLING_PHASE):
                 await client.subscribe(f"{root}+/{topic}", qos=1)
             subscribed.set()

@@ -8,8 +8,8 @@
 
 stdout is the event protocol, so logs go to stderr.
 
-It loads neither pydantic nor the alerts module until an alert is due: every Python process counts
-toward the idle memory (issue 12), and those two cost this one 21 of its 34 MiB. So its three
+It loads neither pydantic, the alerts module nor asyncio until an alert is due: every Python process
+counts toward the idle memory (issue 12), and those cost this one 20 of its 34 MiB. So its three
 settings are read here by hand; the other programs validate the alert settings at their start.
 """
 

@@ -41,7 +41,7 @@ class SaicControl(VehicleControl):
         session: SaicSession,
         info: VehicleInfo,
         known_soc_target: Callable[[], int | None],
-        schedule_changed: Callable[[], object] = lambda: None,
+        schedule_changed: Callable[[], object],
     ) -> None:
         self.session = session
         self.info = info

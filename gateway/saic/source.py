@@ -31,7 +31,7 @@ class SaicVehicleSource:
         self,
         session: SaicSession,
         max_status_drift: float,
-        schedule_refresh: float = 0.0,
+        schedule_refresh: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.session = session

@@ -113,7 +113,7 @@ def test_a_program_that_cannot_start_takes_the_container_down(tmp_path: Path) ->
 
 def test_the_process_monitor_loads_no_client_pydantic_or_asyncio_until_an_alert() -> None:
     """It has no broker connection and posts alerts rarely: every Python process counts toward the
-    idle memory goal (issue 12), and these cost it 21 of its 34 MiB."""
+    idle memory goal (issue 12), and these cost it 20 of its 34 MiB."""
     heavy = "{'aiomqtt', 'paho', 'aiohttp', 'pydantic', 'asyncio', 'common.alerts'}"
     code = f"import sys, process_monitor.__main__; print(sorted({heavy} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
