@@ -6,7 +6,6 @@ nothing; an in-memory broker that restarted gets everything back on the reconnec
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 
@@ -46,15 +45,20 @@ class TelemetryPublisher:
         log.info("republished %d retained values", len(items))
 
     async def _publish(self, items: list[tuple[str, bytes]]) -> None:
-        failures: list[BaseException] = []
+        failed = 0
+        error: Exception | None = None
         # In bounded chunks: a fleet's full republish is tens of thousands of messages.
         for start in range(0, len(items), PUBLISH_CHUNK):
             chunk = items[start : start + PUBLISH_CHUNK]
-            results = await asyncio.gather(
-                *(self.mqtt.publish(t, p, qos=self.qos, retain=True) for t, p in chunk), return_exceptions=True
-            )
-            failures += [r for r in results if isinstance(r, BaseException)]
-        self.published += len(items) - len(failures)
-        if failures and not isinstance(failures[0], MqttNotConnected):
-            log.warning("%d of %d publishes failed: %s", len(failures), len(items), failures[0])
+            try:
+                too_large = await self.mqtt.publish_many(chunk, qos=self.qos, retain=True)
+            except Exception as exc:  # the connection's loop reports and recovers a drop
+                failed += len(chunk)
+                error = error or exc
+                continue
+            failed += len(too_large)
+            error = error or next(iter(too_large), None)
+        self.published += len(items) - failed
+        if error is not None and not isinstance(error, MqttNotConnected):
+            log.warning("%d of %d publishes failed: %s", failed, len(items), error)
         # Values that did not go out are sent by the republish that follows the reconnect.

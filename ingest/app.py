@@ -126,6 +126,7 @@ class Ingest:
                 presence_topic=topics.instance_topic(mqtt_settings.topic_prefix, "ingest", instance_id()),
                 clean_session=False,  # the broker keeps QoS 1 messages for us while we restart
                 on_receive=self.receive,
+                before_send=self.wal.write_pending,  # before any PUBACK leaves
             ),
         )
         retain_on_the_broker(self.alerts, self.mqtt, topics.alerts_topic(mqtt_settings.topic_prefix, "ingest"))

@@ -1,10 +1,12 @@
 """The write-ahead log: every message the broker delivers is appended here before it is acknowledged.
 
-A QoS 1 message is acknowledged (PUBACK) as soon as the receive callback returns, so the broker
-forgets it while it still waits in the cache for the next flush. Appending it first, with one
-`write()` per message, means a killed ingest (`kill -9`, OOM) loses nothing: the kernel has the
-bytes, and the next start replays them. Closed segments are fsynced within a second, off the event
-loop (`sync`), which narrows what a machine crash could take to the last flush interval.
+A QoS 1 message is acknowledged (PUBACK) once the receive callback returns, so the broker forgets
+it while it still waits in the cache for the next flush. Appended records wait in memory until
+`write_pending`, which the MQTT connection calls before it sends anything, PUBACKs included
+(`MqttOptions.before_send`): one `write()` for every message of a socket read, and still a killed
+ingest (`kill -9`, OOM) loses nothing: the kernel has the bytes before the broker has the PUBACK,
+and the next start replays them. Closed segments are fsynced within a second, off the event loop
+(`sync`), which narrows what a machine crash could take to the last flush interval.
 
 Segments: the current one takes appends; each flush rotates, and a closed segment is deleted once
 the batch that covers it is in the database or the spool. Records: a header (arrival time in ns,
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 SUFFIX = ".wal"
 HEADER = struct.Struct("<qHI")  # arrival ns, topic bytes, payload bytes
 MAX_TOPIC = 65535
+MAX_PENDING = 1024 * 1024
+"""Bytes held in memory before they are written without waiting for `write_pending`."""
 
 
 class WriteAheadLog:
@@ -39,6 +43,7 @@ class WriteAheadLog:
         self._sequence = int(list(self._closed)[-1].name.split(".")[0]) + 1 if self._closed else 0
         self._path, self._fd = self._open()
         self._current_bytes = 0
+        self._pending = bytearray()
         self._unsynced: list[int] = []
         """Descriptors of closed segments, fsynced and closed by `sync` in a worker thread."""
         self.appended = 0
@@ -49,18 +54,31 @@ class WriteAheadLog:
         return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def append(self, received_at: datetime, topic: str, payload: bytes) -> None:
+        """Held in memory until `write_pending` (or a rotation, or a close)."""
         encoded = topic.encode()[:MAX_TOPIC]
         ns = int(received_at.timestamp() * 1e9)
-        record = HEADER.pack(ns, len(encoded), len(payload)) + encoded + payload
-        # One write per record: a killed process leaves whole records behind.
-        view = memoryview(record)
+        self._pending += HEADER.pack(ns, len(encoded), len(payload))
+        self._pending += encoded
+        self._pending += payload
+        self.appended += 1
+        if len(self._pending) >= MAX_PENDING:
+            self.write_pending()
+
+    def write_pending(self) -> None:
+        """Hand the appended records to the kernel, in one `write()` where it takes them all: a
+        killed process leaves whole records behind, but for a torn last one that replay skips."""
+        if not self._pending:
+            return
+        view = memoryview(self._pending)
         while view:
             view = view[os.write(self._fd, view) :]
-        self._current_bytes += len(record)
-        self.appended += 1
+        view.release()
+        self._current_bytes += len(self._pending)
+        self._pending.clear()
 
     def rotate(self) -> list[Path]:
         """Close the current segment and start a new one; returns every closed segment still held."""
+        self.write_pending()
         self._unsynced.append(self._fd)
         self._closed[self._path] = self._current_bytes
         self._path, self._fd = self._open()
@@ -104,7 +122,7 @@ class WriteAheadLog:
 
     @property
     def bytes(self) -> int:
-        return sum(self._closed.values()) + self._current_bytes
+        return sum(self._closed.values()) + self._current_bytes + len(self._pending)
 
     def _enforce_bound(self) -> None:
         # Segments pile up only while a flush can reach neither the database nor the spool.
@@ -117,6 +135,7 @@ class WriteAheadLog:
 
     def close(self) -> None:
         """A non-empty current segment stays on disk for the next start to replay."""
+        self.write_pending()
         self.sync()
         os.fsync(self._fd)
         os.close(self._fd)

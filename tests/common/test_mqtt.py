@@ -7,7 +7,17 @@ import socket
 import pytest
 
 from command_api.mqtt_connect import ACCEPTED, connack, remaining_length
-from common.mqtt import RECEIVE_BUFFER, BufferedReads, MqttConnection, MqttOptions, run_until_cancelled
+from common.mqtt import (
+    MAX_PACKET_SIZE,
+    RECEIVE_BUFFER,
+    BrokerSocket,
+    MessageTooLarge,
+    MqttConnection,
+    MqttNotConnected,
+    MqttOptions,
+    _decode_puback,
+    run_until_cancelled,
+)
 from common.settings import MqttSettings
 from tests.helpers import client, collect, wait_until
 
@@ -19,9 +29,9 @@ async def test_client_socket_has_tcp_nodelay(mqtt_settings: MqttSettings) -> Non
     try:
         await connection.wait_connected(10)
         assert connection._client is not None
-        buffered = connection._client._client.socket()
-        assert isinstance(buffered, BufferedReads)
-        sock = buffered.sock
+        wrapped: object = connection._client._client.socket()
+        assert isinstance(wrapped, BrokerSocket)
+        sock = wrapped.sock
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
@@ -35,6 +45,17 @@ def _packet(first_byte: int, body: bytes) -> bytes:
     return bytes([first_byte]) + remaining_length(len(body)) + body
 
 
+async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    first = (await reader.readexactly(1))[0]
+    size, shift = 0, 0
+    while True:
+        digit = (await reader.readexactly(1))[0]
+        size += (digit & 127) << shift
+        shift += 7
+        if not digit & 128:
+            return first, await reader.readexactly(size)
+
+
 async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
     """A broker that writes a window of messages at once and then falls silent: each reaches the
     receive hook although the socket is never readable again (`pending()` keeps aiomqtt reading).
@@ -45,26 +66,16 @@ async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
     topic = b"saic/x/vehicles/V1/drivetrain/soc"
 
     async def fake_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def read_packet() -> tuple[int, bytes]:
-            first = (await reader.readexactly(1))[0]
-            size, shift = 0, 0
-            while True:
-                digit = (await reader.readexactly(1))[0]
-                size += (digit & 127) << shift
-                shift += 7
-                if not digit & 128:
-                    return first, await reader.readexactly(size)
-
-        await read_packet()  # CONNECT
+        await _read_packet(reader)  # CONNECT
         writer.write(connack(ACCEPTED))
-        _, subscribe = await read_packet()
+        _, subscribe = await _read_packet(reader)
         writer.write(_packet(0x90, subscribe[:2] + b"\x00"))  # SUBACK for its packet id, QoS 0
         # Sent after the SUBACK, as one write: the client reads them all with one receive.
         writer.write(b"".join(_packet(0x30, len(topic).to_bytes(2) + topic + p) for p in payloads))
         await writer.drain()
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
-                await read_packet()  # PINGREQ, DISCONNECT: unanswered, nothing more is sent
+                await _read_packet(reader)  # PINGREQ, DISCONNECT: unanswered, nothing more is sent
 
     server = await asyncio.start_server(fake_broker, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -91,7 +102,7 @@ async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
 def test_buffered_reads_serve_small_reads_from_one_receive() -> None:
     near, far = socket.socketpair()
     near.setblocking(False)
-    buffered = BufferedReads(near)
+    buffered = BrokerSocket(near)
     try:
         far.sendall(b"\x30\x05hello")
         assert buffered.recv(1) == b"\x30"
@@ -171,3 +182,151 @@ async def test_publishes_past_the_in_flight_bound_all_arrive_once(mqtt_settings:
         await asyncio.gather(task, return_exceptions=True)
     assert sorted(received) == list(range(count))
     assert 1 < most_in_flight <= bound
+
+
+async def test_publish_many_delivers_each_message_once_and_leaves_out_the_too_large(
+    mqtt_settings: MqttSettings,
+) -> None:
+    topic = "saic/publishmany/vehicles/V1/drivetrain/soc"
+    messages = [(topic, str(n).encode()) for n in range(1_200)]
+    too_large = (topic, b"x" * MAX_PACKET_SIZE)
+    connection = MqttConnection(mqtt_settings, MqttOptions(component="gateway", client_id="publish-many-test"))
+    task = asyncio.create_task(run_until_cancelled(connection))
+    try:
+        await connection.wait_connected(10)
+        async with client(mqtt_settings, "api") as reader:
+            await reader.subscribe(topic, qos=1)
+            left_out = await connection.publish_many([*messages[:600], too_large, *messages[600:]])
+            received = [int(m.payload) for m in await collect(reader, len(messages), timeout=10)]
+            assert not connection._acks  # every PUBACK came in
+    finally:
+        await connection.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(received) == list(range(len(messages)))
+    assert len(left_out) == 1
+    assert isinstance(left_out[0], MessageTooLarge)
+    with pytest.raises(MqttNotConnected):
+        await connection.publish_many(messages[:1])
+
+
+async def test_publish_many_fails_when_the_connection_drops_before_the_pubacks() -> None:
+    """No waiting out the timeout (10 s) for PUBACKs that cannot come any more."""
+    published = asyncio.Event()
+
+    async def fake_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_packet(reader)  # CONNECT
+        writer.write(connack(ACCEPTED))
+        while (await _read_packet(reader))[0] & 0xF0 != 0x30:  # until a PUBLISH
+            pass
+        published.set()
+        writer.close()  # no PUBACK
+
+    server = await asyncio.start_server(fake_broker, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection = MqttConnection(
+        MqttSettings.from_env({"MQTT_PORT": str(port), "MQTT_GATEWAY_PASSWORD": "unused"}),
+        MqttOptions(component="gateway", client_id="dropped-pubacks-test"),
+    )
+    task = asyncio.create_task(run_until_cancelled(connection))
+    try:
+        await connection.wait_connected(10)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(MqttNotConnected):
+            await connection.publish_many([("saic/x/vehicles/V1/drivetrain/soc", b"1")] * 10)
+        assert published.is_set()
+        assert asyncio.get_running_loop().time() - started < 5
+        assert not connection._acks
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        server.close()
+
+
+async def test_no_byte_leaves_before_the_receive_side_has_written_what_it_holds(mqtt_settings: MqttSettings) -> None:
+    """The ingest keeps each socket read's messages in memory and writes them to its write-ahead
+    log in `before_send`: every PUBACK for a message must leave after that write."""
+    topic = "saic/beforesend/vehicles/V1/drivetrain/soc"
+    held: list[bytes] = []
+    written: list[bytes] = []
+    sends_with_held_messages = 0
+    sends = 0
+
+    def write_held() -> None:
+        written.extend(held)
+        held.clear()
+
+    class RecordingSocket:
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock = sock
+
+        def send(self, data: bytes, *flags: int) -> int:
+            nonlocal sends, sends_with_held_messages
+            sends += 1
+            sends_with_held_messages += bool(held)
+            return self.sock.send(data, *flags)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.sock, name)
+
+    connection = MqttConnection(
+        mqtt_settings,
+        MqttOptions(
+            component="ingest",
+            client_id="before-send-test",
+            subscriptions=[(topic, 1)],
+            on_receive=lambda _topic, payload, _retain: held.append(payload),
+            before_send=write_held,
+        ),
+    )
+    task = asyncio.create_task(run_until_cancelled(connection))
+    try:
+        await connection.wait_connected(10)
+        assert connection._client is not None
+        wrapped: object = connection._client._client.socket()
+        assert isinstance(wrapped, BrokerSocket)
+        wrapped.sock = RecordingSocket(wrapped.sock)
+        async with client(mqtt_settings, "gateway") as gateway:
+            await asyncio.gather(*(gateway.publish(topic, str(n).encode(), qos=1) for n in range(500)))
+            await wait_until(lambda: len(written) + len(held) >= 500, timeout=10, what="every message")
+    finally:
+        await connection.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sends > 0
+    assert sends_with_held_messages == 0
+    assert sorted(int(p) for p in written + held) == list(range(500))
+
+
+def test_a_send_with_more_queued_waits_for_the_last_one() -> None:
+    """MSG_MORE: paho's queued packets leave in as few segments as they fill."""
+    server = socket.create_server(("127.0.0.1", 0))
+    near = socket.create_connection(server.getsockname())
+    far, _ = server.accept()
+    try:
+        near.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        queued = [b"second"]
+        wrapped = BrokerSocket(near, more_queued=lambda: bool(queued))
+        wrapped.send(b"first ")
+        far.settimeout(0.05)
+        with pytest.raises(TimeoutError):  # held back (the kernel's limit is 200 ms)
+            far.recv(100)
+        wrapped.send(queued.pop())
+        far.settimeout(1)
+        assert far.recv(100) == b"first second"
+    finally:
+        for sock in (near, far, server):
+            sock.close()
+
+
+def test_a_v311_puback_decodes_as_paho_decodes_it() -> None:
+    """common.mqtt shares one reason code and one properties object between 3.1.1 PUBACKs."""
+    from paho.mqtt import _packet
+    from paho.mqtt.enums import MQTTProtocolVersion
+
+    for protocol in (MQTTProtocolVersion.MQTTv311, MQTTProtocolVersion.MQTTv31, MQTTProtocolVersion.MQTTv5):
+        for body in (b"\x12\x34", b"\x00\x01") + ((b"\x00\x07\x10",) if protocol == MQTTProtocolVersion.MQTTv5 else ()):
+            ours, paho = _packet.decode_puback(0x40, body, protocol), _decode_puback(0x40, body, protocol)
+            assert ours.mid == paho.mid
+            assert ours.reason == paho.reason
+            assert ours.properties.json() == paho.properties.json()  # type: ignore[no-untyped-call]

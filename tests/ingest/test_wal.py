@@ -15,6 +15,7 @@ def test_an_unclosed_log_is_replayed_in_order(tmp_path: Path) -> None:
     crashed.append(T0, "saic/a/vehicles/V/drivetrain/soc", b"80")
     crashed.rotate()
     crashed.append(T0 + timedelta(seconds=1), "saic/a/vehicles/V/drivetrain/soc", b"79")
+    crashed.write_pending()  # as the MQTT connection does before it sends the PUBACK
     # no close(): the process was killed
     restarted = WriteAheadLog(tmp_path, max_bytes=1_000_000)
     assert [(ts, payload) for ts, _topic, payload in restarted.replay()] == [
@@ -51,3 +52,22 @@ def test_the_bound_drops_the_oldest_segments(tmp_path: Path) -> None:
     assert wal.dropped_segments > 0
     assert [p[0] for _ts, _t, p in wal.replay()][-1] == 9  # the newest are kept
     wal.close()
+
+
+def test_appends_reach_the_file_together_when_written(tmp_path: Path) -> None:
+    """Held in memory (one `write()` for a whole socket read) until written: before the PUBACK, at a
+    rotation, at a close."""
+    wal = WriteAheadLog(tmp_path, max_bytes=1_000_000)
+    wal.append(T0, "t", b"1")
+    wal.append(T0, "t", b"2")
+    (segment,) = tmp_path.glob("*.wal")
+    assert segment.stat().st_size == 0
+    wal.write_pending()
+    assert segment.stat().st_size == wal.bytes > 0
+    wal.append(T0, "t", b"3")
+    closed = wal.rotate()  # the flush takes the cache's changes: the segment must hold them all
+    assert [p for _ts, _t, p in wal.replay()] == [b"1", b"2", b"3"]
+    assert closed == [segment]
+    wal.append(T0, "t", b"4")
+    wal.close()
+    assert [p for _ts, _t, p in WriteAheadLog(tmp_path, 1_000_000).replay()] == [b"1", b"2", b"3", b"4"]

@@ -132,13 +132,14 @@ class HomeAssistantDiscovery:
             configs = discovery_configs(
                 info, root, discovery_prefix=self.discovery_prefix, availability_topic=self.availability_topic
             )
-            await asyncio.gather(
-                *(
-                    self.mqtt.publish(topic, b"" if config is None else json.dumps(config), qos=1, retain=True)
-                    for topic, config in configs.items()
-                ),
-                return_exceptions=True,
-            )
+            messages = [
+                (topic, b"" if config is None else json.dumps(config).encode()) for topic, config in configs.items()
+            ]
+            try:
+                await self.mqtt.publish_many(messages, retain=True)
+            except Exception as exc:  # every (re)connect publishes all again
+                log.warning("Home Assistant discovery not published (%s)", exc)
+                return
             self.published += len(configs)
         log.info("published Home Assistant discovery for %d vehicles", len(vehicles))
 
