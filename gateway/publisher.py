@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 
 from common import topics
 from common.mqtt import MqttConnection, MqttNotConnected
@@ -18,29 +19,40 @@ log = logging.getLogger(__name__)
 # The reading's time goes first so that the ingest sees it with (or before) the values it dates.
 _FIRST = topics.REFRESH_LAST_VEHICLE_STATE
 PUBLISH_CHUNK = 500
+_IMMUTABLE = (bool, int, float, str, datetime)
+"""Values compared as they are; a JSON value (a dict or list the source may reuse) by its payload."""
+
+
+def _same(known: TelemetryValue, value: TelemetryValue) -> bool:
+    return known == value and type(known) is type(value) and isinstance(value, _IMMUTABLE)
 
 
 class TelemetryPublisher:
     def __init__(self, mqtt: MqttConnection, qos: int = 1) -> None:
         self.mqtt = mqtt
         self.qos = qos
-        self._last: dict[str, bytes] = {}
+        self._last: dict[str, dict[str, tuple[TelemetryValue, bytes]]] = {}
+        """Per topic root, each key's last published value and payload."""
         self.published = 0
 
     async def publish_changes(self, root: str, values: Mapping[str, TelemetryValue]) -> int:
         """Publish the values that differ from what was last published; returns how many."""
+        last = self._last.setdefault(root, {})
         changed: list[tuple[str, bytes]] = []
-        for key in sorted(values, key=lambda k: k != _FIRST):
-            topic = f"{root}/{key}"
-            payload = encode(values[key]).encode()
-            if self._last.get(topic) != payload:
-                self._last[topic] = payload
-                changed.append((topic, payload))
+        # Most of a poll's values are unchanged: compare values first, and encode only what differs.
+        for key, value in values.items():
+            known = last.get(key)
+            if known is not None and _same(known[0], value):
+                continue
+            payload = encode(value).encode()
+            last[key] = (value, payload)
+            if known is None or known[1] != payload:
+                changed.insert(0 if key == _FIRST else len(changed), (f"{root}/{key}", payload))
         await self._publish(changed)
         return len(changed)
 
     async def republish_all(self) -> None:
-        items = list(self._last.items())
+        items = [(f"{root}/{key}", payload) for root, last in self._last.items() for key, (_, payload) in last.items()]
         await self._publish(items)
         log.info("republished %d retained values", len(items))
 
