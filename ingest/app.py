@@ -132,6 +132,7 @@ class Ingest:
         retain_on_the_broker(self.alerts, self.mqtt, topics.alerts_topic(mqtt_settings.topic_prefix, "ingest"))
         self.dead_letters = DeadLetters()
         self._early_flush: asyncio.Task[None] | None = None
+        self._registering: asyncio.Task[None] | None = None
         self.devices = DeviceInbox()
         self.flusher = Flusher(self.cache, sink, self.spool, self.dead_letters, self.wal, self.devices)
         self.metrics = MetricsPublisher(
@@ -147,12 +148,25 @@ class Ingest:
         self._merge(topic, payload, now, retained)
         if self.cache.completed_readings >= EARLY_FLUSH_READINGS and self._early_flush is None:
             self._early_flush = asyncio.get_running_loop().create_task(self._flush_early())
+        if self.cache.has_new_vehicles and self._registering is None and not self.flusher.failing:
+            self._registering = asyncio.get_running_loop().create_task(self._register_new_vehicles())
 
     async def _flush_early(self) -> None:
         try:
             await self.flusher.flush()
         finally:
             self._early_flush = None
+
+    async def _register_new_vehicles(self) -> None:
+        """The API routes a command by the vehicle's row: a car first seen gets it now, not at the
+        next flush (5 s by default), which writes it anyway should this fail."""
+        try:
+            while rows := self.cache.take_new_vehicles():
+                await self.flusher.sink.write_vehicles(rows)
+        except SinkError as exc:
+            log.warning("could not register new vehicles ahead of the flush (%s)", exc)
+        finally:
+            self._registering = None
 
     def _merge(self, topic: str, payload: bytes, received_at: datetime, retained: bool = False) -> None:
         try:

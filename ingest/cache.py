@@ -79,6 +79,8 @@ class TelemetryCache:
         self.merged_readings = 0
         self.completed_readings = 0
         """Completed readings waiting for the next flush, across all vehicles."""
+        self._new: list[str] = []
+        """Vehicles first seen (neither stored nor received before) since the last flush or `take_new_vehicles`."""
 
     def __len__(self) -> int:
         return len(self._vehicles)
@@ -132,6 +134,7 @@ class TelemetryCache:
         now = received_at or datetime.now(UTC)
         if entry is None:
             entry = self._vehicles[parsed.vin] = VehicleEntry(account=parsed.account)
+            self._new.append(parsed.vin)
         entry.extra_keys += new_extra
         if not retained:
             # Retained values may be another account's, left on the broker after the car moved
@@ -182,6 +185,7 @@ class TelemetryCache:
         """Every completed reading and every vehicle changed since the last call, oldest first."""
         snapshots: list[VehicleSnapshot] = []
         self.completed_readings = 0
+        self._new = []  # the flush writes their rows
         for vin, entry in self._vehicles.items():
             snapshots += entry.completed
             entry.completed = []
@@ -189,6 +193,19 @@ class TelemetryCache:
                 snapshots.append(self._snapshot(vin, entry))
                 entry.dirty = set()
         return snapshots
+
+    @property
+    def has_new_vehicles(self) -> bool:
+        return bool(self._new)
+
+    def take_new_vehicles(self) -> list[dict[str, Any]]:
+        """Rows (`rows.VEHICLE_COLUMNS`) for the vehicles first seen since the last call or flush."""
+        new, self._new = self._new, []
+        return [
+            {"vin": vin, "account": e.account, "brand": None, "model": None, "last_seen": e.received_at}
+            for vin in new
+            if (e := self._vehicles.get(vin)) is not None
+        ]
 
     def reading_ages(self, now: datetime) -> dict[str, float]:
         """Seconds since each vehicle's last reading arrived (vehicles seen since the start)."""

@@ -62,6 +62,11 @@ class Flusher:
     def held(self) -> int:
         return len(self._held)
 
+    @property
+    def failing(self) -> bool:
+        """The last flush failed: the database is away (its batch went to the spool or is held)."""
+        return self._outage is not None
+
     async def flush(self) -> FlushResult | None:
         """One flush at a time (the schedule and an early flush may ask at once), and never cut in
         half: a flush cancelled midway (the scheduler cancels its running jobs when it shuts down)

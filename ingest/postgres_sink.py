@@ -118,6 +118,13 @@ class PostgresSink:
             raise _error(exc) from exc
         return FlushResult(len(rows.vehicles), moved, written)
 
+    async def write_vehicles(self, vehicles: list[dict[str, Any]]) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute(UPSERT_VEHICLES, *columns(vehicles, VEHICLE_COLUMNS))
+        except DATABASE_ERRORS as exc:
+            raise _error(exc) from exc
+
     async def _write_states(self, rows: FlushRows) -> int:
         states = columns(rows.states, STATE_COLUMNS)
         states[STATE_MAP] = [dumps(state) for state in states[STATE_MAP]]

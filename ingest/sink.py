@@ -40,6 +40,10 @@ class Sink(Protocol):
     async def write(self, snapshots: list[VehicleSnapshot]) -> FlushResult:
         """Write vehicles, latest state and history; idempotent, so a batch may be written twice."""
 
+    async def write_vehicles(self, vehicles: list[dict[str, Any]]) -> None:
+        """Vehicle rows (`rows.VEHICLE_COLUMNS`) on their own, ahead of the flush that writes their readings."""
+        ...
+
     async def write_dead_letters(self, letters: list[DeadLetter]) -> None: ...
 
     async def write_device_reports(self, reports: DeviceReports) -> int:

@@ -96,6 +96,12 @@ class SupabaseSink:
             raise _error(exc) from exc
         return FlushResult(len(rows.vehicles), moved, inserted)
 
+    async def write_vehicles(self, vehicles: list[dict[str, Any]]) -> None:
+        try:
+            await self._rpc(_json_ready(vehicles), [])
+        except (APIError, httpx.HTTPError) as exc:
+            raise _error(exc) from exc
+
     async def stored_states_page(self, after_vin: str) -> list[dict[str, Any]]:
         arguments = {"after_vin": after_vin, "page_size": STORED_STATES_PAGE}
         try:

@@ -117,6 +117,26 @@ async def test_malformed_messages_are_counted_and_ingest_keeps_going(
     assert (b"eighty", "drivetrain/soc: expected a number, got 'eighty'") in [(bytes(r[0]), r[1]) for r in reasons]
 
 
+async def test_a_new_vehicle_is_registered_at_once_not_at_the_next_flush(
+    mqtt_settings: MqttSettings, db_settings: DatabaseSettings
+) -> None:
+    """The API routes a command by the vehicle's row: a car first seen must not wait out the flush
+    interval (5 s by default) before it can be locked. Its reading still waits for the flush."""
+    car = vin(31)
+    async with (
+        running_ingest(mqtt_settings, db_settings, flush_interval=3600) as ingest,
+        client(mqtt_settings, "gateway") as gw,
+    ):
+        await gw.publish(f"{root(31)}/drivetrain/soc", b"61.5", qos=1)
+
+        async def registered() -> bool:
+            return await count(db_settings, f"SELECT count(*) FROM vehicles WHERE vin = '{car}'") == 1
+
+        await wait_until(registered, timeout=5, what="the new vehicle's row")
+        assert ingest.flusher.flushes == 0
+    assert await count(db_settings, f"SELECT count(*) FROM vehicle_telemetry WHERE vin = '{car}'") == 1
+
+
 async def test_stopping_writes_the_cache_first(mqtt_settings: MqttSettings, db_settings: DatabaseSettings) -> None:
     async with running_ingest(mqtt_settings, db_settings, flush_interval=3600) as ingest:
         async with client(mqtt_settings, "gateway") as gw:

@@ -117,6 +117,22 @@ async def test_dead_letters_keep_their_raw_bytes(postgrest: PostgrestServer, dat
     assert (bytes(row["payload"]), row["reason"]) == (raw, "not a number")
 
 
+async def test_a_vehicle_registered_ahead_of_its_readings(postgrest: PostgrestServer, database_url: str) -> None:
+    sink = await supabase_sink(postgrest)
+    try:
+        await sink.write_vehicles([{"vin": "VIN9", "account": "a@b.c", "brand": None, "model": None, "last_seen": T0}])
+    finally:
+        await sink.close()
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow("SELECT account, last_seen FROM vehicles WHERE vin = 'VIN9'")
+        states = await conn.fetchval("SELECT count(*) FROM vehicle_state")
+    finally:
+        await conn.close()
+    assert row is not None
+    assert (row["account"], row["last_seen"], states) == ("a@b.c", T0, 0)
+
+
 async def test_missing_migrations_are_named(database_url: str) -> None:
     await prepare_supabase_database(database_url)  # Supabase's roles, but none of our migrations
     server = PostgrestServer(database_url, {SERVICE_ROLE_KEY: "service_role"})
