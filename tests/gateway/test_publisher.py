@@ -25,7 +25,12 @@ async def publisher(mqtt_settings: MqttSettings) -> AsyncIterator[TelemetryPubli
     task = asyncio.create_task(run_until_cancelled(connection))
     try:
         await connection.wait_connected(10)
-        yield TelemetryPublisher(connection)
+        telemetry = TelemetryPublisher(connection)
+        try:
+            yield telemetry
+        finally:  # the session's broker is shared: the ingest's tests would read what is left retained
+            published = [f"{root}/{key}" for root, last in telemetry._last.items() for key in last]
+            await connection.publish_many([(topic, b"") for topic in published], retain=True)
     finally:
         await connection.close()
         task.cancel()
