@@ -52,7 +52,7 @@ _PUBACK_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-c
 _decode_puback = _packet.decode_puback
 
 
-def _decode_v311_puback(header: int, packet: bytes | bytearray, protocol: MQTTProtocolVersion) -> Any:
+def _decode_v311_puback(header: int, packet: bytes | bytearray, protocol: MQTTProtocolVersion) -> _packet.PubackPacket:
     """paho builds a reason code and a properties object for every PUBACK, though an MQTT 3.1.1
     PUBACK carries only its message id: 28 % of a publish burst's CPU. These programs speak 3.1.1,
     so its PUBACKs share one of each (read by no one: the callbacks take the message id)."""
