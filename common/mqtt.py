@@ -80,6 +80,13 @@ class MessageTooLarge(ValueError):
     """A message the broker would refuse, and close the connection over."""
 
 
+def _too_large(topic: str, payload: str | bytes) -> MessageTooLarge | None:
+    size = len(payload if isinstance(payload, bytes) else payload.encode()) + len(topic.encode()) + 4
+    if size > MAX_PACKET_SIZE:
+        return MessageTooLarge(f"{topic}: a {size}-byte message is over the broker's max_packet_size")
+    return None
+
+
 class MqttNotConnected(Exception):
     """The broker connection is down; the caller decides whether to wait, retry or fail."""
 
@@ -253,9 +260,8 @@ class MqttConnection:
         client = self._client
         if client is None:
             raise MqttNotConnected(f"not connected to the broker; cannot publish {topic}")
-        size = len(payload if isinstance(payload, bytes) else payload.encode()) + len(topic.encode()) + 4
-        if size > MAX_PACKET_SIZE:
-            raise MessageTooLarge(f"{topic}: a {size}-byte message is over the broker's max_packet_size")
+        if (refused := _too_large(topic, payload)) is not None:
+            raise refused
         try:
             async with self._in_flight:  # see MqttOptions.max_inflight
                 await client.publish(topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT)
@@ -281,9 +287,8 @@ class MqttConnection:
         waiting: dict[int, asyncio.Future[None]] = {}
         try:
             for topic, payload in messages:
-                size = len(payload) + len(topic.encode()) + 4
-                if size > MAX_PACKET_SIZE:
-                    too_large.append(MessageTooLarge(f"{topic}: a {size}-byte message is over max_packet_size"))
+                if (refused := _too_large(topic, payload)) is not None:
+                    too_large.append(refused)
                     continue
                 info = paho.publish(topic, payload, qos, retain)
                 if info.rc == MQTT_ERR_NO_CONN:

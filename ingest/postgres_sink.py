@@ -106,9 +106,8 @@ class PostgresSink:
         if not snapshots:
             return FlushResult(0, 0, 0)
         rows = plan_rows(snapshots)
+        await self.write_vehicles(rows.vehicles)
         try:
-            async with self.pool.acquire() as conn:
-                await conn.execute(UPSERT_VEHICLES, *columns(rows.vehicles, VEHICLE_COLUMNS))
             states = asyncio.create_task(self._write_states(rows)) if rows.states else None
             try:
                 written = await self._write_history(rows) if rows.telemetry else 0

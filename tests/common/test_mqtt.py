@@ -22,16 +22,21 @@ from common.settings import MqttSettings
 from tests.helpers import client, collect, wait_until
 
 
+def _broker_socket(connection: MqttConnection) -> BrokerSocket:
+    """The socket paho uses: the connection's wrapper around the real one."""
+    assert connection._client is not None
+    wrapped: object = connection._client._client.socket()
+    assert isinstance(wrapped, BrokerSocket)
+    return wrapped
+
+
 async def test_client_socket_has_tcp_nodelay(mqtt_settings: MqttSettings) -> None:
     """Nagle's algorithm on the client socket costs each command about 88 ms (two delayed ACKs)."""
     connection = MqttConnection(mqtt_settings, MqttOptions(component="api", client_id="nodelay-test"))
     task = asyncio.create_task(run_until_cancelled(connection))
     try:
         await connection.wait_connected(10)
-        assert connection._client is not None
-        wrapped: object = connection._client._client.socket()
-        assert isinstance(wrapped, BrokerSocket)
-        sock = wrapped.sock
+        sock = _broker_socket(connection).sock
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
@@ -282,9 +287,7 @@ async def test_no_byte_leaves_before_the_receive_side_has_written_what_it_holds(
     task = asyncio.create_task(run_until_cancelled(connection))
     try:
         await connection.wait_connected(10)
-        assert connection._client is not None
-        wrapped: object = connection._client._client.socket()
-        assert isinstance(wrapped, BrokerSocket)
+        wrapped = _broker_socket(connection)
         wrapped.sock = RecordingSocket(wrapped.sock)
         async with client(mqtt_settings, "gateway") as gateway:
             await asyncio.gather(*(gateway.publish(topic, str(n).encode(), qos=1) for n in range(500)))
