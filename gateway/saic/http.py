@@ -21,6 +21,7 @@ from httpx_aiohttp import AiohttpTransport
 from saic_ismart_client_ng import SaicApi
 from saic_ismart_client_ng.net.client import SaicApiClient
 
+from gateway.saic import decode
 from gateway.saic.settings import SaicSettings
 
 # Where saic-ismart-client-ng 0.13 keeps its clients (name-mangled private attributes).
@@ -30,6 +31,7 @@ _HTTP_CLIENT = "_SaicApiClient__client"
 
 
 def saic_api(settings: SaicSettings) -> SaicApi:
+    decode.install()  # the library's replies decoded without dacite's cost (see gateway.saic.decode)
     api = SaicApi(settings.api_configuration())
     if settings.http_pool == "library":
         return api
