@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,8 +22,9 @@ from typing import Any
 
 import aiomqtt
 from paho.mqtt import _packet
+from paho.mqtt import client as paho_client
 from paho.mqtt.client import MQTT_ERR_NO_CONN
-from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -62,6 +64,31 @@ def _decode_v311_puback(header: int, packet: bytes | bytearray, protocol: MQTTPr
 
 
 _packet.decode_puback = _decode_v311_puback  # paho is pinned; tests/common/test_mqtt.py checks the two agree
+
+_SHARED_CONDITION = threading.Condition()
+
+
+class _MessageInfo(paho_client.MQTTMessageInfo):
+    """paho gives every message, sent or received, a `threading.Condition` of its own (1.4 µs, a
+    tenth of a publish) for threads that block in `wait_for_publish()`. No program here blocks a
+    thread on a message, so all share one condition; notifying every waiter keeps the call correct."""
+
+    __slots__ = ()
+
+    def __init__(self, mid: int) -> None:
+        self.mid = mid
+        self._published = False
+        self._condition = _SHARED_CONDITION
+        self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._iterpos = 0
+
+    def _set_as_published(self) -> None:
+        with self._condition:
+            self._published = True
+            self._condition.notify_all()
+
+
+vars(paho_client)["MQTTMessageInfo"] = _MessageInfo  # what paho's MQTTMessage and publish() build
 
 
 def instance_id(environ: dict[str, str] | None = None) -> str:

@@ -333,3 +333,30 @@ def test_a_v311_puback_decodes_as_paho_decodes_it() -> None:
             assert ours.mid == paho.mid
             assert ours.reason == paho.reason
             assert ours.properties.json() == paho.properties.json()  # type: ignore[no-untyped-call]
+
+
+def test_messages_share_one_condition_and_a_thread_waiting_on_one_wakes_for_its_own() -> None:
+    """common.mqtt gives paho's messages one shared `threading.Condition`: a thread blocked in
+    `wait_for_publish()` must still return once its message, and not only another, is published."""
+    import threading
+
+    from paho.mqtt.client import MQTTMessage, MQTTMessageInfo
+
+    first, second = MQTTMessage(1).info, MQTTMessage(2).info
+    assert first._condition is second._condition
+    returned: list[int] = []
+
+    def wait(info: MQTTMessageInfo) -> None:
+        info.wait_for_publish()
+        returned.append(info.mid)
+
+    waiters = [threading.Thread(target=wait, args=(info,), daemon=True) for info in (first, second)]
+    for waiter in waiters:
+        waiter.start()
+    second._set_as_published()
+    waiters[1].join(5)
+    assert returned == [2]
+    assert not first.is_published()
+    first._set_as_published()
+    waiters[0].join(5)
+    assert returned == [2, 1]
