@@ -337,7 +337,7 @@ class Gateway:
         if self._held_for_call_budget(vin):
             return
         queued = time.monotonic()
-        async with self._poll_slots:
+        async with self._poll_slots.slot():
             # Measured when the poll really starts, behind the polls in flight: the lag is the truth.
             now = time.monotonic()
             lag = now - due

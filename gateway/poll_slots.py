@@ -2,8 +2,10 @@
 
 A cycle needs the polls due per second times how long one takes in flight (Little's law), and the
 API's latency and event-id waits decide the second factor. The limit starts small and doubles each
-second that polls start late, until the first failure; a failure halves it, after which it grows by
-a quarter a second while polls are late (TCP's slow start, then AIMD). So a start-up does not send
+round trip that polls start late, until the first failure; a failure halves it, after which it grows
+by a quarter a round trip while polls are late (TCP's slow start, then AIMD). The round trip is how
+long a poll holds its slot, smoothed as TCP smooths its RTT, and at most a second: a change shows its
+effect once the polls it let in have answered. So a start-up does not send
 the whole fleet's first polls at once (the acceptance run's 1,000 at once failed 634 and opened
 the breaker), and a failing API is asked less.
 
@@ -15,12 +17,16 @@ with a ceiling of 50, and gap 14 s at 100 % CPU with 256). Hence the ceiling sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 
 ADJUST_EVERY = 1.0
-"""Seconds between two changes of the limit: each change gets a moment to show its effect."""
+"""The longest wait between two changes of the limit (before any poll answered, the wait)."""
 INITIAL = 8
+SMOOTHING = 1 / 8
+"""The weight of a new round trip in the smoothed one (TCP's SRTT gain)."""
 
 
 class PollSlots:
@@ -31,6 +37,7 @@ class PollSlots:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._slow_start = True
         self._changed_at = -ADJUST_EVERY
+        self._round_trip: float | None = None
 
     async def acquire(self) -> None:
         if self.in_use < self.limit and not self._waiters:
@@ -66,7 +73,8 @@ class PollSlots:
 
     def _may_change(self) -> bool:
         now = time.monotonic()
-        if now - self._changed_at < ADJUST_EVERY:
+        wait = ADJUST_EVERY if self._round_trip is None else min(ADJUST_EVERY, self._round_trip)
+        if now - self._changed_at < wait:
             return False
         self._changed_at = now
         return True
@@ -78,8 +86,14 @@ class PollSlots:
                 self.in_use += 1
                 waiter.set_result(None)
 
-    async def __aenter__(self) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a slot for one poll, and learn the round trip from how long it was held."""
         await self.acquire()
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self.release()
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            held, before = time.monotonic() - started, self._round_trip
+            self._round_trip = held if before is None else before + (held - before) * SMOOTHING
+            self.release()

@@ -78,3 +78,18 @@ async def test_changes_wait_for_the_last_one_to_show(monkeypatch: pytest.MonkeyP
     slots.started_late()
     slots.failed()
     assert slots.limit == 16
+
+
+async def test_once_a_poll_answered_changes_wait_its_round_trip_not_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start-up's backlog reaches the ceiling in a few round trips (8 -> 16 -> 32 -> 50 took three
+    seconds when every change waited one)."""
+    monkeypatch.setattr(poll_slots, "ADJUST_EVERY", 60.0)
+    slots = PollSlots(ceiling=100, initial=8)
+    async with slots.slot():
+        await asyncio.sleep(0.02)
+    slots.started_late()
+    slots.started_late()  # within the round trip of the change before: too soon
+    assert slots.limit == 16
+    await asyncio.sleep(0.2)
+    slots.started_late()
+    assert slots.limit == 32
