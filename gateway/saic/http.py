@@ -16,6 +16,8 @@ keeps the library's own client: a fallback, should aiohttp ever misbehave agains
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from saic_ismart_client_ng import SaicApi
@@ -41,13 +43,30 @@ def saic_api(settings: SaicSettings) -> SaicApi:
     setattr(
         api_client,
         _HTTP_CLIENT,
-        httpx.AsyncClient(
+        SaicHttpClient(
             transport=AiohttpTransport(),
             timeout=library_client.timeout,
             event_hooks=library_client.event_hooks,
         ),
     )
     return api
+
+
+class SaicHttpClient(httpx.AsyncClient):
+    """httpx looks for cookies in every reply by building urllib stand-ins of the reply and its
+    request: 6 % of the gateway's CPU at 1,000 cars. These replies set none, so the header is
+    checked first. (The library sends requests it builds itself, which carry no cookies from the
+    jar; it is kept as httpx keeps it all the same.)"""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cookies = _CookiesWhenSet(self._cookies)
+
+
+class _CookiesWhenSet(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
+            super().extract_cookies(response)
 
 
 def http_client(api: SaicApi) -> httpx.AsyncClient:

@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
 from saic_ismart_client_ng.exceptions import SaicApiException
 
-from gateway.saic.http import http_client, saic_api
+from gateway.saic.http import SaicHttpClient, http_client, saic_api
 from gateway.saic.settings import SaicSettings
 from gateway.simulator import SimulatedFleet
+from local_stack.ports import free_port
 from tests.saic_server import SaicTestServer
 
 CONCURRENT = 40
@@ -67,3 +69,41 @@ async def test_an_unreachable_api_is_a_saic_error(slow_server: SaicTestServer) -
             await api.login()
     finally:
         await api.close()
+
+
+async def test_cookies_are_looked_for_only_in_replies_that_set_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def plain(_request: web.Request) -> web.Response:
+        return web.Response(text="{}")
+
+    async def with_cookie(_request: web.Request) -> web.Response:
+        response = web.Response(text="{}")
+        response.set_cookie("route", "b")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/plain", plain)
+    app.router.add_get("/cookie", with_cookie)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stand_ins: list[object] = []
+    original = httpx.Cookies._CookieCompatRequest
+
+    class Counted(original):  # type: ignore[misc,valid-type]
+        def __init__(self, request: httpx.Request) -> None:
+            stand_ins.append(request)
+            super().__init__(request)
+
+    monkeypatch.setattr(httpx.Cookies, "_CookieCompatRequest", Counted)
+    client = SaicHttpClient(transport=AiohttpTransport())
+    try:
+        await client.send(httpx.Request("GET", f"http://127.0.0.1:{port}/plain"))
+        assert stand_ins == []
+        assert not client.cookies
+        await client.send(httpx.Request("GET", f"http://127.0.0.1:{port}/cookie"))
+        assert len(stand_ins) == 1
+        assert client.cookies["route"] == "b"
+    finally:
+        await client.aclose()
+        await runner.cleanup()
