@@ -5,9 +5,9 @@ API's latency and event-id waits decide the second factor. The limit starts smal
 round trip that polls start late, until the first failure; a failure halves it, after which it grows
 by a quarter a round trip while polls are late (TCP's slow start, then AIMD). The round trip is how
 long a poll holds its slot, smoothed as TCP smooths its RTT, and at most a second: a change shows its
-effect once the polls it let in have answered. So a start-up does not send
-the whole fleet's first polls at once (the acceptance run's 1,000 at once failed 634 and opened
-the breaker), and a failing API is asked less.
+effect once the polls it let in have answered. So a start-up does not send the whole fleet's first
+polls at once (the acceptance run's 1,000 at once failed 634 and opened the breaker), and a failing
+API is asked less.
 
 Lateness alone cannot tell a slow API from a busy gateway: when the gateway's own CPU is what
 holds polls back, more in flight only adds work (measured: 1,000 cars at 50 ms a call hold 5 s
