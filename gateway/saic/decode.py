@@ -66,7 +66,7 @@ def _decoder(data_class: type) -> Decode | None:
         pass
     try:
         decode: Decode | None = _build_dataclass(data_class)
-    except _Unsupported:
+    except Exception:  # an annotation it does not know, or cannot resolve: dacite's to answer
         decode = None
     _decoders[data_class] = decode
     return decode

@@ -97,6 +97,14 @@ def test_an_annotation_it_does_not_know_goes_to_dacite() -> None:
     assert decode._decoder(Unusual) is None
     assert decode.from_dict(Unusual, {"pairs": {"a": 1}}) == Unusual({"a": 1})
 
+    @dataclass
+    class Unresolvable:
+        later: Undeclared | None = None  # type: ignore[name-defined]  # noqa: F821
+
+    assert decode._decoder(Unresolvable) is None
+    with pytest.raises(dacite.ForwardReferenceError):
+        decode.from_dict(Unresolvable, {})
+
 
 def vehicle_status_reply() -> dict[str, Any]:
     fleet = SimulatedFleet(1, seed=1, command_latency=0)
