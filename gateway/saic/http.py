@@ -12,6 +12,9 @@ The library has no parameter for its HTTP client, so `saic_api` swaps it for one
 timeout and event hooks (the hooks encrypt requests and decrypt replies), on
 `httpx_aiohttp.AiohttpTransport`. httpx stays the interface the library sees. `SAIC_HTTP_POOL=library`
 keeps the library's own client: a fallback, should aiohttp ever misbehave against the real API.
+The swapped-in client also skips httpx's search for cookies in replies that set none
+(`SaicHttpClient`), and `saic_api` installs the gateway's decoder of the replies
+(`gateway.saic.decode`) whichever the pool.
 """
 
 from __future__ import annotations
