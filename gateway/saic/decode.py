@@ -28,6 +28,8 @@ type Decode = Callable[[Any], Any]
 
 _SCALARS = frozenset({int, float, str, bool})
 _decoders: dict[type, Decode | None] = {}
+_OMIT = object()
+"""A missing key of a field with a default: left out, so that the dataclass gives its default."""
 
 
 class _NotPlain(Exception):
@@ -100,9 +102,6 @@ def _build_dataclass(data_class: type) -> Decode:
         return data_class(**values)
 
     return decode
-
-
-_OMIT = object()
 
 
 def _is_optional(hint: Any) -> bool:
