@@ -179,6 +179,7 @@ class MqttConnection:
             logger=_client_log,
         )
         _prepare_socket_on_open(client, opts.before_send)
+        _write_in_this_loop_pass(client)
         if opts.on_receive is not None:
             # paho sends the PUBACK when its on_message callback returns; aiomqtt's callback only
             # queues the message, so a crash would lose everything still queued. aiomqtt has no
@@ -366,6 +367,43 @@ def _prepare_socket_on_open(client: aiomqtt.Client, before_send: SendHook | None
             aiomqtt_callback(paho, userdata, sock)
 
     paho_client.on_socket_open = on_socket_open
+
+
+def _write_in_this_loop_pass(client: aiomqtt.Client) -> None:
+    """Write what paho queues at the end of the event loop's current pass, not on a writable event.
+
+    paho asks for a writable-socket callback whenever it queues a packet on an idle socket.
+    aiomqtt answers from any thread: `call_soon_threadsafe(add_writer)`, which costs a self-pipe
+    write and read, an epoll registration and removal, and a loop pass before the first byte
+    leaves, for every publish or burst of PUBACKs. On the loop's own thread, a `call_soon` writes
+    instead: every packet queued in the meantime goes out in that one write (`BrokerSocket` then
+    sets MSG_MORE on all but the last). Only when the kernel takes part of it does the socket get
+    aiomqtt's writer, which sends the rest as the socket drains. paho connects from an executor
+    thread, so its CONNECT still goes aiomqtt's way.
+    """
+    paho_client = client._client
+    aiomqtt_register: Any = paho_client.on_socket_register_write
+    loop, loop_thread = asyncio.get_running_loop(), threading.get_ident()
+
+    def write(paho: Any, userdata: Any, sock: Any) -> None:
+        if paho.socket() is not sock:
+            return  # closed or replaced since: nothing of this socket's to write
+        try:
+            paho.loop_write()
+        except Exception as exc:  # as aiomqtt's writer: a failed write ends the connection
+            if not client._disconnected.done():
+                client._disconnected.set_exception(exc)
+            return
+        if paho.want_write():  # the socket is full: paho still counts it as registered
+            aiomqtt_register(paho, userdata, sock)
+
+    def on_socket_register_write(paho: Any, userdata: Any, sock: Any) -> None:
+        if threading.get_ident() == loop_thread:
+            loop.call_soon(write, paho, userdata, sock)
+        else:
+            aiomqtt_register(paho, userdata, sock)
+
+    paho_client.on_socket_register_write = on_socket_register_write
 
 
 RECEIVE_BUFFER = 256 * 1024

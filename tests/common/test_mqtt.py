@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -213,6 +215,49 @@ async def test_publish_many_delivers_each_message_once_and_leaves_out_the_too_la
     assert isinstance(left_out[0], MessageTooLarge)
     with pytest.raises(MqttNotConnected):
         await connection.publish_many(messages[:1])
+
+
+async def test_publishes_are_written_in_the_loop_pass_that_queued_them_and_a_full_socket_drains(
+    mqtt_settings: MqttSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiomqtt registered a writer for every publish on an idle socket (a self-pipe wake, two epoll
+    changes, a loop pass); common.mqtt writes in the pass that queued it, and registers a writer
+    only when the kernel takes part of a write."""
+    topic = "saic/writepass/vehicles/V1/drivetrain/soc"
+    connection = MqttConnection(mqtt_settings, MqttOptions(component="gateway", client_id="write-pass-test"))
+    task = asyncio.create_task(run_until_cancelled(connection))
+    loop = asyncio.get_running_loop()
+    writers: list[int] = []
+    add_writer = loop.add_writer
+
+    def counted_add_writer(fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        writers.append(fd)
+        add_writer(fd, callback, *args)
+
+    try:
+        await connection.wait_connected(10)
+        monkeypatch.setattr(loop, "add_writer", counted_add_writer)
+        sock = _broker_socket(connection)
+        async with client(mqtt_settings, "api") as reader:
+            await reader.subscribe(topic, qos=1)
+            for n in range(20):
+                await connection.publish(topic, b"small %d" % n)
+            assert sock.fileno() not in writers
+            sock.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+            await connection.publish_many([(topic, b"%02d" % n + b"x" * 100_000) for n in range(40)])
+            assert sock.fileno() in writers  # 4 MB through a 64 KiB send buffer
+            received = [m.payload for m in await collect(reader, 60, timeout=30)]
+    finally:
+        await connection.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(received[0], bytes)
+    assert sorted(p for p in received if isinstance(p, bytes) and p.startswith(b"small")) == sorted(
+        b"small %d" % n for n in range(20)
+    )
+    assert sorted(p[:2] for p in received if isinstance(p, bytes) and not p.startswith(b"small")) == [
+        b"%02d" % n for n in range(40)
+    ]
 
 
 async def test_publish_many_fails_when_the_connection_drops_before_the_pubacks() -> None:
