@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho_mqtt
 from paho.mqtt import _packet
-from paho.mqtt import client as paho_client
 from paho.mqtt.client import MQTT_ERR_NO_CONN
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -68,7 +68,7 @@ _packet.decode_puback = _decode_v311_puback  # paho is pinned; tests/common/test
 _SHARED_CONDITION = threading.Condition()
 
 
-class _MessageInfo(paho_client.MQTTMessageInfo):
+class _MessageInfo(paho_mqtt.MQTTMessageInfo):
     """paho gives every message, sent or received, a `threading.Condition` of its own (1.4 µs, a
     tenth of a publish) for threads that block in `wait_for_publish()`. No program here blocks a
     thread on a message, so all share one condition; notifying every waiter keeps the call correct."""
@@ -88,7 +88,7 @@ class _MessageInfo(paho_client.MQTTMessageInfo):
             self._condition.notify_all()
 
 
-vars(paho_client)["MQTTMessageInfo"] = _MessageInfo  # what paho's MQTTMessage and publish() build
+vars(paho_mqtt)["MQTTMessageInfo"] = _MessageInfo  # what paho's MQTTMessage and publish() build
 
 
 def instance_id(environ: dict[str, str] | None = None) -> str:
