@@ -26,12 +26,9 @@ import logging
 import math
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from command_api.errors import ApiError, json_object
 from common import topics
@@ -39,6 +36,9 @@ from common.alerts import Alerts
 from common.database import DATABASE_ERRORS, Connection
 from common.mqtt import MqttConnection, MqttNotConnected
 from common.settings import SettingsError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,13 @@ ROLLOUT_COLUMNS = (
 
 
 def load_public_key(pem: str) -> ec.EllipticCurvePublicKey:
-    """FIRMWARE_SIGNING_PUBLIC_KEY: a PEM public key on P-256 (`\\n` may stand for its line breaks)."""
+    """FIRMWARE_SIGNING_PUBLIC_KEY: a PEM public key on P-256 (`\\n` may stand for its line breaks).
+
+    `cryptography` is imported here, not with the module: an API without firmware signing (the local
+    stack, most deployments) does not hold it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         key = serialization.load_pem_public_key(pem.replace("\\n", "\n").encode())
     except ValueError as exc:
@@ -67,6 +73,10 @@ def load_public_key(pem: str) -> ec.EllipticCurvePublicKey:
 
 def verify_signature(key: ec.EllipticCurvePublicKey, sha256: str, signature: str) -> None:
     """The signature (base64 DER) is the vendor's ECDSA P-256 over the image's SHA-256 digest."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
     try:
         raw = base64.b64decode(signature, validate=True)
         key.verify(raw, bytes.fromhex(sha256), ec.ECDSA(utils.Prehashed(hashes.SHA256())))

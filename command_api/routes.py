@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from command_api import accounts, audit, derived, devices, history, operations, organizations, rollouts, vehicles
 from command_api.auth import Authenticator, Principal
@@ -33,6 +32,9 @@ from common.database import Connection
 from common.mqtt import MqttConnection, MqttNotConnected
 from common.values import is_vin
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
 SETTINGS = web.AppKey("settings", ApiSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
@@ -48,7 +50,7 @@ DEVICE_CIPHER = web.AppKey("device_cipher", AccountCipher)
 DEVICE_EDGE = web.AppKey("device_edge", DeviceEdge)
 MQTT = web.AppKey("mqtt", MqttConnection)
 DIAG = web.AppKey("diag", DiagRelay)
-FIRMWARE_KEY = web.AppKey("firmware_key", ec.EllipticCurvePublicKey)
+FIRMWARE_KEY: web.AppKey[ec.EllipticCurvePublicKey] = web.AppKey("firmware_key")  # cryptography only once set
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 OPEN_PATHS = frozenset({"/api/health", "/api/openapi.json", "/api-docs"})

@@ -16,8 +16,6 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from cryptography.fernet import Fernet
-
 WINDOW = 3600
 CLOCK_SKEW = 60
 SECRET_BYTES = 32
@@ -75,4 +73,6 @@ def check(secret: str, device_id: str, presented: str, now: float, newest_used: 
 
 def generate_key() -> str:
     """A fresh DEVICES_ENCRYPTION_KEY."""
+    from cryptography.fernet import Fernet  # on demand, as in common.account_secrets
+
     return Fernet.generate_key().decode()

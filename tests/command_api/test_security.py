@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from command_api.app import create_app
@@ -19,6 +22,7 @@ from tests.command_api.conftest import (
     secured_api,
     user_token,
 )
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize(
@@ -121,3 +125,11 @@ def test_production_refuses_to_start_without_auth(mqtt_settings: MqttSettings, d
     settings = ApiSettings.from_env({"API_PROFILE": "production"})
     with pytest.raises(AuthConfigError, match="SUPABASE_JWT_SECRET"):
         create_app(settings, mqtt_settings, db_settings)
+
+
+def test_an_api_on_api_keys_loads_neither_pyjwt_nor_cryptography() -> None:
+    """9 MiB of the API's memory (issue 12's idle goal) for JWTs and firmware signatures it is not
+    configured for; this file's JWT tests and test_rollouts.py's signatures show they load on demand."""
+    code = "import sys, command_api.__main__; print(sorted({'jwt', 'cryptography'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
