@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
@@ -65,8 +65,10 @@ class Kind(StrEnum):
     PARK = "park"
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
+    """One history row as the engine reads it. A named tuple, not a frozen dataclass: a flush makes
+    some 40,000 of these (stored states parsed, new rows), and a tuple is built 5x faster."""
+
     ts: datetime
     soc: float | None = None
     latitude: float | None = None
@@ -79,14 +81,14 @@ class Reading:
 
     def to_json(self) -> list[Any]:
         """As a list in field order: a vehicle's stored state holds a few of these, every flush."""
-        return [self.ts.isoformat(), *(getattr(self, name) for name in READING_FIELDS[1:])]
+        return [self.ts.isoformat(), *self[1:]]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Reading:
         return cls(datetime.fromisoformat(data[0]), *data[1:])
 
 
-READING_FIELDS = tuple(f.name for f in fields(Reading))
+READING_FIELDS = Reading._fields
 
 
 @dataclass(slots=True)

@@ -69,23 +69,44 @@ class FlushResult:
     telemetry_rows: int
 
 
-def _number(values: dict[str, TelemetryValue], key: str) -> float | None:
-    value = values.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+_NUMBER = frozenset({int, float})
+_FLAG = frozenset({bool})
+_TEXT = frozenset({str})
+
+# Columns taken from a snapshot's values: (column, key, the types stored). A value of another type is
+# stored as NULL, as is a key the snapshot lacks; a bool is not a number here.
+READING_VALUES = (
+    ("soc", topics.DRIVETRAIN_SOC, _NUMBER),
+    ("range_km", topics.DRIVETRAIN_RANGE, _NUMBER),
+    ("latitude", topics.LOCATION_LATITUDE, _NUMBER),
+    ("longitude", topics.LOCATION_LONGITUDE, _NUMBER),
+    ("speed_kmh", topics.LOCATION_SPEED, _NUMBER),
+    ("charging", topics.DRIVETRAIN_CHARGING, _FLAG),
+)
+STATE_VALUES = (*READING_VALUES, ("locked", topics.DOORS_LOCKED, _FLAG))
+HISTORY_VALUES = (
+    *READING_VALUES,
+    ("odometer_km", topics.DRIVETRAIN_MILEAGE, _NUMBER),
+    ("power_kw", topics.DRIVETRAIN_POWER, _NUMBER),
+    ("running", topics.DRIVETRAIN_RUNNING, _FLAG),
+    ("interior_temp_c", topics.CLIMATE_INTERIOR_TEMPERATURE, _NUMBER),
+    ("exterior_temp_c", topics.CLIMATE_EXTERIOR_TEMPERATURE, _NUMBER),
+)
+VEHICLE_VALUES = (("brand", topics.INFO_BRAND, _TEXT), ("model", topics.INFO_MODEL, _TEXT))
+CAPACITY = (("capacity", topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY, _NUMBER),)
 
 
-def _flag(values: dict[str, TelemetryValue], key: str) -> bool | None:
-    value = values.get(key)
-    return value if isinstance(value, bool) else None
+def _typed(values: dict[str, TelemetryValue], spec: tuple[tuple[str, str, frozenset[type]], ...]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for column, key, types in spec:
+        value = values.get(key)
+        row[column] = value if value.__class__ in types else None
+    return row
 
 
-def _text(values: dict[str, TelemetryValue], key: str) -> str | None:
-    value = values.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _payload(values: dict[str, TelemetryValue], keys: AbstractSet[str]) -> dict[str, Any]:
-    return {k: to_json(values[k]) for k in keys & values.keys()}
+def _payload(values: dict[str, TelemetryValue], keys: AbstractSet[str]) -> dict[str, TelemetryValue]:
+    """The values of `keys` the snapshot has; times stay datetimes (`dumps` writes them in ISO 8601)."""
+    return {key: values[key] for key in keys if key in values}
 
 
 def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
@@ -97,74 +118,50 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
     history: dict[tuple[str, datetime], VehicleSnapshot] = {}
     state_keys: dict[str, set[str]] = {}
     for snap in snapshots:
-        if snap.vin not in seen or snap.received_at >= seen[snap.vin].received_at:
-            seen[snap.vin] = snap
+        vin = snap.vin
+        if vin not in seen or snap.received_at >= seen[vin].received_at:
+            seen[vin] = snap
         if snap.ts is None:
             continue
-        state_keys.setdefault(snap.vin, set()).update(snap.values if snap.unsaved is None else snap.unsaved)
-        current = newest.get(snap.vin)
+        keys = state_keys.get(vin)
+        if keys is None:
+            keys = state_keys[vin] = set()
+        keys.update(snap.values if snap.unsaved is None else snap.unsaved)
+        current = newest.get(vin)
         if current is None or snap.ts >= current[0] or (current[1].ts_from_arrival and not snap.ts_from_arrival):
-            newest[snap.vin] = (snap.ts, snap)
+            newest[vin] = (snap.ts, snap)
         if snap.goes_to_history:
-            history[(snap.vin, snap.ts)] = snap
+            history[(vin, snap.ts)] = snap
 
-    vehicles = [
-        {
-            "vin": s.vin,
-            "account": s.account,
-            "brand": _text(s.values, topics.INFO_BRAND),
-            "model": _text(s.values, topics.INFO_MODEL),
-            "last_seen": s.received_at,
-        }
-        for s in seen.values()
-    ]
-    states = [
-        {
-            "vin": s.vin,
-            "ts": ts,
-            "received_at": s.received_at,
-            "soc": _number(s.values, topics.DRIVETRAIN_SOC),
-            "range_km": _number(s.values, topics.DRIVETRAIN_RANGE),
-            "latitude": _number(s.values, topics.LOCATION_LATITUDE),
-            "longitude": _number(s.values, topics.LOCATION_LONGITUDE),
-            "speed_kmh": _number(s.values, topics.LOCATION_SPEED),
-            "locked": _flag(s.values, topics.DOORS_LOCKED),
-            "charging": _flag(s.values, topics.DRIVETRAIN_CHARGING),
-            "available": None if topics.AVAILABLE not in s.values else s.values[topics.AVAILABLE] == "online",
-            "state": _payload(s.values, state_keys[s.vin]),
-            "ts_from_arrival": s.ts_from_arrival,
-        }
-        for ts, s in newest.values()
-    ]
-    telemetry = [
-        {
-            "vin": s.vin,
-            "ts": s.ts,
-            "soc": _number(s.values, topics.DRIVETRAIN_SOC),
-            "range_km": _number(s.values, topics.DRIVETRAIN_RANGE),
-            "latitude": _number(s.values, topics.LOCATION_LATITUDE),
-            "longitude": _number(s.values, topics.LOCATION_LONGITUDE),
-            "speed_kmh": _number(s.values, topics.LOCATION_SPEED),
-            "charging": _flag(s.values, topics.DRIVETRAIN_CHARGING),
-            "odometer_km": _number(s.values, topics.DRIVETRAIN_MILEAGE),
-            "power_kw": _number(s.values, topics.DRIVETRAIN_POWER),
-            "running": _flag(s.values, topics.DRIVETRAIN_RUNNING),
-            "interior_temp_c": _number(s.values, topics.CLIMATE_INTERIOR_TEMPERATURE),
-            "exterior_temp_c": _number(s.values, topics.CLIMATE_EXTERIOR_TEMPERATURE),
-            "payload": _payload(s.values, s.changed),
-        }
-        for s in history.values()
-    ]
-    capacities = {vin: _number(s.values, topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY) for vin, s in seen.items()}
+    vehicles = []
+    for s in seen.values():
+        row = _typed(s.values, VEHICLE_VALUES)
+        row["vin"], row["account"], row["last_seen"] = s.vin, s.account, s.received_at
+        vehicles.append(row)
+    states = []
+    for ts, s in newest.values():
+        row = _typed(s.values, STATE_VALUES)
+        available = s.values.get(topics.AVAILABLE)
+        row["vin"], row["ts"], row["received_at"], row["ts_from_arrival"] = s.vin, ts, s.received_at, s.ts_from_arrival
+        row["available"] = None if available is None else available == "online"
+        row["state"] = _payload(s.values, state_keys[s.vin])
+        states.append(row)
+    telemetry = []
+    for s in history.values():
+        row = _typed(s.values, HISTORY_VALUES)
+        row["vin"], row["ts"], row["payload"] = s.vin, s.ts, _payload(s.values, s.changed)
+        telemetry.append(row)
+    capacities = {vin: _typed(s.values, CAPACITY)["capacity"] for vin, s in seen.items()}
     return FlushRows(vehicles, states, telemetry, capacities)
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON, by orjson (a flush writes tens of thousands of documents; json takes 5x as long)."""
+    """Compact JSON, by orjson (a flush writes tens of thousands of documents; json takes 5x as long);
+    datetimes in ISO 8601 either way."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # an integer past 64 bits, which orjson refuses and json writes
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), default=to_json)
 
 
 def columns(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[list[Any]]:

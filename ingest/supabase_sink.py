@@ -9,13 +9,13 @@ fails between them is simply written again.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import httpx
 from postgrest import APIError, ReturnMethod
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
+from common.values import to_json
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
 from ingest.devices import DeviceReports
@@ -50,8 +50,15 @@ def _error(exc: Exception) -> SinkError:
 
 
 def _json_ready(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with their datetimes in ISO 8601, as PostgREST takes them."""
-    return [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows]
+    """Rows with their datetimes in ISO 8601, as PostgREST takes them: a row's own, and those in its
+    `state` or `payload` document."""
+    return [{k: _iso(v) for k, v in row.items()} for row in rows]
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return to_json(value)
 
 
 class SupabaseSink:

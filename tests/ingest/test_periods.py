@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -118,7 +117,7 @@ def test_soc_jitter_while_parked_opens_nothing_and_drain_is_per_hour() -> None:
 def test_a_charge_integrates_power_and_knows_dc() -> None:
     readings = [parked(0, soc=20)]
     readings += [charging(60 * i, soc=20 + i, power=-50.0) for i in range(1, 31)]
-    readings += [replace(parked(1860, soc=50.5), power_kw=0.0), replace(parked(3600, soc=50.5), power_kw=0.0)]
+    readings += [parked(1860, soc=50.5)._replace(power_kw=0.0), parked(3600, soc=50.5)._replace(power_kw=0.0)]
     [charge] = periods(derive(SETTINGS.model_copy(update={"price_per_kwh": 0.3}), readings), Kind.CHARGE)
     row = period_row("V", charge, 64.0, SETTINGS.model_copy(update={"price_per_kwh": 0.3}))
     # 29 minutes at 50 kW, then the last minute falls to 0 on the first reading without charging.
