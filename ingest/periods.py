@@ -80,8 +80,9 @@ class Reading(NamedTuple):
     running: bool | None = None
 
     def to_json(self) -> list[Any]:
-        """As a list in field order: a vehicle's stored state holds a few of these, every flush."""
-        return [self.ts.isoformat(), *self[1:]]
+        """As a list in field order: a vehicle's stored state holds a few of these, every flush. The
+        time stays a datetime: `rows.dumps` writes it in ISO 8601, faster than `isoformat`."""
+        return list(self)
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Reading:

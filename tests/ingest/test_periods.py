@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ingest.period_store import period_row
 from ingest.periods import DerivationState, Kind, Period, PeriodEngine, PeriodSettings, Reading, derive
+from ingest.rows import dumps
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 SETTINGS = PeriodSettings.from_env({})
@@ -177,7 +178,7 @@ def test_resuming_from_stored_state_anywhere_gives_the_same_periods(
     whole = derive(SETTINGS, readings)
     cut = data.draw(st.integers(0, len(readings)))
     first = derive(SETTINGS, readings[:cut])
-    stored = json.loads(json.dumps(first.state.to_json()))  # what vehicle_derivation keeps
+    stored = json.loads(dumps(first.state.to_json()))  # what vehicle_derivation keeps
     second = derive(SETTINGS, readings[cut:], DerivationState.from_json(stored))
     merged = {**first.emitted, **second.emitted}
     for key in second.discarded:
