@@ -59,6 +59,26 @@ async def test_state_and_history_rows(pool: asyncpg.Pool, sink: Sink) -> None:
     assert [(r["vin"], r["ts"], r["soc"]) for r in history] == [("VIN1", T0, 80.0)]
 
 
+async def test_a_whole_state_is_stored_uncompressed_and_a_huge_one_still_fits(pool: asyncpg.Pool, sink: Sink) -> None:
+    """Migration 0016: a typical state (~3 KB) is not pglz-compressed on every flush that moves it;
+    one past a page is compressed and moved out of line, as before, and stored whole."""
+    typical = {f"extra/key{n:02d}": 1000.0 + n for n in range(80)}  # ~3 KB as jsonb
+    huge = {f"extra/key{n:03d}": "x" * 200 for n in range(100)}  # ~22 KB
+    await sink.write([snapshot(T0, vin="VIN1", **typical), snapshot(T0, vin="VIN2", **huge)])
+    async with pool.acquire() as conn:
+        stored = {
+            r["vin"]: r
+            for r in await conn.fetch(
+                "SELECT vin, pg_column_size(state) AS size, pg_column_compression(state) AS method,"
+                " state::text AS text FROM vehicle_state"
+            )
+        }
+    assert stored["VIN1"]["size"] > 2_032  # past the default threshold of toasting and compression
+    assert stored["VIN1"]["method"] is None
+    assert stored["VIN2"]["method"] == "pglz"
+    assert json.loads(stored["VIN2"]["text"]) == huge
+
+
 async def test_only_a_newer_reading_moves_the_state(pool: asyncpg.Pool, sink: Sink) -> None:
     async with pool.acquire() as conn:
         await sink.write([snapshot(T0 + timedelta(seconds=10), drivetrain__soc=70.0)])
