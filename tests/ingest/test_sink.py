@@ -12,6 +12,7 @@ import pytest
 from common import topics
 from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings
+from common.values import TelemetryValue
 from ingest.cache import VehicleSnapshot
 from ingest.periods import PeriodSettings
 from ingest.postgres_sink import PostgresSink
@@ -62,9 +63,14 @@ async def test_state_and_history_rows(pool: asyncpg.Pool, sink: Sink) -> None:
 async def test_a_whole_state_is_stored_uncompressed_and_a_huge_one_still_fits(pool: asyncpg.Pool, sink: Sink) -> None:
     """Migration 0016: a typical state (~3 KB) is not pglz-compressed on every flush that moves it;
     one past a page is compressed and moved out of line, as before, and stored whole."""
-    typical = {f"extra/key{n:02d}": 1000.0 + n for n in range(80)}  # ~3 KB as jsonb
-    huge = {f"extra/key{n:03d}": "x" * 200 for n in range(100)}  # ~22 KB
-    await sink.write([snapshot(T0, vin="VIN1", **typical), snapshot(T0, vin="VIN2", **huge)])
+    typical: dict[str, TelemetryValue] = {f"extra/key{n:02d}": 1000.0 + n for n in range(80)}  # ~3 KB as jsonb
+    huge: dict[str, TelemetryValue] = {f"extra/key{n:03d}": "x" * 200 for n in range(100)}  # ~22 KB
+    await sink.write(
+        [
+            VehicleSnapshot(vin, "acct", T0, T0, False, values, frozenset(values))
+            for vin, values in (("VIN1", typical), ("VIN2", huge))
+        ]
+    )
     async with pool.acquire() as conn:
         stored = {
             r["vin"]: r
