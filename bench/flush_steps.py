@@ -66,7 +66,8 @@ async def main(vehicles: int) -> None:
     timed(postgres_sink, "plan_rows")
     timed(PostgresSink, "_write_states")
     timed(PostgresSink, "_write_history")
-    timed(postgres_sink, "derive_inserted")
+    timed(postgres_sink, "lock_and_read_states")
+    timed(postgres_sink, "derive_following")  # beside the history statement, but for a rewind's
     timed(period_store, "_write")
     print(f"flush of {vehicles} vehicles, derivation on; seconds per step (the states beside the history)")
     with postgres() as url:

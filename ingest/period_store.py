@@ -272,28 +272,54 @@ async def _delete_from(conn: Connection, vin: str, since: datetime | None) -> No
         )
 
 
-async def derive_inserted(
-    conn: Connection,
-    settings: PeriodSettings,
-    inserted: Mapping[str, Sequence[Reading]],
-    capacities: Mapping[str, float | None],
-) -> int:
-    """Derive from the history rows a flush has just inserted (inside its transaction), with each
-    car's battery capacity as the flush knows it; returns how many period rows were written."""
-    if not inserted:
-        return 0
-    await conn.execute(LOCK_VEHICLES, list(inserted))
-    stored = {r["vin"]: r["state"] for r in await conn.fetch(STATES, list(inserted))}
-    batch = DerivedBatch.empty()
+async def lock_and_read_states(conn: Connection, vins: list[str]) -> dict[str, str]:
+    """Lock the vehicles' derivation (until the transaction ends) and read their stored states (JSON)."""
+    await conn.execute(LOCK_VEHICLES, vins)
+    return {r["vin"]: r["state"] for r in await conn.fetch(STATES, vins)}
+
+
+def derive_following(
+    settings: PeriodSettings, stored: Mapping[str, str], inserted: Mapping[str, Sequence[Reading]]
+) -> tuple[dict[str, PeriodEngine], dict[str, list[Reading]]]:
+    """Derive, from its stored state, each vehicle whose new readings all come after it: no database,
+    so this runs while the history statement does. Returns those engines, and the readings (in time
+    order) of the vehicles that need a rewind first (`derive_rewinding`)."""
+    engines: dict[str, PeriodEngine] = {}
+    rewind: dict[str, list[Reading]] = {}
     for vin, new in inserted.items():
         readings = sorted(new, key=lambda r: r.ts)
         state = DerivationState.from_json(orjson.loads(stored[vin])) if vin in stored else None
         if state is not None and state.last is not None and readings[0].ts <= state.last.ts:
-            since = await conn.fetchval(REWIND_POINT, vin, readings[0].ts)
-            await _delete_from(conn, vin, since)
-            state = None
-            readings = [reading(r) for r in await conn.fetch(READINGS, vin, since)]
-        batch.add(vin, derive(settings, readings, state), capacities.get(vin), settings)
+            rewind[vin] = readings
+        else:
+            engines[vin] = derive(settings, readings, state)
+    return engines, rewind
+
+
+async def derive_rewinding(
+    conn: Connection, settings: PeriodSettings, rewind: Mapping[str, list[Reading]]
+) -> dict[str, PeriodEngine]:
+    """Vehicles with a reading older than their stored state (a spooled batch written back): from the
+    start of the period before the one it falls in, over the stored history (the new rows included)."""
+    engines: dict[str, PeriodEngine] = {}
+    for vin, readings in rewind.items():
+        since = await conn.fetchval(REWIND_POINT, vin, readings[0].ts)
+        await _delete_from(conn, vin, since)
+        engines[vin] = derive(settings, [reading(r) for r in await conn.fetch(READINGS, vin, since)])
+    return engines
+
+
+async def write_derived(
+    conn: Connection,
+    settings: PeriodSettings,
+    engines: Mapping[str, PeriodEngine],
+    capacities: Mapping[str, float | None],
+) -> int:
+    """Store what the engines derived, with each car's battery capacity as the flush knows it; returns
+    how many period rows were written."""
+    batch = DerivedBatch.empty()
+    for vin, engine in engines.items():
+        batch.add(vin, engine, capacities.get(vin), settings)
     await _write(conn, batch)
     return batch.periods
 

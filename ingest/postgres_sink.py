@@ -17,7 +17,15 @@ from common.settings import DatabaseSettings
 from ingest.cache import VehicleSnapshot
 from ingest.dead_letters import DeadLetter
 from ingest.devices import DeviceReports
-from ingest.period_store import derive_inserted, never_derived, reading, rebuild
+from ingest.period_store import (
+    derive_following,
+    derive_rewinding,
+    lock_and_read_states,
+    never_derived,
+    reading,
+    rebuild,
+    write_derived,
+)
 from ingest.periods import PeriodSettings, Reading
 from ingest.rows import (
     STATE_COLUMNS,
@@ -138,15 +146,34 @@ class PostgresSink:
         telemetry = columns(rows.telemetry, TELEMETRY_COLUMNS)
         telemetry[-1] = [dumps(payload) for payload in telemetry[-1]]
         async with self.pool.acquire() as conn, conn.transaction():
-            written = await conn.fetch(UPSERT_TELEMETRY, *telemetry)
-            # A completed row was derived from when it was inserted: only new readings are.
+            if self.periods is None:
+                return len(await conn.fetch(UPSERT_TELEMETRY, *telemetry))
+            offered: dict[str, list[Reading]] = {}
+            for row in rows.telemetry:
+                offered.setdefault(row["vin"], []).append(reading(row))
+            stored = await lock_and_read_states(conn, list(offered))
+            upsert = asyncio.ensure_future(conn.fetch(UPSERT_TELEMETRY, *telemetry))
+            await asyncio.sleep(0)  # the statement goes out: the database inserts while this derives
+            try:
+                engines, rewind = derive_following(self.periods, stored, offered)
+            finally:
+                written = await upsert  # never left running
+            # Derived as if every reading were new; a reading the statement did not insert (stored
+            # already, or only completed by a late value) was derived from before: derive that car
+            # again from its stored state with only its new readings.
             new = {(r["vin"], r["ts"]) for r in written if r["inserted"]}
-            if self.periods is not None and new:
-                readings: dict[str, list[Reading]] = {}
-                for row in rows.telemetry:
-                    if (row["vin"], row["ts"]) in new:
-                        readings.setdefault(row["vin"], []).append(reading(row))
-                self.derived_rows += await derive_inserted(conn, self.periods, readings, rows.capacities)
+            again: dict[str, list[Reading]] = {}
+            for vin in [vin for vin in offered if any((vin, r.ts) not in new for r in offered[vin])]:
+                engines.pop(vin, None)
+                rewind.pop(vin, None)
+                if inserted := [r for r in offered[vin] if (vin, r.ts) in new]:
+                    again[vin] = inserted
+            if again:
+                more, more_rewind = derive_following(self.periods, stored, again)
+                engines |= more
+                rewind |= more_rewind
+            engines |= await derive_rewinding(conn, self.periods, rewind)
+            self.derived_rows += await write_derived(conn, self.periods, engines, rows.capacities)
         return len(written)
 
     async def stored_states_page(self, after_vin: str) -> list[dict[str, Any]]:

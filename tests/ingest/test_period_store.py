@@ -122,6 +122,25 @@ async def test_replaying_every_batch_adds_nothing(db_settings: DatabaseSettings,
     await sink.close()
 
 
+async def test_batches_of_stored_and_new_readings_derive_from_the_new_ones_as_a_rebuild(
+    db_settings: DatabaseSettings, pool: asyncpg.Pool
+) -> None:
+    """The sink derives while the history statement runs, as if every reading were new; a batch that
+    also holds readings stored before (a spooled batch overlapping the live ones) is derived again
+    from the new ones alone."""
+    cars = [[snap for snap, _ in simulated_day(i, hours=2)] for i in range(2)]
+    sink = await PostgresSink.connect(db_settings, SETTINGS)
+    await sink.ready()
+    for i in range(0, len(cars[0]), 12):
+        await sink.write(cars[0][max(0, i - 6) : i + 12] + cars[1][i : i + 12])  # car 0: 6 stored, 12 new
+    await sink.close()
+    async with pool.acquire() as conn:
+        live = await periods(conn)
+        assert live["drives"]
+        await rebuild(conn, SETTINGS)
+        assert await periods(conn) == live
+
+
 async def test_two_replicas_taking_turns_on_a_vehicle_each_go_on_from_the_others_state(
     db_settings: DatabaseSettings, pool: asyncpg.Pool
 ) -> None:
