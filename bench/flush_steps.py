@@ -1,7 +1,9 @@
 """Where a flush of many vehicles spends its time: each step of the PostgreSQL sink's flush, timed
-by wrapping its functions (the states and the history run at once, so the steps overlap).
+by wrapping its functions (the states and the history run at once, so the steps overlap), and the
+cyclic collector's pauses. `--statements`: each statement's time from send to answer instead
+(asyncpg's query logger; it includes waiting for this process's event loop).
 
-    .venv/bin/python -m bench.flush_steps [--vehicles 10000]
+    .venv/bin/python -m bench.flush_steps [--vehicles 10000] [--statements]
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import tempfile
 import time
 from collections import defaultdict
@@ -32,6 +35,18 @@ from ingest.postgres_sink import PostgresSink
 from ingest.spool import Spool
 
 STEPS: dict[str, float] = defaultdict(float)
+_COLLECTING_SINCE = [0.0]
+
+
+def _collector(phase: str, _info: dict[str, int]) -> None:
+    if phase == "start":
+        _COLLECTING_SINCE[0] = time.perf_counter()
+    else:
+        STEPS["collector"] += time.perf_counter() - _COLLECTING_SINCE[0]
+
+
+def _statement(record: asyncpg.connection.LoggedQuery) -> None:
+    STEPS[" ".join(record.query.split()[:3])[:40]] += record.elapsed
 
 
 def timed(owner: Any, name: str) -> None:
@@ -61,17 +76,24 @@ def timed(owner: Any, name: str) -> None:
     setattr(owner, name, wrapper)
 
 
-async def main(vehicles: int) -> None:
-    timed(TelemetryCache, "take_changes")
-    timed(postgres_sink, "plan_rows")
-    timed(PostgresSink, "_write_states")
-    timed(PostgresSink, "_write_history")
-    timed(postgres_sink, "lock_and_read_states")
-    timed(postgres_sink, "derive_following")  # beside the history statement, but for a rewind's
-    timed(period_store, "_write")
+async def main(vehicles: int, statements: bool) -> None:
+    if not statements:
+        timed(TelemetryCache, "take_changes")
+        timed(postgres_sink, "plan_rows")
+        timed(PostgresSink, "_write_states")
+        timed(PostgresSink, "_write_history")
+        timed(postgres_sink, "lock_and_read_states")
+        timed(postgres_sink, "derive_following")  # while the history statement runs
+        timed(period_store, "_write")
+    gc.callbacks.append(_collector)
     print(f"flush of {vehicles} vehicles, derivation on; seconds per step (the states beside the history)")
+
+    async def log_statements(conn: asyncpg.Connection) -> None:
+        if statements:
+            conn.add_query_logger(_statement)
+
     with postgres() as url:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=3)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=3, init=log_statements)
         sink = PostgresSink(pool, PeriodSettings.from_env({}))
         await sink.ready()
         cache = TelemetryCache("saic")
@@ -94,4 +116,6 @@ async def main(vehicles: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vehicles", type=int, default=10_000)
-    asyncio.run(main(parser.parse_args().vehicles))
+    parser.add_argument("--statements", action="store_true", help="time each SQL statement instead of each step")
+    args = parser.parse_args()
+    asyncio.run(main(args.vehicles, args.statements))
