@@ -1,7 +1,8 @@
 """The Python side of a steady 10,000-vehicle flush, with no database: taking the changes from the
 cache, planning the rows, their columns and JSON, and the derivation of drives, charges and parks
-from each car's stored state (parsed from JSON, as the sink reads it, and written back). Process
-CPU time, the best of six steady flushes, so that a change to this code can be measured on its own.
+from each car's stored state (parsed from JSON, as the sink reads it, and written back), with the
+cyclic collector paused as the Flusher pauses it. Process CPU time, the best of six steady flushes,
+so that a change to this code can be measured on its own.
 
     .venv/bin/python -m bench.flush_python [--vehicles 10000]
 """
@@ -16,9 +17,8 @@ from datetime import timedelta
 import orjson
 
 from bench.ingest_throughput import STEADY_KEYS, T0, _full_vehicle, bench_vin
-from common.lifecycle import young_collections_every
-from ingest.app import YOUNG_COLLECTION_EVERY
 from ingest.cache import TelemetryCache
+from ingest.flusher import collector_paused
 from ingest.period_store import DerivedBatch, derive_following, reading
 from ingest.periods import PeriodSettings, Reading
 from ingest.rows import STATE_COLUMNS, TELEMETRY_COLUMNS, columns, dumps, plan_rows
@@ -31,13 +31,13 @@ def main(vehicles: int) -> None:
     cache = TelemetryCache("saic")
     stored: dict[str, str] = {}
     best = dict.fromkeys(STEPS, float("inf"))
-    with young_collections_every(YOUNG_COLLECTION_EVERY):
-        for flush in range(8):
-            for v in range(vehicles):
-                for topic, payload in _full_vehicle(
-                    bench_vin(v), T0 + timedelta(minutes=flush), STEADY_KEYS if flush else None
-                ):
-                    cache.add(topic, payload)
+    for flush in range(8):
+        for v in range(vehicles):
+            for topic, payload in _full_vehicle(
+                bench_vin(v), T0 + timedelta(minutes=flush), STEADY_KEYS if flush else None
+            ):
+                cache.add(topic, payload)
+        with collector_paused():  # as the Flusher runs a flush
             marks = [time.process_time()]
             snapshots = cache.take_changes()
             marks.append(time.process_time())
@@ -57,9 +57,9 @@ def main(vehicles: int) -> None:
                 batch.add(vin, engine, rows.capacities.get(vin), settings)
             stored = {vin: dumps(state.to_json()) for vin, state in batch.states.items()}
             marks.append(time.process_time())
-            if flush >= 2:  # the cold start and the first derivation are not steady
-                spans = [b - a for a, b in itertools.pairwise(marks)] + [marks[-1] - marks[0]]
-                best = {step: min(best[step], span) for step, span in zip(STEPS, spans, strict=True)}
+        if flush >= 2:  # the cold start and the first derivation are not steady
+            spans = [b - a for a, b in itertools.pairwise(marks)] + [marks[-1] - marks[0]]
+            best = {step: min(best[step], span) for step, span in zip(STEPS, spans, strict=True)}
     assert orjson.loads(next(iter(stored.values())))["last"] is not None
     print(f"Python of a steady flush of {vehicles} vehicles, best of six (ms of CPU):")
     print("  ".join(f"{step} {seconds * 1000:.0f}" for step, seconds in best.items()))

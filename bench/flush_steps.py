@@ -24,9 +24,7 @@ import asyncpg
 
 from bench.ingest_throughput import STEADY_KEYS, T0, _full_vehicle, bench_vin
 from bench.servers import postgres
-from common.lifecycle import young_collections_every
 from ingest import period_store, postgres_sink
-from ingest.app import YOUNG_COLLECTION_EVERY
 from ingest.cache import TelemetryCache
 from ingest.dead_letters import DeadLetters
 from ingest.flusher import Flusher
@@ -97,7 +95,7 @@ async def main(vehicles: int, statements: bool) -> None:
         sink = PostgresSink(pool, PeriodSettings.from_env({}))
         await sink.ready()
         cache = TelemetryCache("saic")
-        with tempfile.TemporaryDirectory() as spool, young_collections_every(YOUNG_COLLECTION_EVERY):
+        with tempfile.TemporaryDirectory() as spool:
             flusher = Flusher(cache, sink, Spool(Path(spool), 10**9), DeadLetters())
             rounds = (("cold start", None), ("full republish", None), *[("steady state", STEADY_KEYS)] * 3)
             for n, (name, keys) in enumerate(rounds):

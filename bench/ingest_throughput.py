@@ -42,11 +42,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.servers import broker, postgres
 from common import topics
-from common.lifecycle import young_collections_every
 from common.mqtt import MqttConnection, MqttOptions
 from common.settings import MqttSettings
 from common.values import CONTRACT, Kind, encode
-from ingest.app import YOUNG_COLLECTION_EVERY, Ingest, open_sink
+from ingest.app import Ingest, open_sink
 from ingest.cache import TelemetryCache
 from ingest.dead_letters import DeadLetters
 from ingest.flusher import Flusher
@@ -126,8 +125,7 @@ async def bare_subscriber(mqtt: MqttSettings, readings: int, vehicles: int) -> t
     )
     await _subscribe_then_leave(MqttConnection(mqtt, options))
     publish_rate = await asyncio.to_thread(run_publisher, mqtt, readings, vehicles)
-    with young_collections_every(YOUNG_COLLECTION_EVERY):  # as the ingest it is the baseline of
-        return publish_rate, total / await drain_seconds(mqtt, options, done)
+    return publish_rate, total / await drain_seconds(mqtt, options, done)
 
 
 async def drain_seconds(mqtt: MqttSettings, options: MqttOptions, done: asyncio.Event) -> float:
@@ -173,17 +171,16 @@ async def ingest_rate(
         await asyncio.to_thread(run_publisher, mqtt, readings, vehicles)
         conn = await asyncpg.connect(url)
         ingest = Ingest(settings, mqtt, sink)
-        with young_collections_every(YOUNG_COLLECTION_EVERY):  # as `python -m ingest` runs
-            started = time.perf_counter()
-            task = asyncio.create_task(ingest.run(stop))
-            received_at = None
-            while True:
-                if received_at is None and ingest.cache.accepted >= total:
-                    received_at = time.perf_counter()
-                if await conn.fetchval("SELECT count(*) FROM vehicle_telemetry") >= readings:
-                    break
-                await asyncio.sleep(0.2)
-            stored = time.perf_counter() - started
+        started = time.perf_counter()
+        task = asyncio.create_task(ingest.run(stop))
+        received_at = None
+        while True:
+            if received_at is None and ingest.cache.accepted >= total:
+                received_at = time.perf_counter()
+            if await conn.fetchval("SELECT count(*) FROM vehicle_telemetry") >= readings:
+                break
+            await asyncio.sleep(0.2)
+        stored = time.perf_counter() - started
         assert received_at is not None
         await conn.close()
         stop.set()
@@ -265,7 +262,7 @@ async def flush_of(url: str, vehicles: int, derive: bool = True) -> list[float]:
     await sink.ready()
     cache = TelemetryCache("saic")
     durations = []
-    with tempfile.TemporaryDirectory() as spool, young_collections_every(YOUNG_COLLECTION_EVERY):
+    with tempfile.TemporaryDirectory() as spool:
         flusher = Flusher(cache, sink, Spool(Path(spool), 10**9), DeadLetters())
         for round_, keys in enumerate((None, None, STEADY_KEYS)):
             for n in range(vehicles):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
 from common.logging import setup_logging
 from common.settings import SettingsError
@@ -25,18 +23,6 @@ def stop_event_on_signals() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-@contextmanager
-def young_collections_every(allocations: int) -> Iterator[None]:
-    """The cyclic collector's young generation sized for a program that allocates in large batches
-    (CPython collects it every 2,000 container allocations in 3.13, 700 before): restored on exit."""
-    previous = gc.get_threshold()
-    gc.set_threshold(allocations, *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
 
 
 def run_program(component: str, main: Callable[[asyncio.Event], Awaitable[None]], log_level: str = "INFO") -> None:

@@ -15,9 +15,9 @@ import time
 
 from common.alerts import AlertSettings
 from common.database import apply_migrations, create_pool
-from common.lifecycle import run_program, young_collections_every
+from common.lifecycle import run_program
 from common.settings import DatabaseSettings, MqttSettings
-from ingest.app import YOUNG_COLLECTION_EVERY, Ingest, choose_sink, open_sink
+from ingest.app import Ingest, choose_sink, open_sink
 from ingest.period_store import rebuild
 from ingest.periods import PeriodSettings
 from ingest.settings import IngestSettings
@@ -33,8 +33,7 @@ async def main(stop: asyncio.Event) -> None:
     if sink is None:
         return
     try:
-        with young_collections_every(YOUNG_COLLECTION_EVERY):
-            await Ingest(settings, mqtt_settings, sink, AlertSettings.from_env()).run(stop)
+        await Ingest(settings, mqtt_settings, sink, AlertSettings.from_env()).run(stop)
     finally:
         await sink.close()
 

@@ -33,12 +33,8 @@ SUMMARY_EVERY = 60.0
 GAP_CHECK_EVERY = 30.0
 WAL_SYNC_EVERY = 1.0
 EARLY_FLUSH_READINGS = 1_000
-"""Flush before the schedule once this many completed readings wait (a burst, a replay, a backlog)."""
 DEVICE_TOPICS = f"{topics.DEVICES}/"
-YOUNG_COLLECTION_EVERY = 20_000
-"""The ingest's young-generation threshold (`common.lifecycle.young_collections_every`). A flush of
-10,000 cars makes some 200,000 containers that live until it ends; at CPython's 2,000 the collector
-rescanned them all flush long, and ran a full collection in most flushes (docs/benchmarks.md)."""
+"""Flush before the schedule once this many completed readings wait (a burst, a replay, a backlog)."""
 
 
 def subscriptions(prefix: str, shared_group: str | None = None) -> list[tuple[str, int]]:

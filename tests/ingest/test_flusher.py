@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,3 +108,46 @@ async def test_an_unexpected_error_in_a_flush_loses_nothing(
         assert await conn.fetchval("SELECT count(*) FROM vehicle_state") == 1
     finally:
         await conn.close()
+
+
+class WatchesTheCollector:
+    """The real sink, noting whether the cyclic collector ran while it wrote; fails on demand."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.collector_on_while_writing: list[bool] = []
+        self.fail = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.sink, name)
+
+    async def write(self, snapshots: list[VehicleSnapshot]) -> object:
+        self.collector_on_while_writing.append(gc.isenabled())
+        if self.fail:
+            raise RuntimeError("the sink broke")
+        return await self.sink.write(snapshots)
+
+
+async def test_the_collector_is_paused_for_a_flush_and_back_after_it_even_a_failed_one(
+    sink: Sink, tmp_path: Path
+) -> None:
+    watching = WatchesTheCollector(sink)
+    flusher = Flusher(Batch([reading("GOOD1", "on")]), watching, Spool(tmp_path, 1_000_000))  # type: ignore[arg-type]
+    assert gc.isenabled()
+    assert await flusher.flush() is not None
+    assert gc.isenabled()
+    watching.fail = True
+    flusher.cache = Batch([reading("GOOD2", "on")])  # type: ignore[assignment]
+    assert await flusher.flush() is None
+    assert gc.isenabled()
+    assert watching.collector_on_while_writing == [False, False]
+
+
+async def test_a_collector_switched_off_before_a_flush_stays_off(sink: Sink, tmp_path: Path) -> None:
+    flusher = Flusher(Batch([reading("GOOD1", "on")]), sink, Spool(tmp_path, 1_000_000))  # type: ignore[arg-type]
+    gc.disable()
+    try:
+        await flusher.flush()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
