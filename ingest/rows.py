@@ -93,7 +93,6 @@ HISTORY_VALUES = (
     ("exterior_temp_c", topics.CLIMATE_EXTERIOR_TEMPERATURE, _NUMBER),
 )
 VEHICLE_VALUES = (("brand", topics.INFO_BRAND, _TEXT), ("model", topics.INFO_MODEL, _TEXT))
-CAPACITY = (("capacity", topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY, _NUMBER),)
 
 
 def _typed(values: dict[str, TelemetryValue], spec: tuple[tuple[str, str, frozenset[type]], ...]) -> dict[str, Any]:
@@ -102,6 +101,10 @@ def _typed(values: dict[str, TelemetryValue], spec: tuple[tuple[str, str, frozen
         value = values.get(key)
         row[column] = value if value.__class__ in types else None
     return row
+
+
+def _number(value: TelemetryValue | None) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _payload(values: dict[str, TelemetryValue], keys: AbstractSet[str]) -> dict[str, TelemetryValue]:
@@ -151,7 +154,7 @@ def plan_rows(snapshots: list[VehicleSnapshot]) -> FlushRows:
         row = _typed(s.values, HISTORY_VALUES)
         row["vin"], row["ts"], row["payload"] = s.vin, s.ts, _payload(s.values, s.changed)
         telemetry.append(row)
-    capacities = {vin: _typed(s.values, CAPACITY)["capacity"] for vin, s in seen.items()}
+    capacities = {vin: _number(s.values.get(topics.DRIVETRAIN_TOTAL_BATTERY_CAPACITY)) for vin, s in seen.items()}
     return FlushRows(vehicles, states, telemetry, capacities)
 
 
