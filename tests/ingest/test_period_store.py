@@ -54,6 +54,15 @@ async def periods(conn: Connection) -> dict[str, list[dict[str, Any]]]:
     return result
 
 
+async def assert_live_equals_a_rebuild(pool: asyncpg.Pool) -> None:
+    """What was derived live (some drives among it) is what a rebuild from the stored history gives."""
+    async with pool.acquire() as conn:
+        live = await periods(conn)
+        assert live["drives"]
+        await rebuild(conn, SETTINGS)
+        assert await periods(conn) == live
+
+
 @pytest.fixture
 async def pool(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(db_settings)
@@ -134,11 +143,7 @@ async def test_batches_of_stored_and_new_readings_derive_from_the_new_ones_as_a_
     for i in range(0, len(cars[0]), 12):
         await sink.write(cars[0][max(0, i - 6) : i + 12] + cars[1][i : i + 12])  # car 0: 6 stored, 12 new
     await sink.close()
-    async with pool.acquire() as conn:
-        live = await periods(conn)
-        assert live["drives"]
-        await rebuild(conn, SETTINGS)
-        assert await periods(conn) == live
+    await assert_live_equals_a_rebuild(pool)
 
 
 async def test_two_replicas_taking_turns_on_a_vehicle_each_go_on_from_the_others_state(
@@ -154,11 +159,7 @@ async def test_two_replicas_taking_turns_on_a_vehicle_each_go_on_from_the_others
         await replicas[(i // 3) % 2].write(batch)  # three flushes each, in turn
     for replica in replicas:
         await replica.close()
-    async with pool.acquire() as conn:
-        live = await periods(conn)
-        assert live["drives"]
-        await rebuild(conn, SETTINGS)
-        assert await periods(conn) == live
+    await assert_live_equals_a_rebuild(pool)
 
 
 async def test_a_flush_and_a_rebuild_of_one_vehicle_wait_for_each_other(
