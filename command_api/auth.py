@@ -2,7 +2,8 @@
 JWKS URL) or a service / operator (an API key, stored hashed).
 
 PyJWT is imported when a JWT is first checked or a JWKS URL is set: an API that only takes API keys
-(the local stack, services) never loads it, nor `cryptography` with it (9 MiB of its memory)."""
+(the local stack, services) never loads it, nor the `cryptography` it brings (9 MiB at import; a
+device's or an account's secret still loads `cryptography` when one is first used)."""
 
 from __future__ import annotations
 
