@@ -19,9 +19,10 @@ import orjson
 from bench.ingest_throughput import STEADY_KEYS, T0, _full_vehicle, bench_vin
 from ingest.cache import TelemetryCache
 from ingest.flusher import collector_paused
-from ingest.period_store import DerivedBatch, derive_following, reading
-from ingest.periods import PeriodSettings, Reading
-from ingest.rows import STATE_COLUMNS, TELEMETRY_COLUMNS, columns, dumps, plan_rows
+from ingest.period_store import derive_following, derived_batch, readings_by_vehicle
+from ingest.periods import PeriodSettings
+from ingest.postgres_sink import state_arguments, telemetry_arguments
+from ingest.rows import dumps, plan_rows
 
 STEPS = ("take", "plan", "columns and JSON", "derive", "whole")
 
@@ -43,18 +44,11 @@ def main(vehicles: int) -> None:
             marks.append(time.process_time())
             rows = plan_rows(snapshots)
             marks.append(time.process_time())
-            states = columns(rows.states, STATE_COLUMNS)
-            states[STATE_COLUMNS.index("state")] = [dumps(s) for s in states[STATE_COLUMNS.index("state")]]
-            history = columns(rows.telemetry, TELEMETRY_COLUMNS)
-            history[-1] = [dumps(payload) for payload in history[-1]]
+            state_arguments(rows)
+            telemetry_arguments(rows)
             marks.append(time.process_time())
-            offered: dict[str, list[Reading]] = {}
-            for row in rows.telemetry:
-                offered.setdefault(row["vin"], []).append(reading(row))
-            engines, _rewind = derive_following(settings, stored, offered)
-            batch = DerivedBatch.empty()
-            for vin, engine in engines.items():
-                batch.add(vin, engine, rows.capacities.get(vin), settings)
+            engines, _rewind = derive_following(settings, stored, readings_by_vehicle(rows.telemetry))
+            batch = derived_batch(settings, engines, rows.capacities)
             stored = {vin: dumps(state.to_json()) for vin, state in batch.states.items()}
             marks.append(time.process_time())
         if flush >= 2:  # the cold start and the first derivation are not steady

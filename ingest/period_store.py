@@ -229,6 +229,14 @@ def reading(row: Mapping[str, Any] | asyncpg.Record) -> Reading:
     return Reading(*(row[name] for name in READING_FIELDS))
 
 
+def readings_by_vehicle(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Reading]]:
+    """History rows (`rows.TELEMETRY_COLUMNS`) as each vehicle's readings, in the rows' order."""
+    readings: dict[str, list[Reading]] = {}
+    for row in rows:
+        readings.setdefault(row["vin"], []).append(reading(row))
+    return readings
+
+
 @dataclass
 class DerivedBatch:
     """What one derivation run writes."""
@@ -309,17 +317,24 @@ async def derive_rewinding(
     return engines
 
 
+def derived_batch(
+    settings: PeriodSettings, engines: Mapping[str, PeriodEngine], capacities: Mapping[str, float | None]
+) -> DerivedBatch:
+    """What the engines derived, with each car's battery capacity as the flush knows it."""
+    batch = DerivedBatch.empty()
+    for vin, engine in engines.items():
+        batch.add(vin, engine, capacities.get(vin), settings)
+    return batch
+
+
 async def write_derived(
     conn: Connection,
     settings: PeriodSettings,
     engines: Mapping[str, PeriodEngine],
     capacities: Mapping[str, float | None],
 ) -> int:
-    """Store what the engines derived, with each car's battery capacity as the flush knows it; returns
-    how many period rows were written."""
-    batch = DerivedBatch.empty()
-    for vin, engine in engines.items():
-        batch.add(vin, engine, capacities.get(vin), settings)
+    """Store what the engines derived; returns how many period rows were written."""
+    batch = derived_batch(settings, engines, capacities)
     await _write(conn, batch)
     return batch.periods
 

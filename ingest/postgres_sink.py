@@ -22,7 +22,7 @@ from ingest.period_store import (
     derive_rewinding,
     lock_and_read_states,
     never_derived,
-    reading,
+    readings_by_vehicle,
     rebuild,
     write_derived,
 )
@@ -57,6 +57,20 @@ INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (received_at, topic, payload, reason)
 SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::bytea[], $4::text[])
 """
+
+
+def state_arguments(rows: FlushRows) -> list[list[Any]]:
+    """`upsert_vehicle_states`'s arguments: a column each, the state documents as JSON."""
+    states = columns(rows.states, STATE_COLUMNS)
+    states[STATE_MAP] = [dumps(state) for state in states[STATE_MAP]]
+    return states
+
+
+def telemetry_arguments(rows: FlushRows) -> list[list[Any]]:
+    """`upsert_telemetry`'s arguments: a column each, the payloads as JSON."""
+    telemetry = columns(rows.telemetry, TELEMETRY_COLUMNS)
+    telemetry[-1] = [dumps(payload) for payload in telemetry[-1]]
+    return telemetry
 
 
 def _error(exc: BaseException) -> SinkError:
@@ -133,8 +147,7 @@ class PostgresSink:
             raise _error(exc) from exc
 
     async def _write_states(self, rows: FlushRows) -> int:
-        states = columns(rows.states, STATE_COLUMNS)
-        states[STATE_MAP] = [dumps(state) for state in states[STATE_MAP]]
+        states = state_arguments(rows)
         async with self.pool.acquire() as conn:
             moved: int = await conn.fetchval(UPSERT_STATES, *states)
         return moved
@@ -143,14 +156,11 @@ class PostgresSink:
         """The history rows and what is derived from them, in one transaction: a reading is derived
         from exactly when it is inserted."""
         await asyncio.sleep(0)  # let the states' statement go out first: the database starts on it
-        telemetry = columns(rows.telemetry, TELEMETRY_COLUMNS)
-        telemetry[-1] = [dumps(payload) for payload in telemetry[-1]]
+        telemetry = telemetry_arguments(rows)
         async with self.pool.acquire() as conn, conn.transaction():
             if self.periods is None:
                 return len(await conn.fetch(UPSERT_TELEMETRY, *telemetry))
-            offered: dict[str, list[Reading]] = {}
-            for row in rows.telemetry:
-                offered.setdefault(row["vin"], []).append(reading(row))
+            offered = readings_by_vehicle(rows.telemetry)
             stored = await lock_and_read_states(conn, list(offered))
             upsert = asyncio.ensure_future(conn.fetch(UPSERT_TELEMETRY, *telemetry))
             await asyncio.sleep(0)  # the statement goes out: the database inserts while this derives
