@@ -1,9 +1,11 @@
 """Where a flush of many vehicles spends its time: each step of the PostgreSQL sink's flush, timed
 by wrapping its functions (the states and the history run at once, so the steps overlap), and the
 cyclic collector's pauses. `--statements`: each statement's time from send to answer instead
-(asyncpg's query logger; it includes waiting for this process's event loop).
+(asyncpg's query logger; it includes waiting for this process's event loop). `--before SQL`: run
+SQL once the migrations are in, to measure the schema without something (a migration undone, a
+constraint dropped).
 
-    .venv/bin/python -m bench.flush_steps [--vehicles 10000] [--statements]
+    .venv/bin/python -m bench.flush_steps [--vehicles 10000] [--statements] [--before SQL]
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def timed(owner: Any, name: str) -> None:
     setattr(owner, name, wrapper)
 
 
-async def main(vehicles: int, statements: bool) -> None:
+async def main(vehicles: int, statements: bool, before: str | None) -> None:
     if not statements:
         timed(TelemetryCache, "take_changes")
         timed(postgres_sink, "plan_rows")
@@ -94,6 +96,9 @@ async def main(vehicles: int, statements: bool) -> None:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=3, init=log_statements)
         sink = PostgresSink(pool, PeriodSettings.from_env({}))
         await sink.ready()
+        if before:
+            async with pool.acquire() as conn:
+                await conn.execute(before)
         cache = TelemetryCache("saic")
         with tempfile.TemporaryDirectory() as spool:
             flusher = Flusher(cache, sink, Spool(Path(spool), 10**9), DeadLetters())
@@ -115,5 +120,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vehicles", type=int, default=10_000)
     parser.add_argument("--statements", action="store_true", help="time each SQL statement instead of each step")
+    parser.add_argument("--before", metavar="SQL", help="run this once the migrations are applied")
     args = parser.parse_args()
-    asyncio.run(main(args.vehicles, args.statements))
+    asyncio.run(main(args.vehicles, args.statements, args.before))
