@@ -9,7 +9,7 @@ and whether it is met. About seven minutes on a 2-core machine; each part is its
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import platform
 import statistics
 import subprocess
@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench import api, broker_throughput, ingest_throughput, lock_latency, stack
+from bench import api, broker_throughput, ingest_throughput, lock_latency, run, stack
 from bench.servers import ROOT, broker, postgres
 from bench.stats import percentile
+from common.lifecycle import EVENT_LOOPS
 
 LOCK_REQUESTS = 300
 BROKER_MESSAGES = 20_000
@@ -154,7 +155,10 @@ def machine_speed() -> float:
 
 async def main(skip: set[str]) -> None:
     started = time.perf_counter()
-    print(f"scorecard, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {_commit()}, Python {platform.python_version()}")
+    print(
+        f"scorecard, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {_commit()}, Python {platform.python_version()}, "
+        f"event loop {os.environ.get('EVENT_LOOP') or EVENT_LOOPS[0]}"
+    )
     print(f"machine: sum(range(10000)) takes {machine_speed():.0f} µs (compare scorecards only at a like speed)")
     print(HEADER)
     for name, part in PARTS.items():
@@ -169,4 +173,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip", default="", help=f"parts to leave out, comma-separated: {', '.join(PARTS)}")
     args = parser.parse_args()
-    asyncio.run(main({part for part in args.skip.split(",") if part}))
+    run(main({part for part in args.skip.split(",") if part}))

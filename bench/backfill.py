@@ -11,11 +11,11 @@ from memory, without the database.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench import run
 from bench.servers import postgres
 from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings
@@ -112,4 +112,4 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--vehicles", type=int, default=100)
     args = parser.parse_args()
-    asyncio.run(main(args.rows, args.vehicles))
+    run(main(args.rows, args.vehicles))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from common.lifecycle import event_loop_factory
+
 
 def main(port: int, body: bytes) -> None:
     async def handler(_request: web.Request) -> web.Response:
@@ -17,7 +19,8 @@ def main(port: int, body: bytes) -> None:
 
     app = web.Application()
     app.router.add_get("/", handler)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    # the API's own event loop: like against like
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=event_loop_factory()())
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import aiomqtt
 
+from bench import run
 from bench.servers import broker_process
 from common.settings import MqttSettings
 
@@ -232,4 +233,4 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1, help="connect and close the connections this many times")
     arguments = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(arguments.messages, arguments.connections, arguments.rounds))
+        run(main(arguments.messages, arguments.connections, arguments.rounds))

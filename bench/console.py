@@ -28,6 +28,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench import run
 from bench.browser import chromium
 from bench.servers import running_backend
 from bench.stats import percentile
@@ -167,4 +168,4 @@ if __name__ == "__main__":
     if args.url:
         screenshots(args.url.rstrip("/"), args.key_file.read_text().strip(), args.screenshots or Path("docs/console"))
     else:
-        asyncio.run(benchmark(args.loads, args.updates, args.broker))
+        run(benchmark(args.loads, args.updates, args.broker))

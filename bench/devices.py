@@ -33,6 +33,7 @@ import aiohttp
 import asyncpg
 from cryptography.fernet import Fernet
 
+from bench import run
 from bench.api import _api_env, _migrate, _process, _program_env
 from bench.broker_throughput import rss_mib
 from bench.servers import broker_process, postgres
@@ -163,7 +164,7 @@ def programs(mqtt: MqttSettings, database_url: str, edges: int, key: str) -> Ite
         yield [f"http://127.0.0.1:{port}/mqtt" for port in ports], pids
 
 
-async def run(implementation: str, counts: list[int], edges: int, window: float) -> None:
+async def measure(implementation: str, counts: list[int], edges: int, window: float) -> None:
     key = Fernet.generate_key().decode()
     with broker_process(implementation) as (mqtt, broker_pid), postgres() as database_url:
         await _migrate(database_url)
@@ -207,7 +208,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     for implementation in ("mosquitto", "amqtt") if args.broker == "both" else (args.broker,):
-        asyncio.run(run(implementation, counts, args.edges, args.window))
+        run(measure(implementation, counts, args.edges, args.window))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import asyncio
 import statistics
 import time
 
+from bench import run
 from bench.servers import running_backend
 
 
@@ -51,4 +52,4 @@ if __name__ == "__main__":
     parser.add_argument("--flushes", type=int, default=8)
     parser.add_argument("--broker", default="mosquitto", choices=["mosquitto", "amqtt"])
     args = parser.parse_args()
-    asyncio.run(main(args.vehicles, args.flushes, args.broker))
+    run(main(args.vehicles, args.flushes, args.broker))

@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from bench import run
 from bench.ingest_throughput import STEADY_KEYS, T0, _full_vehicle, bench_vin
 from bench.servers import postgres
 from ingest import period_store, postgres_sink
@@ -122,4 +123,4 @@ if __name__ == "__main__":
     parser.add_argument("--statements", action="store_true", help="time each SQL statement instead of each step")
     parser.add_argument("--before", metavar="SQL", help="run this once the migrations are applied")
     args = parser.parse_args()
-    asyncio.run(main(args.vehicles, args.statements, args.before))
+    run(main(args.vehicles, args.statements, args.before))

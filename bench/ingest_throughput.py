@@ -40,6 +40,7 @@ import asyncpg
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench import run
 from bench.servers import broker, postgres
 from common import topics
 from common.mqtt import MqttConnection, MqttOptions
@@ -316,4 +317,4 @@ if __name__ == "__main__":
     parser.add_argument("--flush-vehicles", type=int, default=10_000)
     parser.add_argument("--broker", default="mosquitto", choices=["mosquitto", "amqtt"])
     args = parser.parse_args()
-    asyncio.run(main(args.readings, args.vehicles, args.broker, args.flush_vehicles))
+    run(main(args.readings, args.vehicles, args.broker, args.flush_vehicles))

@@ -18,6 +18,7 @@ import aiohttp
 import aiomqtt
 from aiohttp import web
 
+from bench import run
 from bench.servers import broker, running_backend
 from bench.stats import percentile
 from command_api.app import create_app
@@ -119,4 +120,4 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--broker", default="mosquitto", choices=["mosquitto", "amqtt"])
     args = parser.parse_args()
-    asyncio.run(main(args.requests, args.broker))
+    run(main(args.requests, args.broker))

@@ -39,6 +39,7 @@ from pathlib import Path
 import aiomqtt
 import psutil
 
+from bench import run
 from bench.servers import ROOT, broker
 from common import topics
 from common.settings import MqttSettings
@@ -283,4 +284,4 @@ if __name__ == "__main__":
     if any("=" not in setting for setting in args.set):
         parser.error("--set takes NAME=VALUE")
     extra_env = dict(setting.split("=", 1) for setting in args.set)
-    asyncio.run(main(args.vehicles, args.latency, args.concurrency, args.window, upstream, args.http_pool, extra_env))
+    run(main(args.vehicles, args.latency, args.concurrency, args.window, upstream, args.http_pool, extra_env))

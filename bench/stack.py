@@ -31,6 +31,7 @@ import aiohttp
 import asyncpg
 import psutil
 
+from bench import run
 from bench.servers import ROOT
 from common.settings import COMPONENTS
 from local_stack.ports import free_port
@@ -212,4 +213,4 @@ if __name__ == "__main__":
     parser.add_argument("--fleets", default="1000,3000,10000", help="fleet sizes, in order; stops at the first miss")
     parser.add_argument("--window", type=float, default=40)
     args = parser.parse_args()
-    asyncio.run(main([int(n) for n in args.fleets.split(",")], args.window))
+    run(main([int(n) for n in args.fleets.split(",")], args.window))

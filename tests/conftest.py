@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from broker.mosquitto import find_mosquitto
+from common.lifecycle import event_loop_factory
 from common.settings import COMPONENTS, DEVICES_USER, INTEGRATIONS_USER, DatabaseSettings, MqttSettings
 from local_stack.ports import free_port, wait_for_port
 from local_stack.postgres import LocalPostgres
@@ -27,6 +28,11 @@ pytest_plugins = ["tests.alert_receiver"]
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_BUILD = pytest.StashKey[ImageBuild]()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    """Tests run on the programs' own event loop (uvloop; `EVENT_LOOP=asyncio` for the standard one)."""
+    return {"event_loop": event_loop_factory()}
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
