@@ -4,6 +4,7 @@ rejected or expired) and who asked: the audit trail."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,15 +20,20 @@ COLUMNS = (
 )
 COLUMN_NAMES = tuple(COLUMNS.split(", "))
 # Queries over the constant column list (no caller input is ever formatted into SQL).
-# The vehicle's account and the new row in one round trip: no row at all for an unknown vehicle,
-# the account alone when this caller already used the idempotency key.
+# New commands (a batch) and their vehicles' accounts in one round trip, a row per command in the
+# order given: no account for an unknown vehicle (and nothing inserted), no command when this
+# caller already used the idempotency key (an earlier command, or an earlier one in the batch).
 INSERT = (
-    "WITH vehicle AS (SELECT account FROM vehicles WHERE vin = $2), inserted AS ("  # noqa: S608
+    "WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],"  # noqa: S608
+    " $7::timestamptz[]) WITH ORDINALITY AS n(id, vin, command, args, requested_by, idempotency_key, expires_at, n)),"
+    " inserted AS ("
     " INSERT INTO commands (id, vin, command, args, status, requested_by, idempotency_key, expires_at)"
-    " SELECT $1, $2, $3, $4, 'queued', $5, $6, $7 FROM vehicle"
+    " SELECT new.id, new.vin, new.command, new.args, 'queued', new.requested_by, new.idempotency_key, new.expires_at"
+    " FROM new JOIN vehicles USING (vin) ORDER BY new.n"
     " ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
     f" RETURNING {COLUMNS})"
-    " SELECT vehicle.account, inserted.* FROM vehicle LEFT JOIN inserted ON true"
+    " SELECT vehicles.account, inserted.* FROM new LEFT JOIN vehicles USING (vin)"
+    " LEFT JOIN inserted ON inserted.id = new.id ORDER BY new.n"
 )
 BY_IDEMPOTENCY_KEY = f"SELECT {COLUMNS} FROM commands WHERE requested_by = $1 AND idempotency_key = $2"  # noqa: S608
 BY_ID = f"SELECT {COLUMNS} FROM commands WHERE id = $1"  # noqa: S608
@@ -55,29 +61,30 @@ class Inserted:
     """The new command (command_json); None when this caller already used the idempotency key."""
 
 
-async def insert(
-    conn: Connection,
-    command_id: UUID,
-    vin: str,
-    command: str,
-    args: dict[str, Any],
-    requested_by: str,
-    idempotency_key: str | None,
-    expires_at: datetime,
-) -> Inserted:
-    row = await conn.fetchrow(
+@dataclass(frozen=True)
+class NewCommand:
+    id: UUID
+    vin: str
+    command: str
+    args: dict[str, Any]
+    requested_by: str
+    idempotency_key: str | None
+    expires_at: datetime
+
+
+async def insert(conn: Connection, commands: Sequence[NewCommand]) -> list[Inserted]:
+    """The commands' audit rows, `queued`; what became of each, in the order given."""
+    rows = await conn.fetch(
         INSERT,
-        command_id,
-        vin,
-        command,
-        json.dumps(args),
-        requested_by,
-        idempotency_key,
-        expires_at,
+        [c.id for c in commands],
+        [c.vin for c in commands],
+        [c.command for c in commands],
+        [json.dumps(c.args) for c in commands],
+        [c.requested_by for c in commands],
+        [c.idempotency_key for c in commands],
+        [c.expires_at for c in commands],
     )
-    if row is None:
-        return Inserted(None, None)
-    return Inserted(row["account"], None if row["id"] is None else command_json(row))
+    return [Inserted(row["account"], None if row["id"] is None else command_json(row)) for row in rows]
 
 
 async def by_idempotency_key(conn: Connection, requested_by: str, key: str) -> asyncpg.Record | None:

@@ -16,6 +16,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from command_api import audit
+from command_api.audit_inserts import AuditInserts
 from command_api.auth import Principal
 from command_api.errors import ApiError
 from command_api.status_writer import StatusWriter
@@ -74,14 +75,16 @@ class CommandRelay:
 
 
 class CommandService:
-    """A command costs one statement before it is published (the vehicle's account and the audit row
-    together). After it, `sent` and the result go through the StatusWriter, which writes every
-    change pending at once in one statement, and the waiter is answered with the recorded row."""
+    """A command's audit row is committed before it is published, in one statement with the vehicle's
+    account and with every other command submitted meanwhile (AuditInserts). After it, `sent` and the
+    result go through the StatusWriter, which writes every change pending at once in one statement,
+    and the waiter is answered with the recorded row."""
 
     def __init__(self, pool: asyncpg.Pool, relay: CommandRelay, timeout: float) -> None:
         self.pool = pool
         self.relay = relay
         self.timeout = timeout
+        self.inserts = AuditInserts(pool)
         self.statuses = StatusWriter(pool)
         self._answers: set[asyncio.Task[None]] = set()
 
@@ -97,17 +100,17 @@ class CommandService:
         """(the command as recorded, whether it is a replay of an earlier request with the same key)."""
         command_id = uuid.uuid4()
         expires_at = datetime.now(UTC) + timedelta(seconds=self.timeout)
-        async with self.pool.acquire() as conn:
-            inserted = await audit.insert(
-                conn, command_id, vin, command, args, principal.requested_by, idempotency_key, expires_at
-            )
-            if inserted.account is None:
-                raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
-            if inserted.command is None:
-                assert idempotency_key is not None
+        inserted = await self.inserts.insert(
+            audit.NewCommand(command_id, vin, command, args, principal.requested_by, idempotency_key, expires_at)
+        )
+        if inserted.account is None:
+            raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
+        if inserted.command is None:
+            assert idempotency_key is not None
+            async with self.pool.acquire() as conn:
                 earlier = await audit.by_idempotency_key(conn, principal.requested_by, idempotency_key)
-                assert earlier is not None
-                return self._replay(audit.command_json(earlier), vin, command, args), True
+            assert earlier is not None
+            return self._replay(audit.command_json(earlier), vin, command, args), True
         request = CommandRequest(id=command_id, args=args, requested_by=principal.requested_by, expires_at=expires_at)
         try:
             future = await self.relay.send(inserted.account, vin, command, request)

@@ -53,6 +53,26 @@ async def test_a_retried_request_with_the_same_key_sends_once(stack: Api, db_set
         assert (other.status, body["error"]["code"]) == (422, "idempotency_key_reused")
 
 
+async def test_requests_with_one_key_at_once_make_one_command(stack: Api, db_settings: DatabaseSettings) -> None:
+    """Requests that arrive together share one audit statement; their key still makes one command."""
+    key = f"together-{uuid.uuid4()}"
+    url = f"{stack.base}/api/vehicles/{vin(1)}/commands/lock?wait=0"
+
+    async def post() -> tuple[int, str | None, str]:
+        async with stack.http.post(url, headers={"X-API-Key": API_KEY, "Idempotency-Key": key}) as response:
+            return response.status, response.headers.get("Idempotent-Replayed"), (await response.json())["id"]
+
+    answers = await asyncio.gather(*(post() for _ in range(5)))
+    assert {status for status, _, _ in answers} <= {200, 202}, answers
+    assert len({command_id for _, _, command_id in answers}) == 1
+    assert [replayed for _, replayed, _ in answers].count(None) == 1  # the others are replays
+    conn = await asyncpg.connect(db_settings.url.get_secret_value())
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM commands WHERE idempotency_key = $1", key) == 1
+    finally:
+        await conn.close()
+
+
 async def test_the_lifecycle_is_in_the_audit_table(stack: Api, db_settings: DatabaseSettings) -> None:
     status, accepted = await stack.call("POST", f"/api/vehicles/{vin(2)}/commands/find_my_car?wait=0")
     # The simulated car starts and answers at once, so the API may read the row back at any stage

@@ -32,9 +32,8 @@ async def new_commands(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in range(count)]
     expires = datetime.now(UTC) + timedelta(seconds=30)
     async with pool.acquire() as conn:
-        for command_id in ids:
-            inserted = await audit.insert(conn, command_id, VIN, "lock", {}, "test", None, expires)
-            assert inserted.command is not None
+        inserted = await audit.insert(conn, [audit.NewCommand(i, VIN, "lock", {}, "test", None, expires) for i in ids])
+    assert all(one.command is not None for one in inserted)
     return ids
 
 
