@@ -31,11 +31,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
+import psutil
 
-from bench.servers import ROOT, broker, postgres
+from bench import run
+from bench.servers import ROOT, broker_process, postgres
 from bench.stats import percentile
 from common.database import apply_migrations, create_pool
 from common.settings import COMPONENTS, DatabaseSettings, MqttSettings
@@ -74,16 +77,39 @@ def _api_env(mqtt: MqttSettings, database_url: str, port: int) -> dict[str, str]
 
 
 @contextlib.contextmanager
-def _programs(mqtt: MqttSettings, database_url: str, vehicles: int, api_port: int) -> Iterator[None]:
-    """The ingest, the simulated fleet and the API, each in its own process, as supervisord runs them."""
+def _programs(mqtt: MqttSettings, database_url: str, vehicles: int, api_port: int) -> Iterator[dict[str, int]]:
+    """The ingest, the simulated fleet and the API, each in its own process, as supervisord runs them:
+    their process ids by name."""
     env = _program_env(mqtt, database_url)
     fleet = {"SIMULATED_VEHICLES": str(vehicles), "SIMULATOR_COMMAND_LATENCY": "0", "HA_DISCOVERY_ENABLED": "false"}
     with (
-        _process([sys.executable, "-m", "ingest"], env | {"INGEST_SPOOL_DIR": tempfile.mkdtemp(prefix="bench-spool-")}),
-        _process([sys.executable, "-m", "gateway"], env | fleet),
-        _process([sys.executable, "-m", "command_api"], _api_env(mqtt, database_url, api_port), api_port),
+        _process(
+            [sys.executable, "-m", "ingest"], env | {"INGEST_SPOOL_DIR": tempfile.mkdtemp(prefix="bench-spool-")}
+        ) as ingest,
+        _process([sys.executable, "-m", "gateway"], env | fleet) as gateway,
+        _process([sys.executable, "-m", "command_api"], _api_env(mqtt, database_url, api_port), api_port) as api,
     ):
-        yield
+        yield {"API": api, "gateway": gateway, "ingest": ingest}
+
+
+def _postgres_pids(database_url: str) -> list[int]:
+    """The server listening on the URL's port and its children (a backend per connection)."""
+    port = urlsplit(database_url).port
+    listening = psutil.net_connections("tcp")
+    [server] = {c.pid for c in listening if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr[1] == port}
+    assert server is not None
+    return [server, *(child.pid for child in psutil.Process(server).children(recursive=True))]
+
+
+def _cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """User and system CPU seconds so far, per group of processes."""
+    seconds: dict[str, float] = {}
+    for name, group in pids.items():
+        seconds[name] = 0.0
+        for pid in group:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                seconds[name] += sum(psutil.Process(pid).cpu_times()[:2])
+    return seconds
 
 
 async def _migrate(database_url: str) -> None:
@@ -179,13 +205,15 @@ class ApiFigures:
     """Reads per second of the latest state from the API and from a bare handler with the same bytes."""
     live: list[list[float]]
     """Per round, every WebSocket client's milliseconds from publish to receipt."""
+    command_cpu: dict[str, float]
+    """Milliseconds of CPU per command round trip, per process (or group of processes)."""
 
 
 async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
-    with broker("mosquitto") as mqtt, postgres() as database_url:
+    with broker_process("mosquitto") as (mqtt, broker_pid), postgres() as database_url:
         await _migrate(database_url)
         api_port, bare_port = free_port(), free_port()
-        with _programs(mqtt, database_url, clients, api_port):
+        with _programs(mqtt, database_url, clients, api_port) as programs:
             base = f"http://127.0.0.1:{api_port}"
             conn = await asyncpg.connect(database_url)
             while await conn.fetchval("SELECT count(*) FROM vehicle_state") < clients:  # noqa: ASYNC110 - polls the DB
@@ -194,7 +222,15 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
             await conn.close()
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(headers={"X-API-Key": KEY}, connector=connector) as http:
+                pids = {name: [pid] for name, pid in programs.items()} | {
+                    "PostgreSQL": _postgres_pids(database_url),
+                    "Mosquitto": [broker_pid],
+                    "clients": [os.getpid()],
+                }
+                before = _cpu_seconds(pids)
                 latencies = await commands(http, base, clients, seconds)
+                after = _cpu_seconds(pids)
+                command_cpu = {name: (after[name] - before[name]) * 1000 / len(latencies) for name in pids}
                 state_url = f"{base}/api/vehicles/{simulated_vin(1)}"
                 async with http.get(state_url) as response:
                     body = await response.read()
@@ -206,7 +242,7 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                     bare_rate = await reads(http, f"http://127.0.0.1:{bare_port}/", clients, seconds)
                 Path(sample.name).unlink()  # noqa: ASYNC240 - one small file
             rounds = await live(base, mqtt, account, simulated_vin(1), websockets, rounds=10) if websockets else []
-    return ApiFigures(latencies, len(body), api_rate, bare_rate, rounds)
+    return ApiFigures(latencies, len(body), api_rate, bare_rate, rounds, command_cpu)
 
 
 async def main(seconds: float, clients: int, websockets: int) -> None:
@@ -216,6 +252,12 @@ async def main(seconds: float, clients: int, websockets: int) -> None:
         f"commands: {len(latencies)} round trips by {clients} concurrent clients in {seconds:g}s: "
         f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
         f"max {max(latencies):.1f} ms"
+    )
+    cpu = sorted(figures.command_cpu.items(), key=lambda item: -item[1])
+    print(
+        "CPU per command: "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu)
+        + f" (all {sum(figures.command_cpu.values()):.2f} ms)"
     )
     print(
         f"GET latest state ({figures.body_bytes} bytes), {clients} concurrent clients: "
@@ -238,4 +280,4 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--websockets", type=int, default=1000)
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.clients, args.websockets))
+    run(main(args.seconds, args.clients, args.websockets))
