@@ -101,15 +101,22 @@ def _postgres_pids(database_url: str) -> list[int]:
     return [server, *(child.pid for child in psutil.Process(server).children(recursive=True))]
 
 
-def _cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
-    """User and system CPU seconds so far, per group of processes."""
-    seconds: dict[str, float] = {}
-    for name, group in pids.items():
-        seconds[name] = 0.0
-        for pid in group:
+def _cpu_seconds(groups: dict[str, list[int]]) -> dict[int, tuple[str, float]]:
+    """Each process's group and user and system CPU seconds so far."""
+    seconds: dict[int, tuple[str, float]] = {}
+    for name, pids in groups.items():
+        for pid in pids:
             with contextlib.suppress(psutil.NoSuchProcess):
-                seconds[name] += sum(psutil.Process(pid).cpu_times()[:2])
+                seconds[pid] = (name, sum(psutil.Process(pid).cpu_times()[:2]))
     return seconds
+
+
+def _cpu_between(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per group between two readings; a process that began in between counts whole."""
+    spent: dict[str, float] = {name: 0.0 for name, _ in (*before.values(), *after.values())}
+    for pid, (name, seconds) in after.items():
+        spent[name] += seconds - before.get(pid, (name, 0.0))[1]
+    return spent
 
 
 async def _migrate(database_url: str) -> None:
@@ -222,15 +229,18 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
             await conn.close()
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(headers={"X-API-Key": KEY}, connector=connector) as http:
-                pids = {name: [pid] for name, pid in programs.items()} | {
-                    "PostgreSQL": _postgres_pids(database_url),
-                    "Mosquitto": [broker_pid],
-                    "clients": [os.getpid()],
-                }
-                before = _cpu_seconds(pids)
+
+                def processes() -> dict[str, list[int]]:  # PostgreSQL's: a backend per connection, as they come
+                    return {name: [pid] for name, pid in programs.items()} | {
+                        "PostgreSQL": _postgres_pids(database_url),
+                        "Mosquitto": [broker_pid],
+                        "clients": [os.getpid()],
+                    }
+
+                before = _cpu_seconds(processes())
                 latencies = await commands(http, base, clients, seconds)
-                after = _cpu_seconds(pids)
-                command_cpu = {name: (after[name] - before[name]) * 1000 / len(latencies) for name in pids}
+                spent = _cpu_between(before, _cpu_seconds(processes()))
+                command_cpu = {name: cpu * 1000 / len(latencies) for name, cpu in spent.items()}
                 state_url = f"{base}/api/vehicles/{simulated_vin(1)}"
                 async with http.get(state_url) as response:
                     body = await response.read()
