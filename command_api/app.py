@@ -180,7 +180,7 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
             *alerts.subscriptions(),
         ]
 
-        results_filter = relay.result_subscription()[0]
+        results_filter = topics.TopicFilter(relay.result_subscription()[0])
         device_reports = f"{topics.DEVICES}/"
 
         async def on_message(message: aiomqtt.Message) -> None:
@@ -189,7 +189,7 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
             if message.topic.value.startswith(device_reports):
                 if not diag.on_message(message):
                     live.on_device_message(message)
-            elif message.topic.matches(results_filter):
+            elif results_filter.matches(message.topic.value):
                 service.on_result(message)
             else:
                 live.on_message(message)

@@ -47,15 +47,15 @@ class StatusBoard:
         }
         for name in self._topics.values():
             self.components[name] = ComponentStatus()
-        self._presence_filter = topics.instance_topic(self.prefix, "+", "+")
+        self._presence_filter = topics.TopicFilter(topics.instance_topic(self.prefix, "+", "+"))
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        return [(t, 1) for t in (*self._topics, self._presence_filter)]
+        return [(t, 1) for t in (*self._topics, self._presence_filter.pattern)]
 
     def on_message(self, message: aiomqtt.Message) -> bool:
         """Record a status message; False when the message is not a status topic."""
         payload = message.payload.decode("utf-8", "replace") if isinstance(message.payload, bytes) else ""
-        if message.topic.matches(self._presence_filter):
+        if self._presence_filter.matches(message.topic.value):
             *_, component, _instances, instance = message.topic.value.split("/")
             self._presence(component, instance, payload)
             return True
@@ -102,11 +102,14 @@ class AlertBoard:
     prefix: str
     by_component: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._filter = topics.TopicFilter(topics.alerts_topic(self.prefix, "+"))
+
     def subscriptions(self) -> list[tuple[str, int]]:
-        return [(topics.alerts_topic(self.prefix, "+"), 1)]
+        return [(self._filter.pattern, 1)]
 
     def on_message(self, message: aiomqtt.Message) -> bool:
-        if not message.topic.matches(topics.alerts_topic(self.prefix, "+")):
+        if not self._filter.matches(message.topic.value):
             return False
         component = message.topic.value.split("/")[-2]
         try:

@@ -252,3 +252,28 @@ def parse_device_topic(topic: str) -> ParsedDeviceTopic | None:
     if parts[2] not in DEVICE_UPLINK and parts[2] not in DEVICE_DOWNLINK:
         return None
     return ParsedDeviceTopic(parts[1], parts[2])
+
+
+class TopicFilter:
+    """An MQTT topic filter split once, for matching every incoming message against it: aiomqtt's
+    `Topic.matches` parses and checks the filter again on each call (2.3 µs a match)."""
+
+    __slots__ = ("_levels", "_multi", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        levels = pattern.split("/")
+        if levels[0] == "$share":  # `$share/<group>/<filter>`: matched as the filter
+            levels = levels[2:]
+        self._multi = levels[-1] == "#"
+        self._levels = tuple(levels[:-1] if self._multi else levels)
+
+    def matches(self, topic: str) -> bool:
+        """MQTT's rules: `+` one level, a final `#` any number (none as well), and a topic that
+        starts with `$` is matched by no filter that starts with a wildcard."""
+        parts = topic.split("/")
+        if len(parts) != len(self._levels) and not (self._multi and len(parts) >= len(self._levels)):
+            return False
+        if topic.startswith("$") and (not self._levels or self._levels[0] == "+"):
+            return False
+        return all(level in ("+", part) for level, part in zip(self._levels, parts, strict=False))

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import aiomqtt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common import topics
 
@@ -39,3 +42,33 @@ def test_parse_vehicle_topic(topic: str, expected: tuple[str, str, str] | None) 
     assert (None if parsed is None else (parsed.account, parsed.vin, parsed.path)) == expected
     if parsed is not None:
         assert parsed.category == expected[2].split("/")[0]  # type: ignore[index]
+
+
+LEVELS = st.sampled_from(["saic", "acct", "v1", "result", "x"])
+
+
+@given(
+    topic=st.lists(LEVELS, min_size=1, max_size=5).map("/".join),
+    pattern=st.tuples(
+        st.lists(st.one_of(LEVELS, st.just("+")), min_size=0, max_size=5), st.booleans(), st.booleans()
+    ).filter(lambda t: t[0] or t[1]),
+)
+def test_a_topic_filter_matches_as_aiomqtt_does(topic: str, pattern: tuple[list[str], bool, bool]) -> None:
+    levels, multi, shared = pattern
+    text = "/".join([*(["$share", "group"] if shared else []), *levels, *(["#"] if multi else [])])
+    assert topics.TopicFilter(text).matches(topic) == aiomqtt.Topic(topic).matches(text)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "topic", "matches"),
+    [
+        ("saic/+/vehicles/+/commands/+/result", "saic/a/vehicles/V1/commands/lock/result", True),
+        ("saic/+/vehicles/+/commands/+/result", "saic/a/vehicles/V1/commands/lock", False),
+        ("saic/#", "saic", True),  # `#` takes the parent level too
+        ("#", "$SYS/broker/uptime", False),  # MQTT: no wildcard at the start matches a `$` topic
+        ("+/broker/uptime", "$SYS/broker/uptime", False),
+        ("$SYS/#", "$SYS/broker/uptime", True),
+    ],
+)
+def test_topic_filter_rules(pattern: str, topic: str, matches: bool) -> None:
+    assert topics.TopicFilter(pattern).matches(topic) is matches
