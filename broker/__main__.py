@@ -15,7 +15,6 @@ from broker import amqtt_broker
 from broker.config import BrokerConfigError, load_config
 from broker.mosquitto import exec_mosquitto, find_mosquitto
 from broker.passwords import write_password_file
-from common.lifecycle import event_loop_factory
 from common.logging import setup_logging
 from common.settings import EnvSettings, MqttSettings, SettingsError
 
@@ -39,7 +38,6 @@ def main() -> int:
         setup_logging("broker", settings.log_level)
         credentials = mqtt.broker_credentials()
         config = load_config(settings.config_dir / "mosquitto.conf").with_port(mqtt.port)
-        loop_factory = event_loop_factory()  # amqtt's; Mosquitto is C
     except (SettingsError, BrokerConfigError, OSError) as exc:
         log.critical("cannot start the broker: %s", exc)
         return 2
@@ -59,7 +57,7 @@ def main() -> int:
         sys.stdout.flush()
         exec_mosquitto(mosquitto, config, runtime_dir)
     log.info("starting amqtt on %s:%s (Mosquitto not installed or not chosen)", config.bind, config.port)
-    asyncio.run(amqtt_broker.run(config), loop_factory=loop_factory)
+    asyncio.run(amqtt_broker.run(config))
     return 0
 
 
