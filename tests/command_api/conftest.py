@@ -139,6 +139,20 @@ async def secured_api(mqtt: MqttSettings, db: DatabaseSettings, **env: str) -> A
             yield Client(base, http, settings, app)
 
 
+AUDIT_VIN = "LSJWR1TER00000001"
+
+
+@pytest.fixture
+async def pool(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh, migrated database with one vehicle (AUDIT_VIN, account `acct`) to audit commands of."""
+    pool = await create_pool(db_settings)
+    await apply_migrations(pool)
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO vehicles (vin, account) VALUES ($1, 'acct')", AUDIT_VIN)
+    yield pool
+    await pool.close()
+
+
 @pytest.fixture
 async def seeded(db_settings: DatabaseSettings) -> DatabaseSettings:
     await seed(db_settings)

@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 
 from command_api import audit
 from command_api.audit_inserts import AuditInserts
-from common.database import apply_migrations, create_pool
 from common.settings import DatabaseSettings
 from local_stack.ports import free_port
-
-VIN = "LSJWR1TER00000002"
-
-
-@pytest.fixture
-async def pool(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(db_settings)
-    await apply_migrations(pool)
-    async with pool.acquire() as conn:
-        await conn.execute("INSERT INTO vehicles (vin, account) VALUES ($1, 'acct')", VIN)
-    yield pool
-    await pool.close()
+from tests.command_api.conftest import AUDIT_VIN
 
 
-def new(vin: str = VIN, key: str | None = None, requested_by: str = "test") -> audit.NewCommand:
+def new(vin: str = AUDIT_VIN, key: str | None = None, requested_by: str = "test") -> audit.NewCommand:
     expires = datetime.now(UTC) + timedelta(seconds=30)
     return audit.NewCommand(uuid.uuid4(), vin, "lock", {"n": 1}, requested_by, key, expires)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -12,27 +11,18 @@ import pytest
 
 from command_api import audit
 from command_api.status_writer import StatusWriter
-from common.database import apply_migrations, create_pool
+from common.database import create_pool
 from common.settings import DatabaseSettings
-
-VIN = "LSJWR1TER00000001"
-
-
-@pytest.fixture
-async def pool(db_settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(db_settings)
-    await apply_migrations(pool)
-    async with pool.acquire() as conn:
-        await conn.execute("INSERT INTO vehicles (vin, account) VALUES ($1, 'acct')", VIN)
-    yield pool
-    await pool.close()
+from tests.command_api.conftest import AUDIT_VIN
 
 
 async def new_commands(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in range(count)]
     expires = datetime.now(UTC) + timedelta(seconds=30)
     async with pool.acquire() as conn:
-        inserted = await audit.insert(conn, [audit.NewCommand(i, VIN, "lock", {}, "test", None, expires) for i in ids])
+        inserted = await audit.insert(
+            conn, [audit.NewCommand(i, AUDIT_VIN, "lock", {}, "test", None, expires) for i in ids]
+        )
     assert all(one.command is not None for one in inserted)
     return ids
 
