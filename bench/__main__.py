@@ -9,7 +9,6 @@ and whether it is met. About seven minutes on a 2-core machine; each part is its
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 from bench import api, broker_throughput, ingest_throughput, lock_latency, run, stack
 from bench.servers import ROOT, broker, postgres
 from bench.stats import percentile
-from common.lifecycle import EVENT_LOOPS
+from common.lifecycle import event_loop_name
 
 LOCK_REQUESTS = 300
 BROKER_MESSAGES = 20_000
@@ -157,7 +156,7 @@ async def main(skip: set[str]) -> None:
     started = time.perf_counter()
     print(
         f"scorecard, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {_commit()}, Python {platform.python_version()}, "
-        f"event loop {os.environ.get('EVENT_LOOP') or EVENT_LOOPS[0]}"
+        f"event loop {event_loop_name()}"
     )
     print(f"machine: sum(range(10000)) takes {machine_speed():.0f} µs (compare scorecards only at a like speed)")
     print(HEADER)

@@ -29,18 +29,23 @@ def stop_event_on_signals() -> asyncio.Event:
 EVENT_LOOPS = ("uvloop", "asyncio")
 
 
+def event_loop_name(environ: Mapping[str, str] = os.environ) -> str:
+    """`EVENT_LOOP`, checked: uvloop unless it names another of EVENT_LOOPS."""
+    name = environ.get("EVENT_LOOP", "").strip().lower() or EVENT_LOOPS[0]
+    if name not in EVENT_LOOPS:
+        raise SettingsError(f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {name!r}")
+    return name
+
+
 def event_loop_factory(environ: Mapping[str, str] = os.environ) -> Callable[[], asyncio.AbstractEventLoop]:
     """The programs' event loop: uvloop (libuv), unless `EVENT_LOOP=asyncio` asks for the standard
     library's. Under the 50-client command load uvloop took a fifth off the API's and the gateway's
     CPU per command (docs/benchmarks.md); the standard loop stays one setting away, for debugging."""
-    name = environ.get("EVENT_LOOP", "").strip().lower() or EVENT_LOOPS[0]
-    if name == "asyncio":
+    if event_loop_name(environ) == "asyncio":
         return asyncio.new_event_loop
-    if name == "uvloop":
-        import uvloop  # only where it is wanted
+    import uvloop  # only where it is wanted
 
-        return uvloop.new_event_loop
-    raise SettingsError(f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {name!r}")
+    return uvloop.new_event_loop
 
 
 def run_program(component: str, main: Callable[[asyncio.Event], Awaitable[None]], log_level: str = "INFO") -> None:
