@@ -15,7 +15,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,7 @@ import paho.mqtt.client as paho_mqtt
 from paho.mqtt import _packet
 from paho.mqtt.client import MQTT_ERR_NO_CONN
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -89,6 +90,23 @@ class _MessageInfo(paho_mqtt.MQTTMessageInfo):
 
 
 vars(paho_mqtt)["MQTTMessageInfo"] = _MessageInfo  # what paho's MQTTMessage and publish() build
+
+
+class _NoTopicCallbacks(MQTTMatcher):
+    """paho looks up per-topic callbacks (`message_callback_add`) for every message it receives,
+    and its matcher builds a closure that refers to itself for each lookup: six objects in a
+    reference cycle per message, left to the cyclic collector, whose collections then rescanned the
+    ingest's cache (a tenth of its CPU; docs/benchmarks.md). No program here adds such a callback:
+    the lookup finds nothing, and adding one fails loudly instead of being ignored."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def iter_match(self, topic: str) -> Iterator[Any]:
+        return iter(())
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise NotImplementedError("per-topic callbacks are not supported: dispatch in on_receive or on_message")
 
 
 def instance_id(environ: dict[str, str] | None = None) -> str:
@@ -178,6 +196,7 @@ class MqttConnection:
             timeout=10,
             logger=_client_log,
         )
+        client._client._on_message_filtered = _NoTopicCallbacks()
         _prepare_socket_on_open(client, opts.before_send)
         _write_in_this_loop_pass(client)
         if opts.on_receive is not None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -405,3 +406,40 @@ def test_messages_share_one_condition_and_a_thread_waiting_on_one_wakes_for_its_
     first._set_as_published()
     waiters[0].join(5)
     assert returned == [2, 1]
+
+
+async def test_received_messages_leave_no_reference_cycles(mqtt_settings: MqttSettings) -> None:
+    """paho looks up per-topic callbacks for every message it receives, and its matcher built a
+    closure that refers to itself: a cycle per message for the cyclic collector, whose collections
+    grew with the ingest's cache (docs/benchmarks.md). What is received must be freed by reference
+    counting alone."""
+    count = 500
+    received: list[bytes] = []
+    connection = MqttConnection(
+        mqtt_settings,
+        MqttOptions(
+            component="ingest",
+            client_id="no-cycles-test",
+            subscriptions=[("saic/nocycles/vehicles/+/drivetrain/#", 1)],
+            on_receive=lambda _topic, payload, _retain: received.append(payload),
+        ),
+    )
+    task = asyncio.create_task(run_until_cancelled(connection))
+    try:
+        await connection.wait_connected(10)
+        async with client(mqtt_settings, "gateway") as gateway:
+            gc.collect()
+            gc.disable()
+            try:
+                for n in range(count):
+                    await gateway.publish("saic/nocycles/vehicles/V1/drivetrain/soc", str(n), qos=0)
+                await wait_until(lambda: len(received) >= count, timeout=10, what="every message")
+                garbage = gc.collect()
+            finally:
+                gc.enable()
+    finally:
+        await connection.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(received) == count
+    assert garbage < count / 10, f"{garbage} objects in cycles after {count} messages"
