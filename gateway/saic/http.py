@@ -14,7 +14,7 @@ timeout and event hooks (the hooks encrypt requests and decrypt replies), on
 keeps the library's own client: a fallback, should aiohttp ever misbehave against the real API.
 The swapped-in client also skips httpx's search for cookies in replies that set none
 (`SaicHttpClient`), and `saic_api` installs the gateway's decoder of the replies
-(`gateway.saic.decode`) whichever the pool.
+(`gateway.saic.decode`) and its event-id retries (`gateway.saic.event_id`) whichever the pool.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from httpx_aiohttp import AiohttpTransport
 from saic_ismart_client_ng import SaicApi
 from saic_ismart_client_ng.net.client import SaicApiClient
 
-from gateway.saic import decode
+from gateway.saic import decode, event_id
 from gateway.saic.settings import SaicSettings
 
 # Where saic-ismart-client-ng 0.13 keeps its clients (name-mangled private attributes).
@@ -37,6 +37,7 @@ _HTTP_CLIENT = "_SaicApiClient__client"
 
 def saic_api(settings: SaicSettings) -> SaicApi:
     decode.install()  # the library's replies decoded without dacite's cost (see gateway.saic.decode)
+    event_id.install()  # event-id calls retried without tenacity's per-call cycles (see gateway.saic.event_id)
     api = SaicApi(settings.api_configuration())
     if settings.http_pool == "library":
         return api
