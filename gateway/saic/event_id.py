@@ -4,7 +4,8 @@ Reading a car's status or charging data is an "event-id" call: the API may answe
 this event id" until the car has replied. saic-ismart-client-ng wraps each such call in a new
 `tenacity.retry` decorator (a retrying object, a thread-local, closures) that refers to itself:
 about 40 objects in reference cycles per call, freed only by the cyclic collector. At 1,000 cars
-the gateway spent 1.3 s of a 20 s run in collections, most of them of these (docs/benchmarks.md).
+the gateway spent 1.6-2.3 s of a 30 s run in collections, 0.5-0.8 s without these
+(docs/benchmarks.md).
 
 `install()` replaces that one private method with the same loop without the machinery: the first
 attempt with event id "0", on `SaicApiRetryException` the next with the event id it carries, after
