@@ -396,8 +396,8 @@ def _write_in_this_loop_pass(client: aiomqtt.Client) -> None:
     aiomqtt answers from any thread: `call_soon_threadsafe(add_writer)`, which costs a self-pipe
     write and read, an epoll registration and removal, and a loop pass before the first byte
     leaves, for every publish or burst of PUBACKs. On the loop's own thread, a `call_soon` writes
-    instead: every packet queued in the meantime goes out in that one write (`BrokerSocket` then
-    sets MSG_MORE on all but the last). Only when the kernel takes part of it does the socket get
+    instead: every packet queued in the meantime goes out in that one write (`BrokerSocket` sends
+    them together). Only when the kernel takes part of it does the socket get
     aiomqtt's writer, which sends the rest as the socket drains. paho connects from an executor
     thread, so its CONNECT still goes aiomqtt's way.
     """
@@ -427,6 +427,8 @@ def _write_in_this_loop_pass(client: aiomqtt.Client) -> None:
 
 
 RECEIVE_BUFFER = 256 * 1024
+COALESCE = 64 * 1024
+"""Bytes of paho's queued packets `BrokerSocket` holds for one `send`."""
 
 
 class BrokerSocket:
@@ -441,9 +443,14 @@ class BrokerSocket:
     `before_send` runs before every send: paho queues each PUBACK when the receive hook returns,
     and writes it when the event loop finds the socket writable, after the whole read is handled.
 
-    paho writes each packet with its own `send`, and on TCP with Nagle's algorithm off each one
-    goes out as a segment of its own and wakes the broker. While `more_queued()` says paho has more
-    to write, the send carries MSG_MORE: the kernel holds the bytes until the last packet's send.
+    paho writes each packet with its own `send`: a system call per packet, and on TCP with Nagle's
+    algorithm off a segment per packet that wakes the broker. While `more_queued()` says paho has
+    more to write, a packet is taken into `_outgoing` instead (up to `COALESCE` bytes), and the last
+    packet's send writes them all with it (plain TCP; TLS and WebSocket sockets send each packet
+    as it comes). paho takes a packet as sent once `send` returns: what it
+    holds goes out within the same `loop_write`, before any later byte. When the kernel does not take
+    all the held bytes, the rest stay held, and the send raises BlockingIOError without taking the
+    packet it was given, which paho then keeps and writes again once the socket drains.
     Everything else goes to the socket itself."""
 
     def __init__(
@@ -453,8 +460,9 @@ class BrokerSocket:
         self._data = b""
         self._offset = 0
         self._before_send = before_send
-        # TLS and WebSocket sockets take no flags.
-        self._more_queued = more_queued if type(sock) is socket.socket and hasattr(socket, "MSG_MORE") else None
+        # Plain TCP only: TLS wants a send that could not finish retried with the same bytes.
+        self._more_queued = more_queued if type(sock) is socket.socket else None
+        self._outgoing = bytearray()
 
     def recv(self, size: int) -> bytes:
         if self._offset >= len(self._data):
@@ -472,11 +480,30 @@ class BrokerSocket:
     def send(self, data: bytes) -> int:
         if self._before_send is not None:
             self._before_send()
-        if self._more_queued is not None and self._more_queued():
-            sent: int = self.sock.send(data, socket.MSG_MORE)
-        else:
-            sent = self.sock.send(data)
-        return sent
+        held = len(self._outgoing)
+        if self._more_queued is not None and self._more_queued() and held + len(data) <= COALESCE:
+            self._outgoing += data
+            return len(data)
+        if not held:
+            sent: int = self.sock.send(data)
+            return sent
+        self._outgoing += data
+        try:
+            sent = self.sock.send(self._outgoing)
+        finally:
+            del self._outgoing[held:]  # `data` is not taken unless the kernel took it, below
+        if sent <= held:  # the held bytes first, then `data` when the socket drains
+            del self._outgoing[:sent]
+            raise BlockingIOError(f"{held - sent} bytes of earlier packets wait for the socket")
+        self._outgoing.clear()
+        return sent - held
+
+    def close(self) -> None:
+        if self._outgoing:  # paho closes right after a DISCONNECT: what it counts as sent, best effort
+            with contextlib.suppress(OSError):
+                self.sock.send(self._outgoing)
+            self._outgoing.clear()
+        self.sock.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)

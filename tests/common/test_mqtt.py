@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gc
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -347,22 +348,65 @@ async def test_no_byte_leaves_before_the_receive_side_has_written_what_it_holds(
     assert sorted(int(p) for p in written + held) == list(range(500))
 
 
-def test_a_send_with_more_queued_waits_for_the_last_one() -> None:
-    """MSG_MORE: paho's queued packets leave in as few segments as they fill."""
+def test_packets_queued_together_leave_in_one_send() -> None:
+    """While paho has more queued, a packet is held; the last one's send writes them all."""
     server = socket.create_server(("127.0.0.1", 0))
     near = socket.create_connection(server.getsockname())
     far, _ = server.accept()
     try:
-        near.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        queued = [b"second"]
+        queued = [b"second ", b"third"]
         wrapped = BrokerSocket(near, more_queued=lambda: bool(queued))
-        wrapped.send(b"first ")
+        assert wrapped.send(b"first ") == len(b"first ")
+        assert wrapped.send(queued.pop(0)) == len(b"second ")
         far.settimeout(0.05)
-        with pytest.raises(TimeoutError):  # held back (the kernel's limit is 200 ms)
+        with pytest.raises(TimeoutError):  # held here, not in the kernel
             far.recv(100)
-        wrapped.send(queued.pop())
+        assert wrapped.send(queued.pop()) == len(b"third")
         far.settimeout(1)
-        assert far.recv(100) == b"first second"
+        assert far.recv(100) == b"first second third"
+    finally:
+        for sock in (near, far, server):
+            sock.close()
+
+
+def _write_as_paho(wrapped: BrokerSocket, packets: list[bytearray]) -> bool:
+    """paho's `_packet_write`: each packet from the front, partly sent ones kept at the front,
+    stopping at BlockingIOError with the packet kept. False when the socket is full."""
+    while packets:
+        packet = packets.pop(0)
+        try:
+            sent = wrapped.send(bytes(packet))
+        except BlockingIOError:
+            packets.insert(0, packet)
+            return False
+        assert sent > 0  # paho drops a packet whose send returns 0
+        if sent < len(packet):
+            packets.insert(0, packet[sent:])
+    return True
+
+
+def test_held_packets_the_kernel_cannot_take_wait_in_order_for_the_socket() -> None:
+    """A full socket: the held bytes the kernel did not take stay held and go first once it drains,
+    and the packet whose send found it full is left to paho; every byte arrives once, in order."""
+    server = socket.create_server(("127.0.0.1", 0))
+    near = socket.create_connection(server.getsockname())
+    far, _ = server.accept()
+    try:
+        near.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+        near.setblocking(False)
+        packets = [bytearray(b"%04d" % n + bytes([n % 251]) * 3_000) for n in range(2_000)]
+        expected = b"".join(packets)  # 6 MB: more than the kernel's buffers on both sides hold
+        wrapped = BrokerSocket(near, more_queued=lambda: bool(packets))
+        received = bytearray()
+        far.settimeout(0.01)
+        full = 0
+        deadline = time.monotonic() + 30
+        while (not _write_as_paho(wrapped, packets) or len(received) < len(expected)) and time.monotonic() < deadline:
+            full += 1
+            with contextlib.suppress(TimeoutError):
+                received += far.recv(1 << 20)
+        assert full > 1  # the socket did fill
+        assert received == expected
     finally:
         for sock in (near, far, server):
             sock.close()
