@@ -34,6 +34,20 @@ def _broker_socket(connection: MqttConnection) -> BrokerSocket:
     return wrapped
 
 
+def _receiving(
+    settings: MqttSettings, client_id: str, subscription: str, qos: int
+) -> tuple[MqttConnection, list[bytes]]:
+    """A connection whose receive hook, as the ingest's, collects every payload it is handed."""
+    received: list[bytes] = []
+    options = MqttOptions(
+        component="ingest",
+        client_id=client_id,
+        subscriptions=[(subscription, qos)],
+        on_receive=lambda _topic, payload, _retain: received.append(payload),
+    )
+    return MqttConnection(settings, options), received
+
+
 async def test_client_socket_has_tcp_nodelay(mqtt_settings: MqttSettings) -> None:
     """Nagle's algorithm on the client socket costs each command about 88 ms (two delayed ACKs)."""
     connection = MqttConnection(mqtt_settings, MqttOptions(component="api", client_id="nodelay-test"))
@@ -88,15 +102,11 @@ async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
 
     server = await asyncio.start_server(fake_broker, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    received: list[bytes] = []
-    connection = MqttConnection(
+    connection, received = _receiving(
         MqttSettings.from_env({"MQTT_PORT": str(port), "MQTT_INGEST_PASSWORD": "unused"}),
-        MqttOptions(
-            component="ingest",
-            client_id="one-write-test",
-            subscriptions=[("saic/x/vehicles/+/drivetrain/#", 0)],
-            on_receive=lambda _topic, payload, _retain: received.append(payload),
-        ),
+        "one-write-test",
+        "saic/x/vehicles/+/drivetrain/#",
+        qos=0,
     )
     task = asyncio.create_task(run_until_cancelled(connection))
     try:
@@ -132,15 +142,8 @@ def test_buffered_reads_serve_small_reads_from_one_receive() -> None:
 async def test_messages_larger_than_the_receive_buffer_arrive_whole(mqtt_settings: MqttSettings) -> None:
     """Small messages and some larger than one receive (`RECEIVE_BUFFER`), through a real broker:
     each reaches the receive hook whole, once and in order."""
-    received: list[bytes] = []
-    connection = MqttConnection(
-        mqtt_settings,
-        MqttOptions(
-            component="ingest",
-            client_id="buffered-reads-test",
-            subscriptions=[("saic/bufferedreads/vehicles/+/drivetrain/#", 1)],
-            on_receive=lambda _topic, payload, _retain: received.append(payload),
-        ),
+    connection, received = _receiving(
+        mqtt_settings, "buffered-reads-test", "saic/bufferedreads/vehicles/+/drivetrain/#", qos=1
     )
     payloads = [str(n).encode() * (RECEIVE_BUFFER // 2 if n % 50 == 0 else 1) for n in range(1, 301)]
     task = asyncio.create_task(run_until_cancelled(connection))
@@ -458,16 +461,7 @@ async def test_received_messages_leave_no_reference_cycles(mqtt_settings: MqttSe
     grew with the ingest's cache (docs/benchmarks.md). What is received must be freed by reference
     counting alone."""
     count = 500
-    received: list[bytes] = []
-    connection = MqttConnection(
-        mqtt_settings,
-        MqttOptions(
-            component="ingest",
-            client_id="no-cycles-test",
-            subscriptions=[("saic/nocycles/vehicles/+/drivetrain/#", 1)],
-            on_receive=lambda _topic, payload, _retain: received.append(payload),
-        ),
-    )
+    connection, received = _receiving(mqtt_settings, "no-cycles-test", "saic/nocycles/vehicles/+/drivetrain/#", qos=1)
     task = asyncio.create_task(run_until_cancelled(connection))
     try:
         await connection.wait_connected(10)
