@@ -397,9 +397,9 @@ def _write_in_this_loop_pass(client: aiomqtt.Client) -> None:
     write and read, an epoll registration and removal, and a loop pass before the first byte
     leaves, for every publish or burst of PUBACKs. On the loop's own thread, a `call_soon` writes
     instead: every packet queued in the meantime goes out in that one write (`BrokerSocket` sends
-    them together). Only when the kernel takes part of it does the socket get
-    aiomqtt's writer, which sends the rest as the socket drains. paho connects from an executor
-    thread, so its CONNECT still goes aiomqtt's way.
+    them together). Only when the kernel takes part of it does the socket get aiomqtt's writer,
+    which sends the rest as the socket drains. paho connects from an executor thread, so its
+    CONNECT still goes aiomqtt's way.
     """
     paho_client = client._client
     aiomqtt_register: Any = paho_client.on_socket_register_write
@@ -447,10 +447,10 @@ class BrokerSocket:
     algorithm off a segment per packet that wakes the broker. While `more_queued()` says paho has
     more to write, a packet is taken into `_outgoing` instead (up to `COALESCE` bytes), and the last
     packet's send writes them all with it (plain TCP; TLS and WebSocket sockets send each packet
-    as it comes). paho takes a packet as sent once `send` returns: what it
-    holds goes out within the same `loop_write`, before any later byte. When the kernel does not take
-    all the held bytes, the rest stay held, and the send raises BlockingIOError without taking the
-    packet it was given, which paho then keeps and writes again once the socket drains.
+    as it comes). paho takes a packet as sent once `send` returns: what is held goes out within the
+    same `loop_write`, before any later byte. When the kernel does not take all the held bytes, the
+    rest stay held, and the send raises BlockingIOError without taking the packet it was given,
+    which paho then keeps and writes again once the socket drains.
     Everything else goes to the socket itself."""
 
     def __init__(
