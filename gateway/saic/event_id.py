@@ -3,7 +3,7 @@
 Reading a car's status or charging data is an "event-id" call: the API may answer "ask again with
 this event id" until the car has replied. saic-ismart-client-ng wraps each such call in a new
 `tenacity.retry` decorator (a retrying object, a thread-local, closures) that refers to itself:
-about 40 objects in reference cycles per call, freed only by the cyclic collector. At 1,000 cars
+some 60 objects in reference cycles per call, freed only by the cyclic collector. At 1,000 cars
 the gateway spent 1.6-2.3 s of a 30 s run in collections, 0.5-0.8 s without these
 (docs/benchmarks.md).
 

@@ -74,7 +74,7 @@ def test_the_callers_wait_is_asked_as_tenacity_asks_it(api: SaicApi) -> None:
 
 
 async def test_event_id_calls_leave_no_reference_cycles(api: SaicApi) -> None:
-    """The library's tenacity decorator, built per call, left some 40 objects in cycles per call."""
+    """The library's tenacity decorator, built per call, left some 60 objects in cycles per call."""
     vins = await _vins(api)
     calls = 20
     gc.collect()
