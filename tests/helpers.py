@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiomqtt
 from aiohttp import web
 
+from common.mqtt import MqttConnection, run_until_cancelled
 from common.settings import MqttSettings
 from local_stack.ports import free_port
 
@@ -82,6 +83,18 @@ async def latest_on(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(gather(), timeout)
     return latest
+
+
+@contextlib.asynccontextmanager
+async def running(connection: MqttConnection) -> AsyncIterator[MqttConnection]:
+    """The connection's loop for the block; closed and stopped after it, whatever happened."""
+    task = asyncio.create_task(run_until_cancelled(connection))
+    try:
+        yield connection
+    finally:
+        await connection.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ from common.mqtt import (
     run_until_cancelled,
 )
 from common.settings import MqttSettings
-from tests.helpers import client, collect, wait_until
+from tests.helpers import client, collect, running, wait_until
 
 
 def _broker_socket(connection: MqttConnection) -> BrokerSocket:
@@ -51,16 +51,11 @@ def _receiving(
 async def test_client_socket_has_tcp_nodelay(mqtt_settings: MqttSettings) -> None:
     """Nagle's algorithm on the client socket costs each command about 88 ms (two delayed ACKs)."""
     connection = MqttConnection(mqtt_settings, MqttOptions(component="api", client_id="nodelay-test"))
-    task = asyncio.create_task(run_until_cancelled(connection))
-    try:
+    async with running(connection):
         await connection.wait_connected(10)
         sock = _broker_socket(connection).sock
         assert isinstance(sock, socket.socket)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-    finally:
-        await connection.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def _packet(first_byte: int, body: bytes) -> bytes:
@@ -146,17 +141,12 @@ async def test_messages_larger_than_the_receive_buffer_arrive_whole(mqtt_setting
         mqtt_settings, "buffered-reads-test", "saic/bufferedreads/vehicles/+/drivetrain/#", qos=1
     )
     payloads = [str(n).encode() * (RECEIVE_BUFFER // 2 if n % 50 == 0 else 1) for n in range(1, 301)]
-    task = asyncio.create_task(run_until_cancelled(connection))
-    try:
+    async with running(connection):
         await connection.wait_connected(10)
         async with client(mqtt_settings, "gateway") as gateway:
             for payload in payloads:
                 await gateway.publish("saic/bufferedreads/vehicles/V1/drivetrain/soc", payload, qos=1)
             await wait_until(lambda: len(received) >= len(payloads), timeout=10, what="every message")
-    finally:
-        await connection.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert received == payloads
 
 
@@ -203,18 +193,13 @@ async def test_publish_many_delivers_each_message_once_and_leaves_out_the_too_la
     messages = [(topic, str(n).encode()) for n in range(1_200)]
     too_large = (topic, b"x" * MAX_PACKET_SIZE)
     connection = MqttConnection(mqtt_settings, MqttOptions(component="gateway", client_id="publish-many-test"))
-    task = asyncio.create_task(run_until_cancelled(connection))
-    try:
+    async with running(connection):
         await connection.wait_connected(10)
         async with client(mqtt_settings, "api") as reader:
             await reader.subscribe(topic, qos=1)
             left_out = await connection.publish_many([*messages[:600], too_large, *messages[600:]])
             received = [int(m.payload) for m in await collect(reader, len(messages), timeout=10)]
             assert not connection._acks  # every PUBACK came in
-    finally:
-        await connection.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert sorted(received) == list(range(len(messages)))
     assert len(left_out) == 1
     assert isinstance(left_out[0], MessageTooLarge)
@@ -334,18 +319,13 @@ async def test_no_byte_leaves_before_the_receive_side_has_written_what_it_holds(
             before_send=write_held,
         ),
     )
-    task = asyncio.create_task(run_until_cancelled(connection))
-    try:
+    async with running(connection):
         await connection.wait_connected(10)
         wrapped = _broker_socket(connection)
         wrapped.sock = RecordingSocket(wrapped.sock)
         async with client(mqtt_settings, "gateway") as gateway:
             await asyncio.gather(*(gateway.publish(topic, str(n).encode(), qos=1) for n in range(500)))
             await wait_until(lambda: len(written) + len(held) >= 500, timeout=10, what="every message")
-    finally:
-        await connection.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert sends > 0
     assert sends_with_held_messages == 0
     assert sorted(int(p) for p in written + held) == list(range(500))
@@ -462,8 +442,7 @@ async def test_received_messages_leave_no_reference_cycles(mqtt_settings: MqttSe
     counting alone."""
     count = 500
     connection, received = _receiving(mqtt_settings, "no-cycles-test", "saic/nocycles/vehicles/+/drivetrain/#", qos=1)
-    task = asyncio.create_task(run_until_cancelled(connection))
-    try:
+    async with running(connection):
         await connection.wait_connected(10)
         async with client(mqtt_settings, "gateway") as gateway:
             gc.collect()
@@ -475,9 +454,5 @@ async def test_received_messages_leave_no_reference_cycles(mqtt_settings: MqttSe
                 garbage = gc.collect()
             finally:
                 gc.enable()
-    finally:
-        await connection.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert len(received) == count
     assert garbage < count / 10, f"{garbage} objects in cycles after {count} messages"

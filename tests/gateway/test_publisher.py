@@ -3,18 +3,17 @@ did not stays quiet, and a reconnect's republish sends every last value again.""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from common import topics
-from common.mqtt import MqttConnection, MqttOptions, run_until_cancelled
+from common.mqtt import MqttConnection, MqttOptions
 from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.publisher import TelemetryPublisher
-from tests.helpers import client, collect
+from tests.helpers import client, collect, running
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -22,8 +21,7 @@ T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 @asynccontextmanager
 async def publisher(mqtt_settings: MqttSettings) -> AsyncIterator[TelemetryPublisher]:
     connection = MqttConnection(mqtt_settings, MqttOptions(component="gateway", client_id=f"pub-{uuid.uuid4().hex}"))
-    task = asyncio.create_task(run_until_cancelled(connection))
-    try:
+    async with running(connection):
         await connection.wait_connected(10)
         telemetry = TelemetryPublisher(connection)
         try:
@@ -31,10 +29,6 @@ async def publisher(mqtt_settings: MqttSettings) -> AsyncIterator[TelemetryPubli
         finally:  # the session's broker is shared: the ingest's tests would read what is left retained
             published = [f"{root}/{key}" for root, last in telemetry._last.items() for key in last]
             await connection.publish_many([(topic, b"") for topic in published], retain=True)
-    finally:
-        await connection.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_only_what_changed_is_published_and_the_reading_time_goes_first(mqtt_settings: MqttSettings) -> None:
