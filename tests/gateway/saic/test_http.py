@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import gzip
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 from aiohttp import web
-from httpx_aiohttp import AiohttpTransport
+from aiohttp.typedefs import Handler
+from hypothesis import given
+from hypothesis import strategies as st
+from saic_ismart_client_ng.crypto_utils import md5_hex_digest as library_md5_hex_digest
 from saic_ismart_client_ng.exceptions import SaicApiException
+from saic_ismart_client_ng.net.crypto import decrypt_request, encrypt_response
 
-from gateway.saic.http import SaicHttpClient, http_client, saic_api
+from gateway.saic.http import SaicSender, http_client, md5_hex_digest, saic_api
 from gateway.saic.settings import SaicSettings
 from gateway.simulator import SimulatedFleet
 from local_stack.ports import free_port
@@ -29,14 +35,11 @@ async def slow_server() -> AsyncIterator[SaicTestServer]:
     await server.stop()
 
 
-def test_the_library_client_is_replaced_keeping_its_timeout_and_hooks() -> None:
+def test_the_library_client_is_replaced_keeping_its_timeout() -> None:
     settings = SaicSettings.from_env({"SAIC_USERNAME": "u@example.com", "SAIC_PWD": "pw", "SAIC_READ_TIMEOUT": "7"})
-    client = http_client(saic_api(settings))
-    assert isinstance(client._transport, AiohttpTransport)
-    assert client.timeout.read == 7
-    # The library's own hooks: request listener and encryption, decryption and response listener.
-    assert len(client.event_hooks["request"]) == 2
-    assert len(client.event_hooks["response"]) == 2
+    sender = http_client(saic_api(settings))
+    assert isinstance(sender, SaicSender)
+    assert sender.timeout == 7
 
 
 def test_the_library_pool_is_kept_on_request() -> None:
@@ -71,39 +74,105 @@ async def test_an_unreachable_api_is_a_saic_error(slow_server: SaicTestServer) -
         await api.close()
 
 
-async def test_cookies_are_looked_for_only_in_replies_that_set_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def plain(_request: web.Request) -> web.Response:
-        return web.Response(text="{}")
+type Serve = Callable[[dict[str, Handler]], Awaitable[str]]
 
-    async def with_cookie(_request: web.Request) -> web.Response:
-        response = web.Response(text="{}")
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Starts a bare aiohttp server with handlers by "METHOD name"; returns its SAIC base URI."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handlers: dict[str, Handler]) -> str:
+        app = web.Application()
+        for route, handler in handlers.items():
+            method, name = route.split()
+            app.router.add_route(method, f"/api.app/v1/{name}", handler)
+        runners.append(runner := web.AppRunner(app))
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return f"http://127.0.0.1:{port}/api.app/v1/"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def _sender_for(base_uri: str) -> SaicSender:
+    settings = SaicSettings.from_env({"SAIC_USERNAME": "u@example.com", "SAIC_PWD": "pw", "SAIC_BASE_URI": base_uri})
+    sender = http_client(saic_api(settings))
+    assert isinstance(sender, SaicSender)
+    return sender
+
+
+async def test_a_gzipped_reply_is_decrypted_and_an_error_reply_passed_on(serve: Serve) -> None:
+    """The real API may compress its replies (the library asks for gzip): the sender unpacks them
+    before decrypting, and hands the library neither their encoding nor their old length."""
+    reply = {"code": 0, "data": {"text": "é" * 500}}
+
+    async def status(request: web.Request) -> web.Response:
+        content, headers = encrypt_response(
+            original_request_url=str(request.url),
+            original_response_headers={"Content-Type": "application/json"},
+            original_response_content=json.dumps(reply),
+            response_timestamp_ms=1_700_000_000_000,
+            base_uri=str(request.url).removesuffix("status"),
+            tenant_id="459771",
+        )
+        body = gzip.compress(content if isinstance(content, bytes) else content.encode())
+        return web.Response(body=body, headers={**headers, "Content-Encoding": "gzip"})
+
+    async def broken(_request: web.Request) -> web.Response:
+        return web.Response(status=502, text="bad gateway")
+
+    base_uri = await serve({"GET status": status, "GET broken": broken})
+    sender = _sender_for(base_uri)
+    try:
+        response = await sender.send(httpx.Request("GET", f"{base_uri}status"))
+        assert response.json() == reply
+        assert response.headers["content-type"] == "application/json"
+        assert "content-encoding" not in response.headers
+        assert response.headers["content-length"] == str(len(response.content))
+        failed = await sender.send(httpx.Request("GET", f"{base_uri}broken"))
+        assert (failed.status_code, failed.text) == (502, "bad gateway")
+    finally:
+        await sender.aclose()
+
+
+async def test_requests_carry_the_library_headers_and_no_cookies(serve: Serve) -> None:
+    """The library's requests reach the wire as it builds them, encrypted, and a cookie the API sets
+    is not sent back (the library's own client sends none either)."""
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((dict(request.headers), await request.read()))
+        response = web.Response(status=404)
         response.set_cookie("route", "b")
         return response
 
-    app = web.Application()
-    app.router.add_get("/plain", plain)
-    app.router.add_get("/cookie", with_cookie)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    stand_ins: list[object] = []
-    original = httpx.Cookies._CookieCompatRequest
-
-    class Counted(original):  # type: ignore[misc,valid-type]
-        def __init__(self, request: httpx.Request) -> None:
-            stand_ins.append(request)
-            super().__init__(request)
-
-    monkeypatch.setattr(httpx.Cookies, "_CookieCompatRequest", Counted)
-    client = SaicHttpClient(transport=AiohttpTransport())
+    # By name: aiohttp's cookie jar would keep no cookie from an IP address.
+    base_uri = (await serve({"POST login": record})).replace("127.0.0.1", "localhost")
+    sender = _sender_for(base_uri)
     try:
-        await client.send(httpx.Request("GET", f"http://127.0.0.1:{port}/plain"))
-        assert stand_ins == []
-        assert not client.cookies
-        await client.send(httpx.Request("GET", f"http://127.0.0.1:{port}/cookie"))
-        assert len(stand_ins) == 1
-        assert client.cookies["route"] == "b"
+        for _ in range(2):
+            await sender.send(httpx.Request("POST", f"{base_uri}login", data={"user": "u"}))
     finally:
-        await client.aclose()
-        await runner.cleanup()
+        await sender.aclose()
+    (first, body), (second, _) = seen
+    assert "Cookie" not in second
+    assert first["Content-Type"] == "application/x-www-form-urlencoded;charset=utf-8"
+    assert first["ORIGINAL-CONTENT-TYPE"] == "application/x-www-form-urlencoded"
+    assert first["tenant-id"] == "459771"
+    assert first["Content-Length"] == str(len(body))
+    plain = decrypt_request(
+        original_request_url=f"{base_uri}login",
+        original_request_headers=first,
+        original_request_content=body.decode(),
+        base_uri=base_uri,
+    )
+    assert plain == b"user=u"
+
+
+@given(st.text(), st.booleans())
+def test_the_md5_digest_is_the_libraries(content: str, padding: bool) -> None:
+    assert md5_hex_digest(content, padding) == library_md5_hex_digest(content, padding)
