@@ -6,6 +6,8 @@ import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +19,7 @@ from saic_ismart_client_ng.crypto_utils import md5_hex_digest as library_md5_hex
 from saic_ismart_client_ng.exceptions import SaicApiException
 from saic_ismart_client_ng.net.crypto import decrypt_request, encrypt_response
 
-from gateway.saic.http import SaicSender, http_client, md5_hex_digest, saic_api
+from gateway.saic.http import SaicRequest, SaicSender, http_client, md5_hex_digest, saic_api
 from gateway.saic.settings import SaicSettings
 from gateway.simulator import SimulatedFleet
 from local_stack.ports import free_port
@@ -45,6 +47,17 @@ def test_the_library_client_is_replaced_keeping_its_timeout() -> None:
 def test_the_library_pool_is_kept_on_request() -> None:
     settings = SaicSettings.from_env({"SAIC_USERNAME": "u@example.com", "SAIC_PWD": "pw", "SAIC_HTTP_POOL": "library"})
     assert isinstance(http_client(saic_api(settings))._transport, httpx.AsyncHTTPTransport)
+
+
+async def test_the_library_pool_sends_through_the_library(slow_server: SaicTestServer) -> None:
+    api = saic_api(SaicSettings.from_env(slow_server.env() | {"SAIC_HTTP_POOL": "library"}))
+    try:
+        await api.login()
+        vins = [v.vin for v in (await api.vehicle_list()).vinList if v.vin]
+        assert (await api.get_vehicle_status(vins[0])).basicVehicleStatus is not None
+    finally:
+        await api.close()
+    assert slow_server.signature_failures == 0
 
 
 async def test_connections_are_kept_for_every_call_in_flight(slow_server: SaicTestServer) -> None:
@@ -128,12 +141,12 @@ async def test_a_gzipped_reply_is_decrypted_and_an_error_reply_passed_on(serve: 
     base_uri = await serve({"GET status": status, "GET broken": broken})
     sender = _sender_for(base_uri)
     try:
-        response = await sender.send(httpx.Request("GET", f"{base_uri}status"))
+        response = await sender.send(SaicRequest.build("GET", f"{base_uri}status"))
         assert response.json() == reply
         assert response.headers["content-type"] == "application/json"
         assert "content-encoding" not in response.headers
-        assert response.headers["content-length"] == str(len(response.content))
-        failed = await sender.send(httpx.Request("GET", f"{base_uri}broken"))
+        assert "content-length" not in response.headers
+        failed = await sender.send(SaicRequest.build("GET", f"{base_uri}broken"))
         assert (failed.status_code, failed.text) == (502, "bad gateway")
     finally:
         await sender.aclose()
@@ -155,7 +168,7 @@ async def test_requests_carry_the_library_headers_and_no_cookies(serve: Serve) -
     sender = _sender_for(base_uri)
     try:
         for _ in range(2):
-            await sender.send(httpx.Request("POST", f"{base_uri}login", data={"user": "u"}))
+            await sender.send(SaicRequest.build("POST", f"{base_uri}login", form={"user": "u"}))
     finally:
         await sender.aclose()
     (first, body), (second, _) = seen
@@ -171,6 +184,39 @@ async def test_requests_carry_the_library_headers_and_no_cookies(serve: Serve) -
         base_uri=base_uri,
     )
     assert plain == b"user=u"
+
+
+@dataclass
+class _Body:
+    value: object
+
+
+_PRIMITIVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+_PARAMS = st.dictionaries(st.text(), _PRIMITIVES | st.lists(_PRIMITIVES, max_size=3), max_size=4)
+
+
+@given(
+    url=st.sampled_from(["https://gateway-mg-eu.soimt.com/api.app/v1/", "http://127.0.0.1:8080/api.app/v1/"]),
+    # Paths as the library writes them: no dot segments, nothing to escape.
+    path=st.from_regex(r"([a-zA-Z0-9_-]{1,8}/?){0,4}(\?[a-z]=[a-z0-9]{1,5})?", fullmatch=True),
+    params=_PARAMS | st.none(),
+    form=_PARAMS | st.none(),
+    json_value=st.none() | st.recursive(_PRIMITIVES, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)),
+)
+def test_requests_are_built_as_httpx_builds_them(
+    url: str, path: str, params: dict[str, Any] | None, form: dict[str, Any] | None, json_value: object
+) -> None:
+    """The URL, body and content type the library's httpx.Request would carry, as the library builds
+    it (a dataclass body as a dict, the event id in the headers)."""
+    body = _Body(json_value) if json_value is not None else None
+    expected = httpx.Request(
+        "POST", url + path, params=params, headers={"event-id": "0"}, data=form, json=asdict(body) if body else None
+    )
+    built = SaicRequest.build("POST", url + path, params, {"event-id": "0"}, form, body)
+    assert built.url == str(expected.url)
+    assert built.content == expected.content
+    assert built.headers.get("Content-Type") == expected.headers.get("Content-Type")
+    assert built.headers["event-id"] == "0"
 
 
 @given(st.text(), st.booleans())
