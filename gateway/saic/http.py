@@ -16,8 +16,9 @@ responses cost a third of the gateway's CPU at 1,000 cars, and none of it is nee
 request (docs/benchmarks.md, "The SAIC client's requests"). The wire is the same: the library's
 headers and body; no cookies are sent, as the library sends none.
 
-The library has no parameter for its HTTP client, so `saic_api` swaps it in. `SAIC_HTTP_POOL=library`
-keeps the library's own client and its own method: a fallback, should the sender ever misbehave
+The library has no parameter for its HTTP client, so `saic_api` builds the library's API object with
+a `SaicSender` in place of its API client. `SAIC_HTTP_POOL=library` keeps the library's own client
+and its own method: a fallback, should the sender ever misbehave
 against the real API. Either way `saic_api` installs the gateway's decoder of the replies
 (`gateway.saic.decode`), its event-id retries (`gateway.saic.event_id`) and hashlib's MD5 digest in
 place of the library's.
@@ -38,22 +39,20 @@ import httpx
 from multidict import CIMultiDict
 from saic_ismart_client_ng import SaicApi
 from saic_ismart_client_ng.api import base
-from saic_ismart_client_ng.exceptions import SaicApiException
+from saic_ismart_client_ng.exceptions import SaicApiClosedException, SaicApiException
 from saic_ismart_client_ng.model import SaicApiConfiguration
 from saic_ismart_client_ng.net import crypto
-from saic_ismart_client_ng.net.client import SaicApiClient
 
 from gateway.saic import decode, event_id
 from gateway.saic.settings import SaicSettings
 
-# Where saic-ismart-client-ng 0.13 keeps its clients and its call (name-mangled private attributes).
-# tests/gateway/saic/test_http.py fails when an upgrade moves them.
+# What saic-ismart-client-ng 0.13's AbstractSaicApi holds and calls (name-mangled private
+# attributes); tests/gateway/saic/test_http.py fails when an upgrade changes them.
 _API_CLIENT = "_AbstractSaicApi__api_client"
 _CONFIGURATION = "_AbstractSaicApi__configuration"
+_TOKEN_EXPIRATION = "_AbstractSaicApi__token_expiration"  # noqa: S105 - a name, no secret
 _EXECUTE = "_AbstractSaicApi__execute_api_call"
 _DESERIALIZE = "_AbstractSaicApi__deserialize"
-_HTTP_CLIENT = "_SaicApiClient__client"
-_LISTENER = "_SaicApiClient__listener"
 
 CONNECTIONS = 100
 """At most this many connections to the API at once (httpx's default, which the library had)."""
@@ -69,14 +68,13 @@ def saic_api(settings: SaicSettings) -> SaicApi:
     vars(crypto)["md5_hex_digest"] = md5_hex_digest  # what its encryption calls
     setattr(base.AbstractSaicApi, _EXECUTE, execute_api_call)
     configuration = settings.api_configuration()
-    api = SaicApi(configuration)
     if settings.http_pool == "library":
-        return api
-    api_client: SaicApiClient = getattr(api, _API_CLIENT)
-    if getattr(api_client, _LISTENER) is not None:
-        raise ValueError("SaicSender does not call the library's request listener: use SAIC_HTTP_POOL=library")
-    # The library's client is unused yet: it holds no connection to close.
-    setattr(api_client, _HTTP_CLIENT, SaicSender(api_client, configuration))
+        return SaicApi(configuration)
+    # What the library's constructor sets, with the sender as its API client: the library's own
+    # client would make an httpx.AsyncClient this never uses, which loads httpcore, anyio and trio
+    # and the CA bundle (9 MiB, 0.2 s at each start).
+    api = SaicApi.__new__(SaicApi)
+    vars(api).update({_CONFIGURATION: configuration, _API_CLIENT: SaicSender(configuration), _TOKEN_EXPIRATION: None})
     return api
 
 
@@ -100,8 +98,8 @@ async def execute_api_call(
 ) -> Any:
     """The library's `__execute_api_call` on a `SaicSender`: the same request, its errors wrapped
     the same way; on the library's own client, the library's method."""
-    api_client: SaicApiClient = getattr(api, _API_CLIENT)
-    if not isinstance(getattr(api_client, _HTTP_CLIENT), SaicSender):
+    sender = getattr(api, _API_CLIENT)
+    if not isinstance(sender, SaicSender):
         return await _library_execute(
             api,
             method,
@@ -116,7 +114,7 @@ async def execute_api_call(
     try:
         base_uri = getattr(api, _CONFIGURATION).base_uri
         request = SaicRequest.build(method, f"{base_uri}{path.removeprefix('/')}", params, headers, form_body, body)
-        reply = await api_client.send(request)  # type: ignore[arg-type]  # what the sender takes
+        reply = await sender.send(request)
         return await getattr(api, _DESERIALIZE)(request, reply, out_type, allow_null_body)
     except SaicApiException:
         raise
@@ -194,10 +192,12 @@ class SaicReply:
 
 
 class SaicSender:
-    """What the library's `SaicApiClient` uses of its `httpx.AsyncClient`: `send` and `aclose`."""
+    """What the library uses of its API client (`SaicApiClient`): `send`, `close`, the user token."""
 
-    def __init__(self, api_client: SaicApiClient, configuration: SaicApiConfiguration) -> None:
-        self._api_client = api_client  # its user token changes at each login
+    def __init__(self, configuration: SaicApiConfiguration) -> None:
+        self.user_token = ""
+        """Set by the library at each login, emptied at each logout."""
+        self._closed = False
         self._base_uri = configuration.base_uri
         self._region = configuration.region
         self._tenant_id = configuration.tenant_id
@@ -211,6 +211,8 @@ class SaicSender:
         return aiohttp.ClientSession(connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar())
 
     async def send(self, request: SaicRequest) -> SaicReply:
+        if self._closed:
+            raise SaicApiClosedException("The API client has been closed and cannot be reused")
         if self._session is None:
             self._session = self._open()
         headers = request.headers.copy()  # the library reads the request's own event id afterwards
@@ -222,7 +224,7 @@ class SaicSender:
             base_uri=self._base_uri,
             region=self._region,
             tenant_id=self._tenant_id,
-            user_token=self._api_client.user_token,
+            user_token=self.user_token,
         )
         data = body.encode() if isinstance(body, str) else body
         async with self._session.request(
@@ -241,11 +243,12 @@ class SaicSender:
             reply.headers.popall(name, None)
         return reply
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
 
 
-def http_client(api: SaicApi) -> Any:
-    """What `api` sends through: a `SaicSender`, or the library's `httpx.AsyncClient` (for tests)."""
-    return getattr(getattr(api, _API_CLIENT), _HTTP_CLIENT)
+def api_client(api: SaicApi) -> Any:
+    """What `api` sends through: a `SaicSender`, or the library's `SaicApiClient` (for tests)."""
+    return getattr(api, _API_CLIENT)

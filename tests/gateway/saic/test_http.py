@@ -15,11 +15,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from hypothesis import given
 from hypothesis import strategies as st
+from saic_ismart_client_ng import SaicApi
 from saic_ismart_client_ng.crypto_utils import md5_hex_digest as library_md5_hex_digest
-from saic_ismart_client_ng.exceptions import SaicApiException
+from saic_ismart_client_ng.exceptions import SaicApiClosedException, SaicApiException
+from saic_ismart_client_ng.net.client import SaicApiClient
 from saic_ismart_client_ng.net.crypto import decrypt_request, encrypt_response
 
-from gateway.saic.http import SaicRequest, SaicSender, http_client, md5_hex_digest, saic_api
+from gateway.saic.http import SaicRequest, SaicSender, api_client, md5_hex_digest, saic_api
 from gateway.saic.settings import SaicSettings
 from gateway.simulator import SimulatedFleet
 from local_stack.ports import free_port
@@ -39,14 +41,33 @@ async def slow_server() -> AsyncIterator[SaicTestServer]:
 
 def test_the_library_client_is_replaced_keeping_its_timeout() -> None:
     settings = SaicSettings.from_env({"SAIC_USERNAME": "u@example.com", "SAIC_PWD": "pw", "SAIC_READ_TIMEOUT": "7"})
-    sender = http_client(saic_api(settings))
+    sender = api_client(saic_api(settings))
     assert isinstance(sender, SaicSender)
     assert sender.timeout == 7
 
 
+def test_the_api_is_built_as_the_library_builds_it_but_for_its_client() -> None:
+    """The library's constructor would make its own API client, and an httpx client in it; the API
+    object built without them holds what the library's holds (an upgrade that adds a field fails here)."""
+    settings = SaicSettings.from_env({"SAIC_USERNAME": "u@example.com", "SAIC_PWD": "pw"})
+    library = SaicApi(settings.api_configuration())
+    built = saic_api(settings)
+    assert type(built) is SaicApi
+    assert vars(built).keys() == vars(library).keys()
+    assert vars(built)["_AbstractSaicApi__token_expiration"] is None
+
+
+async def test_a_closed_api_refuses_calls(slow_server: SaicTestServer) -> None:
+    api = saic_api(SaicSettings.from_env(slow_server.env()))
+    await api.login()
+    await api.close()
+    with pytest.raises(SaicApiClosedException):
+        await api.vehicle_list()
+
+
 def test_the_library_pool_is_kept_on_request() -> None:
     settings = SaicSettings.from_env({"SAIC_USERNAME": "u@example.com", "SAIC_PWD": "pw", "SAIC_HTTP_POOL": "library"})
-    assert isinstance(http_client(saic_api(settings))._transport, httpx.AsyncHTTPTransport)
+    assert isinstance(api_client(saic_api(settings)), SaicApiClient)
 
 
 async def test_the_library_pool_sends_through_the_library(slow_server: SaicTestServer) -> None:
@@ -113,7 +134,7 @@ async def serve() -> AsyncIterator[Serve]:
 
 def _sender_for(base_uri: str) -> SaicSender:
     settings = SaicSettings.from_env({"SAIC_USERNAME": "u@example.com", "SAIC_PWD": "pw", "SAIC_BASE_URI": base_uri})
-    sender = http_client(saic_api(settings))
+    sender = api_client(saic_api(settings))
     assert isinstance(sender, SaicSender)
     return sender
 
@@ -149,7 +170,7 @@ async def test_a_gzipped_reply_is_decrypted_and_an_error_reply_passed_on(serve: 
         failed = await sender.send(SaicRequest.build("GET", f"{base_uri}broken"))
         assert (failed.status_code, failed.text) == (502, "bad gateway")
     finally:
-        await sender.aclose()
+        await sender.close()
 
 
 async def test_requests_carry_the_library_headers_and_no_cookies(serve: Serve) -> None:
@@ -170,7 +191,7 @@ async def test_requests_carry_the_library_headers_and_no_cookies(serve: Serve) -
         for _ in range(2):
             await sender.send(SaicRequest.build("POST", f"{base_uri}login", form={"user": "u"}))
     finally:
-        await sender.aclose()
+        await sender.close()
     (first, body), (second, _) = seen
     assert "Cookie" not in second
     assert first["Content-Type"] == "application/x-www-form-urlencoded;charset=utf-8"
