@@ -40,6 +40,7 @@ from bench.servers import broker_process, postgres
 from command_api import mqtt_connect
 from common import device_credentials, topics
 from common.account_secrets import AccountCipher, DeviceCipherSettings
+from common.mqtt import remaining_length
 from common.settings import MqttSettings
 from local_stack.ports import free_port
 
@@ -55,7 +56,7 @@ class Device:
 
 def publish_packet(topic: str, payload: bytes, packet_id: int) -> bytes:
     body = struct.pack("!H", len(topic)) + topic.encode() + struct.pack("!H", packet_id) + payload
-    return bytes((0x32,)) + mqtt_connect.remaining_length(len(body)) + body  # PUBLISH, QoS 1
+    return bytes((0x32,)) + remaining_length(len(body)) + body  # PUBLISH, QoS 1
 
 
 async def enrol(database_url: str, organization_key: str, count: int) -> list[Device]:

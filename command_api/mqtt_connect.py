@@ -6,6 +6,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, replace
 
+from common.mqtt import remaining_length
+
 CONNECT = 0x10
 PROTOCOL_LEVEL = 4  # 3.1.1
 MAX_CONNECT = 64 * 1024
@@ -141,13 +143,3 @@ def encode(connect: Connect) -> bytes:
         payload += _binary(connect.password)
     body = _binary(b"MQTT") + bytes((PROTOCOL_LEVEL, flags)) + struct.pack("!H", connect.keepalive) + payload
     return bytes((CONNECT,)) + remaining_length(len(body)) + body
-
-
-def remaining_length(length: int) -> bytes:
-    """A fixed header's remaining length: seven bits a byte, lowest first."""
-    encoded = bytearray()
-    while True:
-        byte, length = length & 0x7F, length >> 7
-        encoded.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes(encoded)

@@ -23,7 +23,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho_mqtt
 from paho.mqtt import _packet
-from paho.mqtt.client import MQTT_ERR_NO_CONN
+from paho.mqtt.client import MQTT_ERR_NO_CONN, PUBLISH
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
@@ -210,17 +210,20 @@ class MqttConnection:
         return client
 
     def _take_acks(self, client: aiomqtt.Client) -> None:
-        """PUBACKs for `publish_many`'s messages resolve its futures; the rest are aiomqtt's."""
-        aiomqtt_on_publish: Any = client._client.on_publish
+        """PUBACKs for `publish_many`'s messages resolve its futures; paho handles the rest (those of
+        aiomqtt's publishes). An MQTT 3.1.1 PUBACK is its message id alone."""
+        paho = client._client
+        handle_pubackcomp = paho._handle_pubackcomp
 
-        def on_publish(paho: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-            ack = self._acks.pop(mid, None)
-            if ack is None:
-                aiomqtt_on_publish(paho, userdata, mid, reason_code, properties)
-            elif not ack.done():
-                ack.set_result(None)
+        def take_ack(cmd: str) -> MQTTErrorCode:
+            packet = paho._in_packet["packet"]
+            if cmd == "PUBACK" and len(packet) == 2 and (ack := self._acks.pop(int.from_bytes(packet), None)):
+                if not ack.done():
+                    ack.set_result(None)
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            return handle_pubackcomp(cmd)  # type: ignore[arg-type]
 
-        client._client.on_publish = on_publish
+        paho._handle_pubackcomp = take_ack  # type: ignore[method-assign]
 
     def _fail_acks(self) -> None:
         """The connection is gone: no PUBACK will come for what `publish_many` still waits on."""
@@ -325,26 +328,45 @@ class MqttConnection:
         out as too large, and raises MqttNotConnected or aiomqtt.MqttError when the batch did not all go.
 
         `publish` costs a task, a timeout and aiomqtt's bookkeeping per message, 46 µs of CPU a
-        message in a burst; this hands the batch to paho and waits once (docs/benchmarks.md)."""
+        message in a burst. paho's own `publish` builds a message object with its info, and logs
+        and queues a packet, for each; its PUBACK handling takes locks and calls back for each.
+        Here the batch's PUBLISH packets are packed into one buffer that paho queues as one
+        packet, and their PUBACKs resolve this connection's futures directly (`_take_acks`)
+        (docs/benchmarks.md). They are not paho's to send again after a reconnect: the batch fails
+        with MqttNotConnected, as before, and the caller republishes."""
         client = self._client
-        if client is None:
+        paho = client._client if client is not None else None
+        if paho is None or paho._sock is None:
             raise MqttNotConnected(f"not connected to the broker; cannot publish {len(messages)} messages")
-        paho = client._client
         loop = asyncio.get_running_loop()
         too_large: list[MessageTooLarge] = []
         waiting: dict[int, asyncio.Future[None]] = {}
+        packets = bytearray()
+        command = PUBLISH | qos << 1 | retain
         try:
             for topic, payload in messages:
                 if (refused := _too_large(topic, payload)) is not None:
                     too_large.append(refused)
                     continue
-                info = paho.publish(topic, payload, qos, retain)
-                if info.rc == MQTT_ERR_NO_CONN:
-                    raise MqttNotConnected(f"the broker connection dropped while publishing {topic}")
-                if info.rc:
-                    raise aiomqtt.MqttCodeError(info.rc, f"could not publish {topic}")
-                if qos and not info.is_published():
-                    waiting[info.mid] = self._acks[info.mid] = loop.create_future()
+                name = _publish_topic(topic)
+                length = 2 + len(name) + len(payload)
+                if qos:
+                    mid = self._free_mid(paho)
+                    waiting[mid] = self._acks[mid] = loop.create_future()
+                    length += 2
+                packets.append(command)
+                if length < 0x80:  # most of them: one byte
+                    packets.append(length)
+                else:
+                    packets += remaining_length(length)
+                packets += len(name).to_bytes(2) + name
+                if qos:
+                    packets += mid.to_bytes(2)
+                packets += payload
+            if packets:
+                # As one queued packet, marked QoS 1 so that paho acts on nothing once it is written
+                # (it would tell on_publish of a QoS 0 PUBLISH).
+                paho._packet_queue(PUBLISH, packets, 0, 1)
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 await asyncio.gather(*waiting.values())
         except TimeoutError:
@@ -353,6 +375,15 @@ class MqttConnection:
             for mid in waiting:
                 self._acks.pop(mid, None)
         return too_large
+
+    def _free_mid(self, paho: paho_mqtt.Client) -> int:
+        """The next message id from paho's counter that neither paho nor a batch is waiting on.
+        The counter wraps after 65,535: a batch's messages are acknowledged long before that."""
+        for _ in range(65_535):
+            mid = paho._mid_generate()
+            if mid not in self._acks and mid not in paho._out_messages:
+                return mid
+        raise aiomqtt.MqttError("every message id awaits its PUBACK")
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self.connected.wait(), timeout)
@@ -507,6 +538,24 @@ class BrokerSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
+
+
+def _publish_topic(topic: str) -> bytes:
+    """The topic as a PUBLISH carries it; ValueError for one no broker takes (as paho raises)."""
+    name = topic.encode()
+    if not name or b"+" in name or b"#" in name or len(name) > 65_535:
+        raise ValueError(f"cannot publish to {topic!r}: a topic is 1 to 65,535 bytes, without wildcards")
+    return name
+
+
+def remaining_length(length: int) -> bytes:
+    """A fixed header's remaining length: seven bits a byte, lowest first."""
+    encoded = bytearray()
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        encoded.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(encoded)
 
 
 def set_tcp_nodelay(sock: Any) -> None:

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import paho.mqtt.client as paho_mqtt
 import pytest
 
-from command_api.mqtt_connect import ACCEPTED, connack, remaining_length
+from command_api.mqtt_connect import ACCEPTED, connack
 from common.mqtt import (
     MAX_PACKET_SIZE,
     RECEIVE_BUFFER,
@@ -20,6 +21,7 @@ from common.mqtt import (
     MqttNotConnected,
     MqttOptions,
     _decode_puback,
+    remaining_length,
     run_until_cancelled,
 )
 from common.settings import MqttSettings
@@ -205,6 +207,73 @@ async def test_publish_many_delivers_each_message_once_and_leaves_out_the_too_la
     assert isinstance(left_out[0], MessageTooLarge)
     with pytest.raises(MqttNotConnected):
         await connection.publish_many(messages[:1])
+
+
+async def test_batches_and_single_publishes_at_once_each_get_their_puback_across_the_id_wrap(
+    mqtt_settings: MqttSettings,
+) -> None:
+    """A batch's PUBACKs are taken before paho sees them, aiomqtt's go on to paho; message ids come
+    from one counter, which wraps at 65,535 in the middle of this batch."""
+    topic = "saic/idwrap/vehicles/V1/drivetrain/soc"
+    # Lengths on both sides of 127 and 16,383, where the remaining length takes another byte.
+    batch = [(topic, b"batch %d " % n + b"x" * (n % 300 + (16_300 if n % 100 == 0 else 0))) for n in range(2_000)]
+    connection = MqttConnection(mqtt_settings, MqttOptions(component="gateway", client_id="id-wrap-test"))
+    async with running(connection):
+        await connection.wait_connected(10)
+        assert connection._client is not None
+        paho = connection._client._client
+        paho._last_mid = 100  # an id a batch waits on, then one paho waits on, are skipped
+        connection._acks[101] = asyncio.get_running_loop().create_future()
+        paho._out_messages[102] = paho_mqtt.MQTTMessage(102)
+        assert connection._free_mid(paho) == 103
+        del connection._acks[101], paho._out_messages[102]
+        paho._last_mid = 65_535 - 1_000
+        async with client(mqtt_settings, "api") as reader:
+            await reader.subscribe(topic, qos=1)
+            singles = [connection.publish(topic, b"single %d" % n) for n in range(50)]
+            await asyncio.gather(
+                connection.publish_many(batch[:1_000]), *singles, connection.publish_many(batch[1_000:])
+            )
+            received = [m.payload for m in await collect(reader, len(batch) + len(singles), timeout=10)]
+        assert not connection._acks
+        assert not paho._out_messages
+        assert paho._last_mid < 2_000
+    assert sorted(received) == sorted([payload for _, payload in batch] + [b"single %d" % n for n in range(50)])
+    # One batch's messages arrive in their order.
+    assert [p for p in received if isinstance(p, bytes) and p.startswith(b"batch")][:1_000] == [
+        payload for _, payload in batch[:1_000]
+    ]
+
+
+async def test_a_batch_with_a_wildcard_topic_is_refused_whole(mqtt_settings: MqttSettings) -> None:
+    topic = "saic/wildcard/vehicles/V1/drivetrain/soc"
+    connection = MqttConnection(mqtt_settings, MqttOptions(component="gateway", client_id="wildcard-test"))
+    async with running(connection), client(mqtt_settings, "api") as reader:
+        await connection.wait_connected(10)
+        await reader.subscribe(topic, qos=1)
+        with pytest.raises(ValueError, match="wildcards"):
+            await connection.publish_many([(topic, b"before"), ("saic/+/vehicles", b"x"), (topic, b"after")])
+        await connection.publish_many([(topic, b"next")], qos=0)
+        received = [m.payload for m in await collect(reader, 1, timeout=10)]
+        assert not connection._acks
+    assert received == [b"next"]
+
+
+async def test_a_batch_published_retained_is_kept_by_the_broker(mqtt_settings: MqttSettings) -> None:
+    topics = [f"saic/retainedbatch/vehicles/V{n}/drivetrain/soc" for n in range(3)]
+    connection = MqttConnection(mqtt_settings, MqttOptions(component="gateway", client_id="retained-batch-test"))
+    async with running(connection):
+        await connection.wait_connected(10)
+        await connection.publish_many([(topic, b"kept " + topic.encode()) for topic in topics], retain=True)
+        try:
+            async with client(mqtt_settings, "ingest") as reader:  # a filter amqtt's ACL grants
+                await reader.subscribe("saic/retainedbatch/vehicles/+/drivetrain/#", qos=1)
+                received = await collect(reader, len(topics), timeout=10)
+        finally:
+            await connection.publish_many([(topic, b"") for topic in topics], retain=True)  # left as found
+    assert sorted((m.topic.value, m.payload, m.retain) for m in received) == [
+        (topic, b"kept " + topic.encode(), True) for topic in topics
+    ]
 
 
 async def test_publishes_are_written_in_the_loop_pass_that_queued_them_and_a_full_socket_drains(
