@@ -115,6 +115,62 @@ async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
     assert received == payloads
 
 
+async def test_each_qos_1_message_is_acknowledged_by_its_id_after_the_hook_even_a_bad_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The receive hook sees each QoS 0 and 1 message with its retain flag, and each QoS 1 message is
+    acknowledged with its own id: one whose topic is not UTF-8 too (the hook cannot take it: logged),
+    and one with QoS 2 gets paho's PUBREC instead."""
+    topic = b"saic/x/vehicles/V1/drivetrain/soc"
+    acks: list[tuple[int, bytes]] = []
+    seen: list[tuple[str, bytes, bool]] = []
+
+    async def fake_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_packet(reader)  # CONNECT
+        writer.write(connack(ACCEPTED))
+        _, subscribe = await _read_packet(reader)
+        writer.write(_packet(0x90, subscribe[:2] + b"\x01"))
+        writer.write(_packet(0x33, len(topic).to_bytes(2) + topic + (300).to_bytes(2) + b"retained"))
+        writer.write(_packet(0x32, (4).to_bytes(2) + b"s\xffx/" + (301).to_bytes(2) + b"bad topic"))
+        writer.write(_packet(0x30, len(topic).to_bytes(2) + topic + b"qos 0"))
+        writer.write(_packet(0x34, len(topic).to_bytes(2) + topic + (302).to_bytes(2) + b"qos 2"))
+        writer.write(_packet(0x32, len(topic).to_bytes(2) + topic + (65_535).to_bytes(2) + b"last"))
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                kind, body = await _read_packet(reader)
+                if kind & 0xF0 in (0x40, 0x50):  # PUBACK, PUBREC
+                    acks.append((kind, body))
+
+    server = await asyncio.start_server(fake_broker, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    options = MqttOptions(
+        component="ingest",
+        client_id="acks-test",
+        subscriptions=[("saic/x/vehicles/+/drivetrain/#", 1)],
+        on_receive=lambda topic, payload, retain: seen.append((topic, payload, retain)),
+    )
+    connection = MqttConnection(
+        MqttSettings.from_env({"MQTT_PORT": str(port), "MQTT_INGEST_PASSWORD": "unused"}), options
+    )
+    task = asyncio.create_task(run_until_cancelled(connection))
+    try:
+        await wait_until(lambda: len(acks) >= 4, timeout=5, what="every acknowledgement")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        server.close()
+    text = topic.decode()
+    assert seen == [(text, b"retained", True), (text, b"qos 0", False), (text, b"last", False)]
+    assert acks == [
+        (0x40, (300).to_bytes(2)),
+        (0x40, (301).to_bytes(2)),
+        (0x50, (302).to_bytes(2)),
+        (0x40, b"\xff\xff"),
+    ]
+    assert "receive hook failed" in caplog.text
+
+
 def test_buffered_reads_serve_small_reads_from_one_receive() -> None:
     near, far = socket.socketpair()
     near.setblocking(False)
