@@ -404,12 +404,12 @@ def _receive_with(paho: paho_mqtt.Client, hook: ReceiveHook) -> None:
     def receive() -> MQTTErrorCode:
         command, packet = paho._in_packet["command"], paho._in_packet["packet"]
         qos = command >> 1 & 3
+        if qos > 1:
+            return handle_publish()
         size = int.from_bytes(packet[:2])
         try:
             topic = packet[2 : 2 + size].decode()
         except UnicodeDecodeError:
-            qos = 2
-        if qos > 1:
             return handle_publish()
         start = 2 + size + 2 * qos
         try:

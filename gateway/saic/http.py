@@ -18,10 +18,9 @@ headers and body; no cookies are sent, as the library sends none.
 
 The library has no parameter for its HTTP client, so `saic_api` builds the library's API object with
 a `SaicSender` in place of its API client. `SAIC_HTTP_POOL=library` keeps the library's own client
-and its own method: a fallback, should the sender ever misbehave
-against the real API. Either way `saic_api` installs the gateway's decoder of the replies
-(`gateway.saic.decode`), its event-id retries (`gateway.saic.event_id`) and hashlib's MD5 digest in
-place of the library's.
+and its own method: a fallback, should the sender ever misbehave against the real API. Either way
+`saic_api` installs the gateway's decoder of the replies (`gateway.saic.decode`), its event-id
+retries (`gateway.saic.event_id`) and hashlib's MD5 digest in place of the library's.
 """
 
 from __future__ import annotations
@@ -143,18 +142,18 @@ class SaicRequest:
         body: Any | None = None,
     ) -> SaicRequest:
         """httpx's encodings: params (even none) replace the URL's query; a form is url-encoded (True as "true",
-        None as ""), a JSON body compact and UTF-8; a body sets its content type."""
+        None as ""), a JSON body compact and UTF-8; a body sets its content type unless one is given."""
         if params is not None:
             url = url.partition("?")[0] + (f"?{httpx.QueryParams(params)}" if params else "")
         request = cls(method, url, CIMultiDict(headers or {}))
         if form:
             pairs = [(key, _form_value(item)) for key, value in form.items() for item in _as_list(value)]
             request.content = urlencode(pairs, doseq=True).encode()
-            request.headers["Content-Type"] = "application/x-www-form-urlencoded"
+            request.headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         elif body:
             json_body = asdict(body)
             request.content = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-            request.headers["Content-Type"] = "application/json"
+            request.headers.setdefault("Content-Type", "application/json")
         return request
 
 

@@ -223,17 +223,24 @@ _PARAMS = st.dictionaries(st.text(), _PRIMITIVES | st.lists(_PRIMITIVES, max_siz
     params=_PARAMS | st.none(),
     form=_PARAMS | st.none(),
     json_value=st.none() | st.recursive(_PRIMITIVES, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)),
+    content_type=st.sampled_from([None, "application/x-www-form-urlencoded", "text/plain"]),
 )
 def test_requests_are_built_as_httpx_builds_them(
-    url: str, path: str, params: dict[str, Any] | None, form: dict[str, Any] | None, json_value: object
+    url: str,
+    path: str,
+    params: dict[str, Any] | None,
+    form: dict[str, Any] | None,
+    json_value: object,
+    content_type: str | None,
 ) -> None:
     """The URL, body and content type the library's httpx.Request would carry, as the library builds
     it (a dataclass body as a dict, the event id in the headers)."""
     body = _Body(json_value) if json_value is not None else None
+    headers = {"event-id": "0"} | ({"Content-Type": content_type} if content_type else {})
     expected = httpx.Request(
-        "POST", url + path, params=params, headers={"event-id": "0"}, data=form, json=asdict(body) if body else None
+        "POST", url + path, params=params, headers=headers, data=form, json=asdict(body) if body else None
     )
-    built = SaicRequest.build("POST", url + path, params, {"event-id": "0"}, form, body)
+    built = SaicRequest.build("POST", url + path, params, headers, form, body)
     assert built.url == str(expected.url)
     assert built.content == expected.content
     assert built.headers.get("Content-Type") == expected.headers.get("Content-Type")
