@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiomqtt
 import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -183,18 +182,22 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
         results_filter = topics.TopicFilter(relay.result_subscription()[0])
         device_reports = f"{topics.DEVICES}/"
 
-        async def on_message(message: aiomqtt.Message) -> None:
-            if status.on_message(message) or programs.on_message(message) or alerts.on_message(message):
+        def on_receive(topic: str, payload: bytes, _retained: bool) -> None:
+            # Synchronous, in the connection's read of each packet: the whole fleet's telemetry
+            # arrives here, and no message object is made for it (common.mqtt's receive hook).
+            if status.on_message(topic, payload) or programs.on_message(topic, payload):
                 return
-            if message.topic.value.startswith(device_reports):
-                if not diag.on_message(message):
-                    live.on_device_message(message)
-            elif results_filter.matches(message.topic.value):
-                service.on_result(message)
+            if alerts.on_message(topic, payload):
+                return
+            if topic.startswith(device_reports):
+                if not diag.on_message(topic, payload):
+                    live.on_device_message(topic, payload)
+            elif results_filter.matches(topic):
+                service.on_result(topic, payload)
             else:
-                live.on_message(message)
+                live.on_message(topic, payload)
 
-        mqtt.on_message = on_message
+        mqtt.options.on_receive = on_receive
         app[MQTT] = mqtt
         if (cipher := app.get(DEVICE_CIPHER)) is not None and mqtt_settings.devices_password is not None:
             app[DEVICE_EDGE] = DeviceEdge(app[POOL], cipher, mqtt_settings, app[METRICS].registry)

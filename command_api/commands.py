@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import aiomqtt
 import asyncpg
 from pydantic import ValidationError
 
@@ -42,11 +41,11 @@ class CommandRelay:
         return topics.command_result_filter(self.prefix), 1
 
     @staticmethod
-    def parse_result(message: aiomqtt.Message) -> CommandResult | None:
+    def parse_result(topic: str, payload: bytes) -> CommandResult | None:
         try:
-            return CommandResult.model_validate_json(message.payload if isinstance(message.payload, bytes) else b"")
+            return CommandResult.model_validate_json(payload)
         except ValidationError as exc:
-            log.warning("ignoring a malformed command result on %s: %s", message.topic.value, exc.errors()[0]["msg"])
+            log.warning("ignoring a malformed command result on %s: %s", topic, exc.errors()[0]["msg"])
             return None
 
     def waits_for(self, command_id: UUID) -> bool:
@@ -129,9 +128,9 @@ class CommandService:
         assert recorded is not None
         return audit.command_json(recorded), False
 
-    def on_result(self, message: aiomqtt.Message) -> None:
+    def on_result(self, topic: str, payload: bytes) -> None:
         """Record a result, whoever waits for it; results do not queue behind each other's writes."""
-        result = self.relay.parse_result(message)
+        result = self.relay.parse_result(topic, payload)
         if result is None or result.id is None:
             return
         written = self.statuses.record(result.id, result.status, result.error, result.finished_at, result.answer_by)

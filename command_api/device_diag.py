@@ -8,8 +8,6 @@ import json
 import uuid
 from typing import Any
 
-import aiomqtt
-
 from command_api.errors import ApiError
 from common import topics
 from common.mqtt import MqttConnection, MqttNotConnected
@@ -25,13 +23,13 @@ class DiagRelay:
     def subscription(self) -> tuple[str, int]:
         return topics.device_filter(topics.DEVICE_DIAG_RESPONSE), 1
 
-    def on_message(self, message: aiomqtt.Message) -> bool:
+    def on_message(self, topic: str, payload: bytes) -> bool:
         """True when the message was a diagnostic answer (whether anyone still waits for it)."""
-        parsed = topics.parse_device_topic(message.topic.value)
+        parsed = topics.parse_device_topic(topic)
         if parsed is None or parsed.key != topics.DEVICE_DIAG_RESPONSE:
             return False
         try:
-            body = json.loads(message.payload if isinstance(message.payload, bytes) else b"")
+            body = json.loads(payload)
         except (ValueError, UnicodeDecodeError, RecursionError):
             return True
         if isinstance(body, dict):

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aiomqtt
 from aiohttp import WSCloseCode, web
 
 from command_api.auth import WEBSOCKET_PROTOCOL, Principal
@@ -63,14 +62,13 @@ class LiveHub:
     def subscription(self) -> tuple[str, int]:
         return topics.vehicles_filter(self.prefix, "#"), 0
 
-    def on_message(self, message: aiomqtt.Message) -> None:
+    def on_message(self, topic: str, payload: bytes) -> None:
         """Fan a telemetry message out; commands, the upstream /set topics and replies are skipped."""
         if not self.clients:  # the whole fleet's telemetry arrives here: nothing to do for nobody
             return
-        parsed = topics.parse_vehicle_topic(self.prefix, message.topic.value)
+        parsed = topics.parse_vehicle_topic(self.prefix, topic)
         if parsed is None or parsed.path.split("/", 1)[0] in SKIPPED_SEGMENTS or parsed.path.endswith(UPSTREAM_REPLIES):
             return
-        payload = message.payload if isinstance(message.payload, bytes) else b""
         if not payload or not is_vin(parsed.vin):
             return
         try:
@@ -100,15 +98,14 @@ class LiveHub:
     def device_subscriptions(self) -> list[tuple[str, int]]:
         return [(topics.device_filter(topics.DEVICE_TELEMETRY), 0), (topics.device_filter(topics.DEVICE_STATUS), 0)]
 
-    def on_device_message(self, message: aiomqtt.Message) -> None:
+    def on_device_message(self, topic: str, payload: bytes) -> None:
         """A directly connected device's report, to the streams opened on that device (never to the
         fleet's: a device is no vehicle). The ingest has validated nothing yet: only JSON objects
         (telemetry) and online/offline pass."""
-        parsed = topics.parse_device_topic(message.topic.value)
+        parsed = topics.parse_device_topic(topic)
         followers = [c for c in self.clients if c.vins is not None and parsed and parsed.device_id in c.vins]
         if parsed is None or not followers:
             return
-        payload = message.payload if isinstance(message.payload, bytes) else b""
         if parsed.key == topics.DEVICE_STATUS:
             if payload not in (b"online", b"offline"):
                 return

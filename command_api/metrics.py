@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import time
 
-import aiomqtt
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -67,9 +66,7 @@ class ProgramMetrics:
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(topics.metrics_topic(self.prefix, "+"), 0), (f"{SYS_PREFIX}#", 0)]
 
-    def on_message(self, message: aiomqtt.Message) -> bool:
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else b""
+    def on_message(self, topic: str, payload: bytes) -> bool:
         if topic.startswith(SYS_PREFIX):
             known = BROKER_METRICS.get(topic.removeprefix(SYS_PREFIX))
             if known is not None:

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiomqtt
-
 from common import topics
 
 STALE_AFTER_PERIODS = 3
@@ -52,17 +50,18 @@ class StatusBoard:
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(t, 1) for t in (*self._topics, self._presence_filter.pattern)]
 
-    def on_message(self, message: aiomqtt.Message) -> bool:
+    def on_message(self, topic: str, payload: bytes) -> bool:
         """Record a status message; False when the message is not a status topic."""
-        payload = message.payload.decode("utf-8", "replace") if isinstance(message.payload, bytes) else ""
-        if self._presence_filter.matches(message.topic.value):
-            *_, component, _instances, instance = message.topic.value.split("/")
-            self._presence(component, instance, payload)
+        if self._presence_filter.matches(topic):
+            *_, component, _instances, instance = topic.split("/")
+            self._presence(component, instance, payload.decode("utf-8", "replace"))
             return True
-        name = self._topics.get(message.topic.value)
+        name = self._topics.get(topic)
         if name is None:
             return False
-        self.components[name] = ComponentStatus(payload.strip() or "unknown", datetime.now(UTC))
+        self.components[name] = ComponentStatus(
+            payload.decode("utf-8", "replace").strip() or "unknown", datetime.now(UTC)
+        )
         return True
 
     def _presence(self, component: str, instance: str, payload: str) -> None:
@@ -108,12 +107,12 @@ class AlertBoard:
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(self._filter.pattern, 1)]
 
-    def on_message(self, message: aiomqtt.Message) -> bool:
-        if not self._filter.matches(message.topic.value):
+    def on_message(self, topic: str, payload: bytes) -> bool:
+        if not self._filter.matches(topic):
             return False
-        component = message.topic.value.split("/")[-2]
+        component = topic.split("/")[-2]
         try:
-            body = json.loads(message.payload if isinstance(message.payload, bytes) else b"")
+            body = json.loads(payload)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return True  # not ours to crash on; the publisher is one of our programs
         if isinstance(body, dict):
