@@ -91,9 +91,11 @@ class StatusWriter:
     def _queue(self, command_id: UUID, change: Change) -> Written:
         future: Written = asyncio.get_running_loop().create_future()
         if (earlier := self._queued.get(command_id)) is not None:
-            if change.stage < earlier[0].stage:  # behind what is queued already: moot
-                future.set_result(None)
-                return future
+            if change.stage < earlier[0].stage:
+                # Behind what is queued already (a result can be read before its command's send
+                # returns): moot, and written once the later change is, so that a read-back after
+                # it sees at least that change.
+                return earlier[1]
             if change.stage == earlier[0].stage:
                 return earlier[1]  # the same stage again (a broker's duplicate delivery): the first stands
             earlier[1].set_result(None)

@@ -53,13 +53,17 @@ async def test_sent_never_undoes_a_result(pool: asyncpg.Pool) -> None:
     first, second = await new_commands(pool, 2)
     writer = StatusWriter(pool)
     now = datetime.now(UTC)
-    # The same batch: the result replaces the `sent` queued before it, and a `sent` after it is moot.
+    # The same batch: the result replaces the `sent` queued before it. A `sent` after it (a result
+    # read before its command's send returned) is moot, and done once the result is written: the
+    # API reads the row back after it.
     sent, result, late_sent = (
         writer.mark_sent(first),
         writer.record(first, "failed", "no", now),
         writer.mark_sent(first),
     )
-    assert (await sent, await late_sent) == (None, None)
+    assert await sent is None
+    assert status(await late_sent) == "failed"
+    assert await status_of(pool, first) == "failed"
     assert status(await result) == "failed"
     # Separate batches: `sent` only moves a queued command.
     await writer.record(second, "succeeded", None, now)
