@@ -229,18 +229,18 @@ class SaicSender:
         async with self._session.request(
             request.method, request.url, data=data or None, headers=headers, allow_redirects=False
         ) as response:
-            reply = SaicReply(response.status, CIMultiDict(response.headers), await response.read())
-            reply.charset = response.charset or "utf-8"
-        if 200 <= reply.status_code < 300 and (text := reply.text.strip()):
-            reply.content, _ = crypto.decrypt_response(  # sets the content type in place
+            status, charset = response.status, response.charset or "utf-8"
+            reply_headers: CIMultiDict[str] = CIMultiDict(response.headers)
+            content = await response.read()
+        if 200 <= status < 300 and (text := content.decode(charset).strip()):
+            content, _ = crypto.decrypt_response(  # sets the content type in place
                 original_response_content=text,
-                original_response_headers=reply.headers,
-                original_response_charset=reply.charset,
+                original_response_headers=reply_headers,
+                original_response_charset=charset,
             )
-            reply._text = None
         for name in _STALE_AFTER_DECRYPTION:
-            reply.headers.popall(name, None)
-        return reply
+            reply_headers.popall(name, None)
+        return SaicReply(status, reply_headers, content, charset)
 
     async def close(self) -> None:
         self._closed = True
