@@ -38,7 +38,7 @@ class GatewaySettings(EnvSettings):
     )
     error_backoff_max: float = Field(900.0, alias="GATEWAY_ERROR_BACKOFF_MAX", gt=0)
     poll_concurrency: int = Field(
-        50,
+        100,  # the SAIC client's connections (gateway/saic/http.py): more polls would queue for one
         alias="GATEWAY_POLL_CONCURRENCY",
         ge=1,
         le=10_000,

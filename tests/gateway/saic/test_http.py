@@ -21,8 +21,9 @@ from saic_ismart_client_ng.exceptions import SaicApiClosedException, SaicApiExce
 from saic_ismart_client_ng.net.client import SaicApiClient
 from saic_ismart_client_ng.net.crypto import decrypt_request, encrypt_response
 
-from gateway.saic.http import SaicRequest, SaicSender, api_client, md5_hex_digest, saic_api
+from gateway.saic.http import CONNECTIONS, SaicRequest, SaicSender, api_client, md5_hex_digest, saic_api
 from gateway.saic.settings import SaicSettings
+from gateway.settings import GatewaySettings
 from gateway.simulator import SimulatedFleet
 from local_stack.ports import free_port
 from tests.saic_server import SaicTestServer
@@ -96,6 +97,12 @@ async def test_connections_are_kept_for_every_call_in_flight(slow_server: SaicTe
     assert slow_server.signature_failures == 0
     connections = {r.client_port for r in slow_server.requests}
     assert len(connections) <= CONCURRENT + 1, f"{len(connections)} connections for {CONCURRENT} calls in flight"
+
+
+def test_the_default_poll_ceiling_is_the_pool_s_connections() -> None:
+    """More polls in flight than connections would only queue for one; fewer left the 1,000-car
+    start-up bound by the ceiling once a poll's CPU fell (docs/benchmarks.md)."""
+    assert GatewaySettings.from_env({}).poll_concurrency == CONNECTIONS
 
 
 async def test_an_unreachable_api_is_a_saic_error(slow_server: SaicTestServer) -> None:
