@@ -85,6 +85,28 @@ async def test_a_whole_state_is_stored_uncompressed_and_a_huge_one_still_fits(po
     assert json.loads(stored["VIN2"]["text"]) == huge
 
 
+async def test_a_moved_state_stays_in_its_page(pool: asyncpg.Pool, sink: Sink) -> None:
+    """Migration 0017: a page keeps room for a state's next version, so a flush that moves every
+    car's state writes each beside the old one (a HOT update, no new index entry). Packed, two
+    3 KB states filled a page and most new versions went to another one."""
+    typical: dict[str, TelemetryValue] = {f"extra/key{n:02d}": 1000.0 + n for n in range(80)}  # ~3 KB as jsonb
+    vins = [f"VIN{n:02d}" for n in range(12)]
+    blocks = "SELECT vin, (ctid::text::point)[0] AS block FROM vehicle_state"
+    async with pool.acquire() as conn:
+        await sink.write([VehicleSnapshot(vin, "acct", T0, T0, False, typical, frozenset(typical)) for vin in vins])
+        before = {r["vin"]: r["block"] for r in await conn.fetch(blocks)}
+        moved = typical | {"extra/key00": 0.0}
+        later = T0 + timedelta(seconds=5)
+        await sink.write(
+            [VehicleSnapshot(vin, "acct", later, later, False, moved, frozenset({"extra/key00"})) for vin in vins]
+        )
+        after = {r["vin"]: r["block"] for r in await conn.fetch(blocks)}
+        assert await conn.fetchval("SELECT count(*) FROM vehicle_state WHERE state->>'extra/key00' = '0.0'") == len(
+            vins
+        )
+    assert after == before
+
+
 async def test_only_a_newer_reading_moves_the_state(pool: asyncpg.Pool, sink: Sink) -> None:
     async with pool.acquire() as conn:
         await sink.write([snapshot(T0 + timedelta(seconds=10), drivetrain__soc=70.0)])
