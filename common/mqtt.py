@@ -23,7 +23,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho_mqtt
 from paho.mqtt import _packet
-from paho.mqtt.client import MQTT_ERR_NO_CONN, PUBACK, PUBLISH
+from paho.mqtt.client import PUBACK, PUBLISH
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
@@ -296,18 +296,15 @@ class MqttConnection:
             log.exception("handler failed for a message on %s", message.topic.value)
 
     async def publish(self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False) -> None:
-        client = self._client
-        if client is None:
-            raise MqttNotConnected(f"not connected to the broker; cannot publish {topic}")
-        if (refused := _too_large(topic, payload)) is not None:
-            raise refused
-        try:
-            async with self._in_flight:  # see MqttOptions.max_inflight
-                await client.publish(topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT)
-        except aiomqtt.MqttCodeError as exc:
-            if exc.rc == MQTT_ERR_NO_CONN:
-                raise MqttNotConnected(str(exc)) from exc
-            raise
+        """One message (QoS 0 or 1), packed and acknowledged as `publish_many` does: a command's
+        request and its answers go this way, and aiomqtt's publish cost twice the CPU (docs/benchmarks.md)."""
+        if qos not in (0, 1):
+            raise ValueError(f"QoS {qos}: only 0 and 1 are published")
+        message = (topic, payload if isinstance(payload, bytes) else payload.encode())
+        async with self._in_flight:  # see MqttOptions.max_inflight
+            refused = await self.publish_many([message], qos=qos, retain=retain)
+        if refused:
+            raise refused[0]
 
     async def publish_many(
         self, messages: Sequence[tuple[str, bytes]], *, qos: int = 1, retain: bool = False
