@@ -152,9 +152,9 @@ class MqttOptions:
     clean_session: bool = True
     keepalive: int = 30
     max_inflight: int = 64
-    """QoS 1 publishes awaiting their PUBACK. aiomqtt scans every pending call on each publish and
-    paho every in-flight message on each PUBACK, so this bounds both scans; 64 keeps a loopback
-    connection busy (docs/benchmarks.md, "Publishes in flight")."""
+    """`publish` calls awaiting their PUBACK at once (a `publish_many` batch is not bounded). It was
+    set to bound aiomqtt's and paho's scans of what is in flight; 64 keeps a loopback connection
+    busy (docs/benchmarks.md, "Publishes in flight")."""
     on_connect: list[ConnectHook] = field(default_factory=list)
     on_receive: ReceiveHook | None = None
     """Called synchronously for each message before it is acknowledged (instead of `on_message`):
@@ -296,8 +296,9 @@ class MqttConnection:
             log.exception("handler failed for a message on %s", message.topic.value)
 
     async def publish(self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False) -> None:
-        """One message (QoS 0 or 1), packed and acknowledged as `publish_many` does: a command's
-        request and its answers go this way, and aiomqtt's publish cost twice the CPU (docs/benchmarks.md)."""
+        """One message (QoS 0 or 1), packed and acknowledged as `publish_many` does. A command's
+        request and its answers go this way; aiomqtt's publish added paho's message object and log
+        line, a pending-call future and paho's locked PUBACK handling to each (docs/benchmarks.md)."""
         if qos not in (0, 1):
             raise ValueError(f"QoS {qos}: only 0 and 1 are published")
         message = (topic, payload if isinstance(payload, bytes) else payload.encode())
