@@ -18,14 +18,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bench import api, broker_throughput, ingest_throughput, lock_latency, run, stack
+from bench import api, broker_throughput, ingest_throughput, lock_latency, run, saic_gateway, stack
 from bench.servers import ROOT, broker, postgres
 from bench.stats import percentile
 from common.lifecycle import event_loop_name
+from gateway.settings import GatewaySettings
 
 LOCK_REQUESTS = 300
 BROKER_MESSAGES = 20_000
 FLEET_SIZES = (1_000, 10_000)
+SAIC_CARS, SAIC_LATENCY = 1_000, 0.05
+"""The gateway's goals: this many cars on the 5 s cycle, each SAIC call answered after this many seconds."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,20 @@ async def ingest_figures() -> AsyncIterator[Figure]:
     yield Figure("flush of 10,000 vehicles, steady state", steady, "s", "< 0.5 s", steady < 0.5, plain[2], off)
 
 
+async def gateway_figures() -> AsyncIterator[Figure]:
+    """The gateway against the SAIC test server, at its default ceiling of polls in flight. Against
+    upstream's gateway (the CPU goals) it needs upstream's source: `python -m bench.saic_gateway --upstream`."""
+    ceiling = GatewaySettings.from_env({}).poll_concurrency
+    with broker("mosquitto") as mqtt:
+        gateway = await saic_gateway.measure(mqtt, SAIC_CARS, SAIC_LATENCY, ceiling, window=20)
+    cars = f"SAIC gateway, {SAIC_CARS:,} cars"
+    start_up, failed = gateway["start_up"], int(gateway["failed_first"])
+    yield Figure(f"{cars}: start-up", start_up, "s", "< 5 s, 0 failed first polls", start_up < 5 and not failed)
+    holds = gateway["polled"] == SAIC_CARS and gateway["p95"] <= 1.1 * saic_gateway.CYCLE
+    cpu = gateway["cpu"]
+    yield Figure(f"{cars} at 5 s: CPU", cpu, "% of a core", "< 50 %, cycle held", cpu < 50 and holds)
+
+
 async def broker_figures() -> AsyncIterator[Figure]:
     delivered = {}
     for implementation in ("mosquitto", "amqtt"):
@@ -135,6 +152,7 @@ PARTS: dict[str, Callable[[], AsyncIterator[Figure]]] = {
     "api": api_figures,
     "ingest": ingest_figures,
     "broker": broker_figures,
+    "gateway": gateway_figures,
     "stack": stack_figures,
 }
 
