@@ -53,3 +53,13 @@ def test_a_bad_event_loop_stops_the_program_with_one_clear_line() -> None:
     assert done.returncode == EXIT_CONFIG_ERROR
     assert "EVENT_LOOP must be one of uvloop, asyncio" in done.stdout + done.stderr
     assert "uvloop" not in done.stdout.splitlines()  # main never ran
+
+
+def test_what_a_program_imported_is_kept_out_of_the_collector_s_walks() -> None:
+    program = "import gc\nfrom common.lifecycle import run_program\n\nasync def main(stop):\n"
+    program += "    print(gc.get_freeze_count(), flush=True)\n\nrun_program('probe', main)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", program], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.splitlines()[0]) > 10_000  # the imports' objects (asyncio, uvloop, logging ...)
