@@ -234,8 +234,9 @@ class MqttConnection:
         """Stay connected until cancelled."""
         backoff = Backoff()
         while not self._stop_requested.is_set():
+            client = self._make_client()
             try:
-                async with self._make_client() as client:
+                async with client:
                     await self._on_connected(client)
                     backoff.reset()
                     presence = asyncio.create_task(self._announce_presence(client))
@@ -258,6 +259,7 @@ class MqttConnection:
                 self._client = None
                 self.connected.clear()
                 self._fail_acks()
+                _observe_drop(client)
 
     async def _on_connected(self, client: aiomqtt.Client) -> None:
         if self.options.subscriptions:
@@ -384,6 +386,16 @@ class MqttConnection:
         if client is not None and self.options.status_topic:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await client.publish(self.options.status_topic, b"offline", qos=1, retain=True, timeout=2)
+
+
+def _observe_drop(client: aiomqtt.Client) -> None:
+    """aiomqtt records a dropped connection as an error on a future that only its message iterator
+    reads: a drop that came while this task was elsewhere (in a handler, being cancelled) would end
+    in asyncio's "Future exception was never retrieved" once the client is collected. The loop
+    above has reported it or is stopping; mark it read."""
+    dropped = client._disconnected
+    if dropped.done() and not dropped.cancelled():
+        dropped.exception()
 
 
 def _receive_with(paho: paho_mqtt.Client, hook: ReceiveHook) -> None:

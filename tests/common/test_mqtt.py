@@ -582,3 +582,42 @@ async def test_received_messages_leave_no_reference_cycles(mqtt_settings: MqttSe
                 gc.enable()
     assert len(received) == count
     assert garbage < count / 10, f"{garbage} objects in cycles after {count} messages"
+
+
+async def test_a_drop_the_stopped_connection_never_saw_is_not_left_unretrieved(mqtt_settings: MqttSettings) -> None:
+    """The connection drops while a handler runs, and the connection is stopped before its loop
+    reads the drop: aiomqtt's record of it must not end in asyncio's "Future exception was never
+    retrieved" when the client is collected (it did, in test runs and at shutdowns)."""
+    loop = asyncio.get_running_loop()
+    unretrieved: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: unretrieved.append(context))
+    topic = "saic/drop/vehicles/V1/drivetrain/soc"
+    handling = asyncio.Event()
+
+    async def hold(_message: Any) -> None:
+        handling.set()
+        await asyncio.Event().wait()  # until the connection's task is cancelled
+
+    options = MqttOptions(component="api", client_id="drop-test", subscriptions=[(topic, 0)])
+    connection = MqttConnection(mqtt_settings, options, on_message=hold)
+    task = asyncio.create_task(connection.run())
+    try:
+        await connection.wait_connected(10)
+        assert connection._client is not None
+        aiomqtt_client = connection._client
+        async with client(mqtt_settings, "gateway") as publisher:
+            await publisher.publish(topic, b"1")
+            await asyncio.wait_for(handling.wait(), 10)
+        sock: Any = aiomqtt_client._client.socket()
+        sock.shutdown(socket.SHUT_RDWR)  # the connection drops
+        await wait_until(aiomqtt_client._disconnected.done, what="aiomqtt to see the drop")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        del aiomqtt_client
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        task.cancel()
+        loop.set_exception_handler(previous)
+    assert [c["message"] for c in unretrieved] == []
