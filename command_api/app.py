@@ -21,7 +21,7 @@ from command_api.device_diag import DiagRelay
 from command_api.device_edge import DeviceEdge
 from command_api.errors import ApiError, error_middleware
 from command_api.live import GRANTS_CHANNEL, LiveHub
-from command_api.metrics import ApiMetrics, ProgramMetrics
+from command_api.metrics import SYS_PREFIX, ApiMetrics, ProgramMetrics
 from command_api.ratelimit import KeyedRateLimiter
 from command_api.responses import json_response
 from command_api.rollouts import RolloutEngine
@@ -180,19 +180,23 @@ def mqtt_context(mqtt_settings: MqttSettings) -> Any:
         ]
 
         results_filter = topics.TopicFilter(relay.result_subscription()[0])
+        results = f"/{topics.RESULT_SUFFIX}"
         device_reports = f"{topics.DEVICES}/"
+        programs_own = (topics.internal_root(prefix), SYS_PREFIX)
+        boards = (status, programs, alerts)
 
         def on_receive(topic: str, payload: bytes, _retained: bool) -> None:
             # Synchronous, in the connection's read of each packet: the whole fleet's telemetry
             # arrives here, and no message object is made for it (common.mqtt's receive hook).
-            if status.on_message(topic, payload) or programs.on_message(topic, payload):
-                return
-            if alerts.on_message(topic, payload):
-                return
-            if topic.startswith(device_reports):
+            # Filters split the topic to match it: a car's telemetry is told apart by its ends first.
+            if topic.startswith(programs_own):
+                for board in boards:
+                    if board.on_message(topic, payload):
+                        break
+            elif topic.startswith(device_reports):
                 if not diag.on_message(topic, payload):
                     live.on_device_message(topic, payload)
-            elif results_filter.matches(topic):
+            elif topic.endswith(results) and results_filter.matches(topic):
                 service.on_result(topic, payload)
             else:
                 live.on_message(topic, payload)

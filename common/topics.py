@@ -131,6 +131,11 @@ def set_filters(prefix: str, account: str) -> list[str]:
     ]
 
 
+def internal_root(prefix: str) -> str:
+    """What the programs' own topics (status, presence, metrics, alerts) start with: never a vehicle's."""
+    return f"{prefix}/_internal/"
+
+
 def metrics_topic(prefix: str, component: str) -> str:
     """A program's Prometheus metrics (text format, retained), which the API serves at /metrics."""
     return f"{prefix}/_internal/{component}/metrics"
