@@ -74,7 +74,7 @@ class ProgramMetrics:
                     self.broker[known[0]] = float(payload.split()[0])
             return True
         parsed = topic.split("/")
-        if topic.startswith(f"{self.prefix}/_internal/") and parsed[-1] == "metrics":
+        if topic.startswith(topics.internal_root(self.prefix)) and parsed[-1] == "metrics":
             self.texts[parsed[-2]] = payload
             return True
         return False

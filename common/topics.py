@@ -113,9 +113,14 @@ def account_segment(account: str) -> str:
     return _ACCOUNT_UNSAFE.sub("_", account)
 
 
+def internal_root(prefix: str) -> str:
+    """What the programs' own topics (status, presence, metrics, alerts) start with: never a vehicle's."""
+    return f"{prefix}/_internal/"
+
+
 def gateway_status_topic(prefix: str) -> str:
     """The gateway's last will (upstream's name, used by Home Assistant availability)."""
-    return f"{prefix}/_internal/lwt"
+    return f"{internal_root(prefix)}lwt"
 
 
 def home_assistant_status_topic(discovery_prefix: str) -> str:
@@ -131,28 +136,23 @@ def set_filters(prefix: str, account: str) -> list[str]:
     ]
 
 
-def internal_root(prefix: str) -> str:
-    """What the programs' own topics (status, presence, metrics, alerts) start with: never a vehicle's."""
-    return f"{prefix}/_internal/"
-
-
 def metrics_topic(prefix: str, component: str) -> str:
     """A program's Prometheus metrics (text format, retained), which the API serves at /metrics."""
-    return f"{prefix}/_internal/{component}/metrics"
+    return f"{internal_root(prefix)}{component}/metrics"
 
 
 def alerts_topic(prefix: str, component: str) -> str:
     """A program's open alerts and latest alert events (JSON, retained), for the operations console."""
-    return f"{prefix}/_internal/{component}/alerts"
+    return f"{internal_root(prefix)}{component}/alerts"
 
 
 def component_status_topic(prefix: str, component: str) -> str:
-    return f"{prefix}/_internal/{component}/status"
+    return f"{internal_root(prefix)}{component}/status"
 
 
 def instance_topic(prefix: str, component: str, instance: str) -> str:
     """One instance's presence (common.mqtt.MqttOptions.presence_topic); `+` for every instance."""
-    return f"{prefix}/_internal/{component}/instances/{instance}"
+    return f"{internal_root(prefix)}{component}/instances/{instance}"
 
 
 @dataclass(frozen=True, slots=True)
