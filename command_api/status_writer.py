@@ -89,16 +89,15 @@ class StatusWriter:
         return self._queue(command_id, Change(status, error, finished_at, answer_by))
 
     def _queue(self, command_id: UUID, change: Change) -> Written:
-        future: Written = asyncio.get_running_loop().create_future()
         if (earlier := self._queued.get(command_id)) is not None:
-            if change.stage < earlier[0].stage:
+            if change.stage <= earlier[0].stage:
                 # Behind what is queued already (a result can be read before its command's send
-                # returns): moot, and written once the later change is, so that a read-back after
+                # returns), or the same stage again (a broker's duplicate delivery): the queued
+                # change stands, and this one is done when it is written, so that a read-back after
                 # it sees at least that change.
                 return earlier[1]
-            if change.stage == earlier[0].stage:
-                return earlier[1]  # the same stage again (a broker's duplicate delivery): the first stands
             earlier[1].set_result(None)
+        future: Written = asyncio.get_running_loop().create_future()
         future.add_done_callback(_seen)
         self._queued[command_id] = (change, future)
         if self._writer is None or self._writer.done():
