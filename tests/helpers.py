@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import aiomqtt
+import asyncpg
 from aiohttp import web
 
 from common.mqtt import MqttConnection, run_until_cancelled
@@ -108,3 +111,32 @@ async def serving(app: web.Application, port: int | None = None) -> AsyncIterato
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+async def scans_on_a_new_database(
+    pool: asyncpg.Pool, statement: str, types: Sequence[str], tables: Sequence[str]
+) -> set[tuple[str, str]]:
+    """The (scan, table) pairs of the plan a prepared `statement` keeps when `tables` are new: empty
+    and never analysed. A driver prepares a statement once per connection, and PostgreSQL soon keeps
+    one generic plan for it, made from the statistics of that moment. Everything is rolled back."""
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            for table in tables:  # a temporary table comes first in the search path
+                await conn.execute(f"CREATE TEMPORARY TABLE {table} (LIKE public.{table} INCLUDING ALL)")
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE probe ({', '.join(types)}) AS {statement}")
+            nulls = ", ".join("NULL" for _ in types)
+            plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE probe ({nulls})"))
+            await conn.execute("DEALLOCATE probe")
+        finally:
+            await transaction.rollback()
+    nodes = _plan_nodes(plan[0]["Plan"])
+    return {(node["Node Type"], node["Relation Name"]) for node in nodes if "Relation Name" in node}
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
