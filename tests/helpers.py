@@ -114,17 +114,20 @@ async def serving(app: web.Application, port: int | None = None) -> AsyncIterato
 
 
 async def scans_on_a_new_database(
-    pool: asyncpg.Pool, statement: str, types: Sequence[str], tables: Sequence[str]
+    pool: asyncpg.Pool, statement: str, types: Sequence[str], tables: Sequence[str], fill: Sequence[str] = ()
 ) -> set[tuple[str, str]]:
     """The (scan, table) pairs of the plan a prepared `statement` keeps when `tables` are new: empty
-    and never analysed. A driver prepares a statement once per connection, and PostgreSQL soon keeps
-    one generic plan for it, made from the statistics of that moment. Everything is rolled back."""
+    and never analysed, unless the `fill` statements (run first) put rows in. A driver prepares a
+    statement once per connection, and PostgreSQL soon keeps one generic plan for it, made from the
+    statistics of that moment. Everything is rolled back."""
     async with pool.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
         try:
             for table in tables:  # a temporary table comes first in the search path
                 await conn.execute(f"CREATE TEMPORARY TABLE {table} (LIKE public.{table} INCLUDING ALL)")
+            for sql in fill:
+                await conn.execute(sql)
             await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             await conn.execute(f"PREPARE probe ({', '.join(types)}) AS {statement}")
             nulls = ", ".join("NULL" for _ in types)

@@ -9,10 +9,11 @@ import aiohttp
 import asyncpg
 import pytest
 
+from command_api import operations
 from common import topics
 from common.settings import DatabaseSettings, MqttSettings
 from tests.command_api.conftest import ALICE, SERVICE_KEY, VIN_A, Client, user_token
-from tests.helpers import client, wait_until
+from tests.helpers import client, scans_on_a_new_database, wait_until
 
 
 async def test_operations_data_is_for_operators(api: Client) -> None:
@@ -68,3 +69,15 @@ async def test_the_websocket_takes_the_token_as_a_subprotocol(api: Client) -> No
             f"{api.base}/api/vehicles/{VIN_A}/live", protocols=("vehicle-backend.v1", "access_token.wrong")
         )
     assert refused.value.status == 401
+
+
+async def test_the_newest_commands_are_read_from_an_index(pool: asyncpg.Pool) -> None:
+    # The console asks every 5 s; a scan would read every command ever stored.
+    fill = [
+        "INSERT INTO commands (id, vin, command, status, expires_at, created_at)"
+        " SELECT gen_random_uuid(), 'V', 'lock', 'succeeded', now(), now() - i * interval '1 s'"
+        " FROM generate_series(1, 20000) AS i",
+        "ANALYZE commands",
+    ]
+    scans = await scans_on_a_new_database(pool, operations.RECENT_COMMANDS, ["int"], ["commands"], fill)
+    assert ("Seq Scan", "commands") not in scans
