@@ -118,8 +118,10 @@ class TelemetryForwarding:
 
     async def _abrp(self, vin: str, values: Mapping[str, TelemetryValue]) -> str | None:
         key, token = self.settings.abrp_api_key, self.settings.abrp_user_tokens.get(vin)
+        if key is None or token is None:
+            return None
         telemetry = abrp_telemetry(values)
-        if key is None or token is None or telemetry is None:
+        if telemetry is None:
             return None
         return await self._post(
             "ABRP",

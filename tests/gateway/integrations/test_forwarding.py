@@ -12,6 +12,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from common.settings import MqttSettings, SettingsError
+from gateway.integrations import forwarding
 from gateway.integrations.forwarding import ABRP_SKIPPED
 from gateway.integrations.settings import IntegrationSettings
 from tests.gateway.test_gateway import root, running_gateway, vin
@@ -119,3 +120,19 @@ def test_a_malformed_per_car_list_is_refused_with_the_reason(value: str, problem
 def test_upstreams_per_car_lists_are_read() -> None:
     parsed = IntegrationSettings.from_env({"OSMAND_DEVICE_ID": "LSJTEST0000000001=a, LSJTEST0000000002=b"})
     assert parsed.osmand_device_ids == {"LSJTEST0000000001": "a", "LSJTEST0000000002": "b"}
+
+
+async def test_a_car_without_an_abrp_token_is_not_converted_for_abrp(
+    monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    # Every poll passes here (every command's poll too): the conversion is work for nothing.
+    def unexpected(_values: object) -> None:
+        raise AssertionError("converted for ABRP without a token")
+
+    monkeypatch.setattr(forwarding, "abrp_telemetry", unexpected)
+    forwarder = forwarding.TelemetryForwarding(settings(receiver))
+    try:
+        answers = await forwarder.after_poll(vin(2), {"drivetrain/soc": 80.0})
+    finally:
+        await forwarder.close()
+    assert answers[forwarding.INTERNAL_ABRP] == ABRP_SKIPPED
