@@ -5,7 +5,8 @@ Each program runs in a process of its own, as under supervisord: `python -m comm
 `python -m gateway` (the simulated fleet, one car per client, polled every 5 s) and
 `python -m ingest` (flush every 5 s), against Mosquitto and PostgreSQL; the clients run in this
 process. The simulated cars answer commands at once, so a round trip is the backend's own overhead
-(HTTP -> audit row -> MQTT -> gateway -> result -> audit row -> HTTP).
+(HTTP -> audit row -> MQTT -> gateway -> result -> audit row -> HTTP). The database is one in
+service: 100,000 earlier commands and current statistics (`_in_service`).
 
 - Commands: 50 clients, each sending lock / unlock to its own car, back to back, for `--seconds`.
 - Reads: 50 clients reading `GET /api/vehicles/{vin}` for `--seconds`; the baseline is a bare
@@ -119,6 +120,24 @@ def _cpu_between(before: dict[int, tuple[str, float]], after: dict[int, tuple[st
     return spent
 
 
+HISTORY = 100_000
+"""Commands stored before the run: a fleet's year, about five a day for each of 50 cars."""
+SEED_HISTORY = """
+INSERT INTO commands (id, vin, command, status, requested_by, created_at, updated_at, finished_at, expires_at)
+SELECT gen_random_uuid(), vins[1 + i % cardinality(vins)], 'lock', 'succeeded', 'bench', at, at, at, at
+FROM (SELECT array_agg(vin) AS vins FROM vehicles) AS fleet,
+     generate_series(1, $1) AS i, LATERAL (SELECT now() - i * interval '5 minutes' AS at) AS moment
+"""
+
+
+async def _in_service(conn: asyncpg.Connection) -> None:
+    """A database in service rather than a new one: a year of commands, and statistics as autovacuum
+    keeps them. On a new database PostgreSQL plans from an empty table's statistics and keeps those
+    plans while the table grows many times over in seconds, scanning it for rows an index finds."""
+    await conn.execute(SEED_HISTORY, HISTORY)
+    await conn.execute("ANALYZE")
+
+
 async def _migrate(database_url: str) -> None:
     pool = await create_pool(DatabaseSettings.from_env({"DATABASE_URL": database_url}))
     try:
@@ -214,6 +233,16 @@ class ApiFigures:
     """Per round, every WebSocket client's milliseconds from publish to receipt."""
     command_cpu: dict[str, float]
     """Milliseconds of CPU per command round trip, per process (or group of processes)."""
+    rows_scanned: dict[str, float]
+    """Rows PostgreSQL read by sequential scans per command round trip, per table that had any: a
+    statement that should find its rows by key but scans (a plan made when the table was empty)."""
+
+
+SCANNED = "SELECT relname, seq_tup_read FROM pg_stat_user_tables"
+
+
+async def _rows_scanned(conn: asyncpg.Connection) -> dict[str, int]:
+    return {row["relname"]: row["seq_tup_read"] for row in await conn.fetch(SCANNED)}
 
 
 async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
@@ -226,7 +255,7 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
             while await conn.fetchval("SELECT count(*) FROM vehicle_state") < clients:  # noqa: ASYNC110 - polls the DB
                 await asyncio.sleep(0.5)
             account = await conn.fetchval("SELECT account FROM vehicles WHERE vin = $1", simulated_vin(1))
-            await conn.close()
+            await _in_service(conn)
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(headers={"X-API-Key": KEY}, connector=connector) as http:
 
@@ -237,10 +266,17 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                         "clients": [os.getpid()],
                     }
 
-                before = _cpu_seconds(processes())
+                before, scanned_before = _cpu_seconds(processes()), await _rows_scanned(conn)
                 latencies = await commands(http, base, clients, seconds)
                 spent = _cpu_between(before, _cpu_seconds(processes()))
                 command_cpu = {name: cpu * 1000 / len(latencies) for name, cpu in spent.items()}
+                scanned = await _rows_scanned(conn)
+                rows_scanned = {
+                    table: (rows - scanned_before.get(table, 0)) / len(latencies)
+                    for table, rows in scanned.items()
+                    if rows > scanned_before.get(table, 0)
+                }
+                await conn.close()
                 state_url = f"{base}/api/vehicles/{simulated_vin(1)}"
                 async with http.get(state_url) as response:
                     body = await response.read()
@@ -252,7 +288,7 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                     bare_rate = await reads(http, f"http://127.0.0.1:{bare_port}/", clients, seconds)
                 Path(sample.name).unlink()  # noqa: ASYNC240 - one small file
             rounds = await live(base, mqtt, account, simulated_vin(1), websockets, rounds=10) if websockets else []
-    return ApiFigures(latencies, len(body), api_rate, bare_rate, rounds, command_cpu)
+    return ApiFigures(latencies, len(body), api_rate, bare_rate, rounds, command_cpu, rows_scanned)
 
 
 async def main(seconds: float, clients: int, websockets: int) -> None:
@@ -268,6 +304,11 @@ async def main(seconds: float, clients: int, websockets: int) -> None:
         "CPU per command: "
         + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu)
         + f" (all {sum(figures.command_cpu.values()):.2f} ms)"
+    )
+    scanned = sorted(figures.rows_scanned.items(), key=lambda item: -item[1])
+    print(
+        "PostgreSQL rows read by sequential scans per command: "
+        + (", ".join(f"{table} {rows:.1f}" for table, rows in scanned) or "none")
     )
     print(
         f"GET latest state ({figures.body_bytes} bytes), {clients} concurrent clients: "

@@ -23,19 +23,16 @@ COLUMN_NAMES = tuple(COLUMNS.split(", "))
 # New commands (a batch) and their vehicles' accounts in one round trip, a row per command in the
 # order given: no account for an unknown vehicle (and nothing inserted), no command when this
 # caller already used the idempotency key (an earlier command, or an earlier one in the batch).
-# The vehicles are found by `vin = ANY(...)`, not by the join alone: a prepared statement keeps the
-# plan made when the table was small, and a join planned then scans every vehicle for each batch.
 INSERT = (
     "WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],"  # noqa: S608
     " $7::timestamptz[]) WITH ORDINALITY AS n(id, vin, command, args, requested_by, idempotency_key, expires_at, n)),"
-    " known AS (SELECT vin, account FROM vehicles WHERE vin = ANY($2::text[])),"
     " inserted AS ("
     " INSERT INTO commands (id, vin, command, args, status, requested_by, idempotency_key, expires_at)"
     " SELECT new.id, new.vin, new.command, new.args, 'queued', new.requested_by, new.idempotency_key, new.expires_at"
-    " FROM new JOIN known USING (vin) ORDER BY new.n"
+    " FROM new JOIN vehicles USING (vin) ORDER BY new.n"
     " ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
     f" RETURNING {COLUMNS})"
-    " SELECT known.account, inserted.* FROM new LEFT JOIN known USING (vin)"
+    " SELECT vehicles.account, inserted.* FROM new LEFT JOIN vehicles USING (vin)"
     " LEFT JOIN inserted ON inserted.id = new.id ORDER BY new.n"
 )
 BY_IDEMPOTENCY_KEY = f"SELECT {COLUMNS} FROM commands WHERE requested_by = $1 AND idempotency_key = $2"  # noqa: S608

@@ -32,9 +32,7 @@ STAGE = {SENT: 0, RUNNING: 1}
 """How far each progress status is; every outcome is 2, the last stage."""
 FINAL_STAGE = 2
 
-# audit.COLUMNS is a constant; the statement takes no caller input but its arrays. `c.id = ANY($1)`
-# beside the join keeps the plan on the primary key: the prepared statement's plan is made once, and
-# one made while `commands` was small (a new database) scanned the whole table on every write.
+# audit.COLUMNS is a constant; the statement takes no caller input but its arrays.
 WRITE = (
     "UPDATE commands AS c SET status = u.status,"  # noqa: S608
     " error = CASE WHEN u.status IN ('sent', 'running') THEN c.error ELSE u.error END,"
@@ -43,7 +41,7 @@ WRITE = (
     " updated_at = now()"
     " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])"
     " AS u(id, status, error, finished_at, answer_by)"
-    " WHERE c.id = u.id AND c.id = ANY($1::uuid[]) AND c.status = ANY(CASE u.status WHEN 'sent' THEN ARRAY['queued']"
+    " WHERE c.id = u.id AND c.status = ANY(CASE u.status WHEN 'sent' THEN ARRAY['queued']"
     " WHEN 'running' THEN ARRAY['queued', 'sent'] ELSE ARRAY['queued', 'sent', 'running'] END)"
     f" RETURNING {', '.join('c.' + name for name in audit.COLUMN_NAMES)}"
 )

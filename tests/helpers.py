@@ -113,13 +113,12 @@ async def serving(app: web.Application, port: int | None = None) -> AsyncIterato
         await runner.cleanup()
 
 
-async def scans_on_a_new_database(
+async def generic_plan_scans(
     pool: asyncpg.Pool, statement: str, types: Sequence[str], tables: Sequence[str], fill: Sequence[str] = ()
 ) -> set[tuple[str, str]]:
-    """The (scan, table) pairs of the plan a prepared `statement` keeps when `tables` are new: empty
-    and never analysed, unless the `fill` statements (run first) put rows in. A driver prepares a
-    statement once per connection, and PostgreSQL soon keeps one generic plan for it, made from the
-    statistics of that moment. Everything is rolled back."""
+    """The (scan, table) pairs of the generic plan PostgreSQL keeps for a prepared `statement` (as it
+    soon does for a driver's), over new copies of `tables`: empty unless the `fill` statements, run
+    first, put rows in and analyse them. Everything is rolled back."""
     async with pool.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
@@ -129,9 +128,10 @@ async def scans_on_a_new_database(
             for sql in fill:
                 await conn.execute(sql)
             await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            await conn.execute(f"PREPARE probe ({', '.join(types)}) AS {statement}")
-            nulls = ", ".join("NULL" for _ in types)
-            plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE probe ({nulls})"))
+            parameters = f"({', '.join(types)})" if types else ""
+            await conn.execute(f"PREPARE probe {parameters} AS {statement}")
+            nulls = f"({', '.join('NULL' for _ in types)})" if types else ""
+            plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE probe {nulls}"))
             await conn.execute("DEALLOCATE probe")
         finally:
             await transaction.rollback()

@@ -13,7 +13,6 @@ from command_api.audit_inserts import AuditInserts
 from common.settings import DatabaseSettings
 from local_stack.ports import free_port
 from tests.command_api.conftest import AUDIT_VIN
-from tests.helpers import scans_on_a_new_database
 
 
 def new(vin: str = AUDIT_VIN, key: str | None = None, requested_by: str = "test") -> audit.NewCommand:
@@ -75,10 +74,3 @@ async def test_without_a_database_every_waiting_command_gets_the_error(db_settin
         assert inserts.statements == 0
     finally:
         await pool.close()
-
-
-async def test_a_batch_finds_its_vehicles_by_key_even_on_a_new_table(pool: asyncpg.Pool) -> None:
-    types = ("uuid[]", "text[]", "text[]", "jsonb[]", "text[]", "text[]", "timestamptz[]")
-    scans = await scans_on_a_new_database(pool, audit.INSERT, types, ["vehicles", "commands"])
-    assert ("Seq Scan", "vehicles") not in scans
-    assert "vehicles" in {table for _, table in scans}

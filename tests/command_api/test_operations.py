@@ -13,7 +13,7 @@ from command_api import operations
 from common import topics
 from common.settings import DatabaseSettings, MqttSettings
 from tests.command_api.conftest import ALICE, SERVICE_KEY, VIN_A, Client, user_token
-from tests.helpers import client, scans_on_a_new_database, wait_until
+from tests.helpers import client, generic_plan_scans, wait_until
 
 
 async def test_operations_data_is_for_operators(api: Client) -> None:
@@ -79,5 +79,5 @@ async def test_the_newest_commands_are_read_from_an_index(pool: asyncpg.Pool) ->
         " FROM generate_series(1, 20000) AS i",
         "ANALYZE commands",
     ]
-    scans = await scans_on_a_new_database(pool, operations.RECENT_COMMANDS, ["int"], ["commands"], fill)
+    scans = await generic_plan_scans(pool, operations.RECENT_COMMANDS, ["int"], ["commands"], fill)
     assert ("Seq Scan", "commands") not in scans

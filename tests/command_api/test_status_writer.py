@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from command_api import audit, status_writer
+from command_api import audit
 from command_api.status_writer import StatusWriter
 from common.database import create_pool
 from common.settings import DatabaseSettings
 from tests.command_api.conftest import AUDIT_VIN
-from tests.helpers import scans_on_a_new_database
 
 
 async def new_commands(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
@@ -148,11 +147,3 @@ async def test_an_outcome_queued_with_running_replaces_it(pool: asyncpg.Pool) ->
     )
     assert (await sent, await running) == (None, None)
     assert status(await outcome) == "succeeded"
-
-
-async def test_a_write_finds_its_commands_by_key_even_on_a_new_table(pool: asyncpg.Pool) -> None:
-    # Found under load on a new database: each batch scanned the whole growing table.
-    types = ("uuid[]", "text[]", "text[]", "timestamptz[]", "timestamptz[]")
-    scans = await scans_on_a_new_database(pool, status_writer.WRITE, types, ["commands"])
-    assert ("Seq Scan", "commands") not in scans
-    assert {table for _, table in scans} == {"commands"}
