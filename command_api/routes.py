@@ -103,7 +103,7 @@ async def get_vehicle(request: web.Request) -> web.Response:
     async def load() -> bytes | None:
         async with pool.acquire() as conn:
             vehicle = await vehicles.get_vehicle(conn, vin)
-        return None if vehicle is None else dumps(vehicle).encode()
+        return None if vehicle is None else dumps(vehicle)
 
     body = await request.app[STATE_CACHE].get(vin, load)
     if body is None:
