@@ -55,7 +55,7 @@ FROM vehicle_state WHERE vin = $1
 
 SAVE_STATES = """
 INSERT INTO vehicle_derivation (vin, state, updated_at)
-SELECT vin, state, now() FROM unnest($1::text[], $2::jsonb[]) AS r(vin, state)
+SELECT vin, state, now() FROM unnest($1::text[], $2::json[]) AS r(vin, state)
 ON CONFLICT (vin) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
 """
 

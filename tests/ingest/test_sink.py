@@ -202,3 +202,17 @@ def test_documents_for_the_database_take_any_integer() -> None:
     """orjson writes them, but refuses integers past 64 bits, which json writes."""
     assert dumps({"a": [1.5, True, None, "é"]}) == '{"a":[1.5,true,null,"é"]}'
     assert dumps({"a": 2**70}) == '{"a":1180591620717411303424}'
+
+
+async def test_a_derivation_state_is_kept_as_the_ingest_wrote_it(db_settings: DatabaseSettings) -> None:
+    """Migration 0019: the text is stored as given, not built into jsonb and printed back each flush."""
+    sink = PostgresSink(await create_pool(db_settings), PeriodSettings.from_env({}))
+    await sink.ready()
+    try:
+        await sink.write([snapshot(T0, drivetrain__soc=80.0, location__latitude=52.0, location__longitude=4.5)])
+        async with sink.pool.acquire() as conn:
+            stored = await conn.fetchval("SELECT state::text FROM vehicle_derivation WHERE vin = 'VIN1'")
+    finally:
+        await sink.close()
+    assert json.loads(stored)["last"][:4] == ["2026-01-01T12:00:00+00:00", 80.0, 52.0, 4.5]
+    assert stored == json.dumps(json.loads(stored), separators=(",", ":"))  # as the ingest sends it: compact
