@@ -3,7 +3,9 @@ command's answer in 1.2 µs where the standard library's encoder took 10 µs."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -11,6 +13,8 @@ from aiohttp import web
 
 
 def _default(value: Any) -> Any:
+    if isinstance(value, datetime):  # only for the standard library's encoder: orjson writes these
+        return value.isoformat()
     if isinstance(value, uuid.UUID):  # asyncpg's UUID, a subclass orjson does not take
         return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
@@ -19,7 +23,10 @@ def _default(value: Any) -> Any:
 def dumps(body: Any) -> bytes:
     """Times as ISO 8601 (`datetime.isoformat`'s form), UUIDs as text, keys of any scalar type as
     text; a value JSON cannot hold (NaN, infinity) as null."""
-    return orjson.dumps(body, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(body, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # an integer past 64 bits (a car may report one), which json writes
+        return json.dumps(body, default=_default).encode()
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -32,3 +32,9 @@ def test_times_uuids_and_odd_keys_are_encoded_as_the_api_documents() -> None:
         "by_number": {"1": "one"},
         "not_a_number": None,  # NaN is not JSON: a client's parser would refuse the whole answer
     }
+
+
+def test_an_integer_past_64_bits_is_written_too() -> None:
+    # A car's state may hold one (the ingest stores it); orjson refuses it, the answer must not fail.
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+    assert json.loads(dumps({"big": 2**70, "at": at})) == {"big": 2**70, "at": at.isoformat()}
