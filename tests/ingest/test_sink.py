@@ -167,31 +167,36 @@ async def test_a_car_dated_reading_replaces_an_arrival_dated_state(pool: asyncpg
     assert (row["ts"], row["soc"], row["latitude"], row["ts_from_arrival"]) == (T0, 51.0, 52.0, False)
 
 
-async def test_a_batch_whose_history_failed_is_written_whole_the_next_time(db_settings: DatabaseSettings) -> None:
-    """The latest states and the history go in two transactions at once: when the history's fails
-    (the states' committed), writing the batch again stores each reading once and derives from it."""
+@pytest.fixture
+async def deriving_sink(db_settings: DatabaseSettings) -> AsyncIterator[PostgresSink]:
+    """A PostgreSQL sink that derives drives, charges and parks in its flushes (`sink`'s do not)."""
     sink = PostgresSink(await create_pool(db_settings), PeriodSettings.from_env({}))
     await sink.ready()
-    batch = [snapshot(T0 + timedelta(minutes=i), vin=f"V{i % 2}", drivetrain__soc=50.0 + i) for i in range(6)]
-    try:
-        async with sink.pool.acquire() as conn:
-            await conn.execute(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
-                " BEGIN RAISE EXCEPTION 'history refused by the test'; END $$;"
-                " CREATE TRIGGER refuse BEFORE INSERT ON vehicle_telemetry FOR EACH ROW EXECUTE FUNCTION refuse()"
-            )
-            with pytest.raises(SinkError, match="history refused by the test"):
-                await sink.write(batch)
-            assert await conn.fetchval("SELECT count(*) FROM vehicle_state") == 2  # the other transaction
-            assert await conn.fetchval("SELECT count(*) FROM vehicle_derivation") == 0
-            await conn.execute("DROP TRIGGER refuse ON vehicle_telemetry")
+    yield sink
+    await sink.close()
 
-            result = await sink.write(batch)
-            history = await conn.fetch("SELECT vin, soc FROM vehicle_telemetry ORDER BY ts")
-            derived = await conn.fetchval("SELECT count(DISTINCT vin) FROM vehicle_derivation")
-            socs = {r["vin"]: r["soc"] for r in await conn.fetch("SELECT vin, soc FROM vehicle_state")}
-    finally:
-        await sink.close()
+
+async def test_a_batch_whose_history_failed_is_written_whole_the_next_time(deriving_sink: PostgresSink) -> None:
+    """The latest states and the history go in two transactions at once: when the history's fails
+    (the states' committed), writing the batch again stores each reading once and derives from it."""
+    sink = deriving_sink
+    batch = [snapshot(T0 + timedelta(minutes=i), vin=f"V{i % 2}", drivetrain__soc=50.0 + i) for i in range(6)]
+    async with sink.pool.acquire() as conn:
+        await conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN RAISE EXCEPTION 'history refused by the test'; END $$;"
+            " CREATE TRIGGER refuse BEFORE INSERT ON vehicle_telemetry FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+        with pytest.raises(SinkError, match="history refused by the test"):
+            await sink.write(batch)
+        assert await conn.fetchval("SELECT count(*) FROM vehicle_state") == 2  # the other transaction
+        assert await conn.fetchval("SELECT count(*) FROM vehicle_derivation") == 0
+        await conn.execute("DROP TRIGGER refuse ON vehicle_telemetry")
+
+        result = await sink.write(batch)
+        history = await conn.fetch("SELECT vin, soc FROM vehicle_telemetry ORDER BY ts")
+        derived = await conn.fetchval("SELECT count(DISTINCT vin) FROM vehicle_derivation")
+        socs = {r["vin"]: r["soc"] for r in await conn.fetch("SELECT vin, soc FROM vehicle_state")}
     assert result.telemetry_rows == 6
     assert [(r["vin"], r["soc"]) for r in history] == [(f"V{i % 2}", 50.0 + i) for i in range(6)]
     assert derived == 2
@@ -204,15 +209,10 @@ def test_documents_for_the_database_take_any_integer() -> None:
     assert dumps({"a": 2**70}) == '{"a":1180591620717411303424}'
 
 
-async def test_a_derivation_state_is_kept_as_the_ingest_wrote_it(db_settings: DatabaseSettings) -> None:
+async def test_a_derivation_state_is_kept_as_the_ingest_wrote_it(deriving_sink: PostgresSink) -> None:
     """Migration 0019: the text is stored as given, not built into jsonb and printed back each flush."""
-    sink = PostgresSink(await create_pool(db_settings), PeriodSettings.from_env({}))
-    await sink.ready()
-    try:
-        await sink.write([snapshot(T0, drivetrain__soc=80.0, location__latitude=52.0, location__longitude=4.5)])
-        async with sink.pool.acquire() as conn:
-            stored = await conn.fetchval("SELECT state::text FROM vehicle_derivation WHERE vin = 'VIN1'")
-    finally:
-        await sink.close()
+    await deriving_sink.write([snapshot(T0, drivetrain__soc=80.0, location__latitude=52.0, location__longitude=4.5)])
+    async with deriving_sink.pool.acquire() as conn:
+        stored = await conn.fetchval("SELECT state::text FROM vehicle_derivation WHERE vin = 'VIN1'")
     assert json.loads(stored)["last"][:4] == ["2026-01-01T12:00:00+00:00", 80.0, 52.0, 4.5]
     assert stored == json.dumps(json.loads(stored), separators=(",", ":"))  # as the ingest sends it: compact
