@@ -128,8 +128,8 @@ class MessageTooLarge(ValueError):
     """A message the broker would refuse, and close the connection over."""
 
 
-def _too_large(topic: str, payload: str | bytes) -> MessageTooLarge | None:
-    size = len(payload if isinstance(payload, bytes) else payload.encode()) + len(topic.encode()) + 4
+def _too_large(topic: str, payload: bytes) -> MessageTooLarge | None:
+    size = len(payload) + len(topic.encode()) + 4
     if size > MAX_PACKET_SIZE:
         return MessageTooLarge(f"{topic}: a {size}-byte message is over the broker's max_packet_size")
     return None
