@@ -9,6 +9,8 @@ process. The simulated cars answer commands at once, so a round trip is the back
 service: 100,000 earlier commands and current statistics (`_in_service`).
 
 - Commands: 50 clients, each sending lock / unlock to its own car, back to back, for `--seconds`.
+  The baseline is the same clients through `bench.bare_command` (a bare aiohttp handler, MQTT, a
+  responder that answers at once; each in its own process): the hops alone, no database.
 - Reads: 50 clients reading `GET /api/vehicles/{vin}` for `--seconds`; the baseline is a bare
   aiohttp handler (`python -m bench.bare_http`, its own process too) returning the same bytes.
 - Live: 1,000 WebSocket clients on one car's stream; a value is published over MQTT and each
@@ -63,9 +65,13 @@ def _process(args: list[str], env: dict[str, str], port: int | None = None) -> I
         proc.wait(10)
 
 
-def _program_env(mqtt: MqttSettings, database_url: str) -> dict[str, str]:
+def _mqtt_env(mqtt: MqttSettings) -> dict[str, str]:
     env = {f"MQTT_{c.upper()}_PASSWORD": mqtt.password_for(c) for c in COMPONENTS}
-    return env | {"MQTT_PORT": str(mqtt.port), "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    return env | {"MQTT_PORT": str(mqtt.port), "LOG_LEVEL": "WARNING"}
+
+
+def _program_env(mqtt: MqttSettings, database_url: str) -> dict[str, str]:
+    return _mqtt_env(mqtt) | {"DATABASE_URL": database_url}
 
 
 def _api_env(mqtt: MqttSettings, database_url: str, port: int) -> dict[str, str]:
@@ -236,6 +242,41 @@ class ApiFigures:
     rows_scanned: dict[str, float]
     """Rows PostgreSQL read by sequential scans per command round trip, per table that had any: a
     statement that should find its rows by key but scans (a plan made when the table was empty)."""
+    floor: list[float]
+    """Milliseconds per round trip of the same clients through `bench.bare_command`: the hops alone."""
+    floor_cpu: dict[str, float]
+
+
+async def _commands_and_cpu(
+    http: aiohttp.ClientSession,
+    base: str,
+    clients: int,
+    seconds: float,
+    processes: Callable[[], dict[str, list[int]]],
+) -> tuple[list[float], dict[str, float]]:
+    """The commands' round trips (ms), and each process's CPU per command (ms)."""
+    before = _cpu_seconds(processes())
+    latencies = await commands(http, base, clients, seconds)
+    spent = _cpu_between(before, _cpu_seconds(processes()))
+    return latencies, {name: cpu * 1000 / len(latencies) for name, cpu in spent.items()}
+
+
+async def _floor(
+    http: aiohttp.ClientSession, mqtt: MqttSettings, broker_pid: int, clients: int, seconds: float
+) -> tuple[list[float], dict[str, float]]:
+    """The same clients' commands through `bench.bare_command`: the hops alone."""
+    port, env = free_port(), _mqtt_env(mqtt)
+    with (
+        _process([sys.executable, "-m", "bench.bare_command", "responder"], env) as responder,
+        _process([sys.executable, "-m", "bench.bare_command", "server", str(port)], env, port) as server,
+    ):
+        return await _commands_and_cpu(
+            http,
+            f"http://127.0.0.1:{port}",
+            clients,
+            seconds,
+            lambda: {"server": [server], "responder": [responder], "Mosquitto": [broker_pid], "clients": [os.getpid()]},
+        )
 
 
 SCANNED = "SELECT relname, seq_tup_read FROM pg_stat_user_tables"
@@ -266,10 +307,8 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                         "clients": [os.getpid()],
                     }
 
-                before, scanned_before = _cpu_seconds(processes()), await _rows_scanned(conn)
-                latencies = await commands(http, base, clients, seconds)
-                spent = _cpu_between(before, _cpu_seconds(processes()))
-                command_cpu = {name: cpu * 1000 / len(latencies) for name, cpu in spent.items()}
+                scanned_before = await _rows_scanned(conn)
+                latencies, command_cpu = await _commands_and_cpu(http, base, clients, seconds, processes)
                 scanned = await _rows_scanned(conn)
                 rows_scanned = {
                     table: (rows - scanned_before.get(table, 0)) / len(latencies)
@@ -287,8 +326,9 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                 with _process(bare_args, {}, bare_port):
                     bare_rate = await reads(http, f"http://127.0.0.1:{bare_port}/", clients, seconds)
                 Path(sample.name).unlink()  # noqa: ASYNC240 - one small file
+                floor, floor_cpu = await _floor(http, mqtt, broker_pid, clients, seconds)
             rounds = await live(base, mqtt, account, simulated_vin(1), websockets, rounds=10) if websockets else []
-    return ApiFigures(latencies, len(body), api_rate, bare_rate, rounds, command_cpu, rows_scanned)
+    return ApiFigures(latencies, len(body), api_rate, bare_rate, rounds, command_cpu, rows_scanned, floor, floor_cpu)
 
 
 async def main(seconds: float, clients: int, websockets: int) -> None:
@@ -304,6 +344,17 @@ async def main(seconds: float, clients: int, websockets: int) -> None:
         "CPU per command: "
         + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu)
         + f" (all {sum(figures.command_cpu.values()):.2f} ms)"
+    )
+    print(
+        f"baseline, the hops alone (bench.bare_command: HTTP -> MQTT -> a responder -> MQTT -> HTTP, no database): "
+        f"p50 {statistics.median(figures.floor):.1f} ms, p99 {percentile(figures.floor, 0.99):.1f} ms; "
+        f"commands at {statistics.median(latencies) / statistics.median(figures.floor):.1f}x its p50"
+    )
+    floor_cpu = sorted(figures.floor_cpu.items(), key=lambda item: -item[1])
+    print(
+        "baseline CPU per command: "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in floor_cpu)
+        + f" (all {sum(figures.floor_cpu.values()):.2f} ms)"
     )
     scanned = sorted(figures.rows_scanned.items(), key=lambda item: -item[1])
     print(
