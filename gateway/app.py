@@ -155,10 +155,9 @@ class Gateway:
         self._schedule(vin)
 
     async def force_refresh(self, vin: str) -> None:
-        """Poll the vehicle as soon as possible, and at the active period for a while (after a
-        successful command)."""
+        """After a successful command: poll the vehicle soon (a burst of commands shares the poll,
+        `COMMAND_POLL_COOLDOWN`), and at the active period for a while."""
         self.refresh[vin].commanded(time.monotonic())
-        self.refresh[vin].set_mode(RefreshMode.FORCE)
         self._schedule(vin)
 
     def _refresh_values(self, vin: str) -> dict[str, TelemetryValue]:
@@ -322,9 +321,10 @@ class Gateway:
         self.metrics.call_budget_spent.set(len(self._call_budget_spent))
 
     def _held_for_call_budget(self, vin: str) -> bool:
-        """A car whose calls are spent is not polled until the next UTC day; a user's force still is."""
+        """A car whose calls are spent is not polled until the next UTC day; a force or a command's poll
+        still is."""
         state, budget = self.refresh[vin], self.settings.call_budget
-        if not budget or state.mode is RefreshMode.FORCE or self.source.calls_today(vin) < budget:
+        if not budget or state.forced or self.source.calls_today(vin) < budget:
             return False
         state.in_flight = False
         state.hold(time.monotonic() + seconds_to_next_utc_day(datetime.now(UTC)))

@@ -26,6 +26,12 @@ CHARGE_POLLING_MIN_PERCENT = 1.0
 COMMAND_ACTIVITY = 120.0
 """Seconds a car counts as active after a command succeeded: its state is about to change."""
 
+COMMAND_POLL_COOLDOWN = 5.0
+"""Seconds between the polls that commands bring forward. A command's car is polled at once,
+unless the poll that showed an earlier command's effect started less than this ago: then every
+command in between is shown by one poll when the time is up (Home Assistant's request-refresh
+debouncer, immediate and then trailing). A burst of commands costs a car two polls, not one each."""
+
 
 class PollingProfile(StrEnum):
     BATTERY_SAFE = "battery-safe"
@@ -123,6 +129,10 @@ class VehicleRefresh:
     held_until: float | None = None
     charging_period: float = 0.0
     """Seconds between polls while the car charges (0: not charging, or not known yet)."""
+    command_poll_due: float | None = None
+    """When a poll must show what a command did (None: no command waits for one)."""
+    command_polled_at: float | None = None
+    """When the last poll that showed a command's effect started (for COMMAND_POLL_COOLDOWN)."""
     in_flight: bool = field(default=False)
 
     def phase(self, now: float) -> PollingPhase:
@@ -158,13 +168,28 @@ class VehicleRefresh:
                 return p.inactive
 
     def commanded(self, now: float) -> None:
-        """A command succeeded: poll at the active period for a while, whatever the car reported."""
+        """A command succeeded: poll once to show its effect (even while refreshing is off or the
+        car's calls are spent, as a force does), then at the active period for a while."""
         self.command_at = now
+        last = self.command_polled_at
+        due = now if last is None or now - last >= COMMAND_POLL_COOLDOWN else last + COMMAND_POLL_COOLDOWN
+        self.command_poll_due = due if self.command_poll_due is None else min(self.command_poll_due, due)
+
+    @property
+    def forced(self) -> bool:
+        """A poll is wanted whatever the mode and the call budget: a force, or a command's effect."""
+        return self.mode is RefreshMode.FORCE or self.command_poll_due is not None
 
     def next_due(self, now: float) -> float | None:
         """When the next poll is due (monotonic seconds); None while refreshing is off."""
         if self.mode is RefreshMode.FORCE or (self.last_attempt is None and self.mode is RefreshMode.PERIODIC):
             return now
+        periodic = self._periodic_due(now)
+        if self.command_poll_due is None:
+            return periodic
+        return self.command_poll_due if periodic is None else min(periodic, self.command_poll_due)
+
+    def _periodic_due(self, now: float) -> float | None:
         if self.mode is RefreshMode.OFF or self.last_attempt is None:
             return None
         if self.held_until is not None and now < self.held_until:
@@ -185,6 +210,9 @@ class VehicleRefresh:
         self.in_flight = True
         if self.mode is RefreshMode.FORCE:
             self.mode = self.mode_before_force
+        if self.command_poll_due is not None:  # whatever brought this poll, it follows the commands
+            self.command_poll_due = None
+            self.command_polled_at = now
 
     def succeeded(self, now: float, values: dict[str, TelemetryValue]) -> None:
         self.in_flight = False

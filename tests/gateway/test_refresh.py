@@ -8,7 +8,14 @@ import pytest
 
 from common import topics
 from gateway.call_budget import DailyCalls, seconds_to_next_utc_day
-from gateway.refresh import COMMAND_ACTIVITY, PollingPhase, RefreshMode, RefreshPeriods, VehicleRefresh
+from gateway.refresh import (
+    COMMAND_ACTIVITY,
+    COMMAND_POLL_COOLDOWN,
+    PollingPhase,
+    RefreshMode,
+    RefreshPeriods,
+    VehicleRefresh,
+)
 from gateway.settings import GatewaySettings
 
 
@@ -76,6 +83,59 @@ def test_a_command_makes_a_parked_car_active_then_after_shutdown() -> None:
     assert r.phase(ended + 301) is PollingPhase.INACTIVE
     r.set_mode(RefreshMode.OFF)
     assert r.phase(ended + 301) is PollingPhase.OFF
+
+
+def slow_refresh() -> VehicleRefresh:
+    """Periods well apart from COMMAND_POLL_COOLDOWN, so that what a command brings forward shows."""
+    return VehicleRefresh(
+        RefreshPeriods(active=60, after_shutdown=120, inactive=600, inactive_grace=300, error_max=120)
+    )
+
+
+def test_a_burst_of_commands_shares_one_poll_after_the_first() -> None:
+    """A command's car is polled at once; the commands that end within COMMAND_POLL_COOLDOWN of that
+    poll are shown by one more poll when it is up, not by one each (Home Assistant's debouncer)."""
+    r, cooldown = slow_refresh(), COMMAND_POLL_COOLDOWN
+    r.started(90)
+    r.succeeded(90, {})
+    r.commanded(100)
+    assert r.next_due(100) == 100
+    r.started(100)
+    r.succeeded(100.5, {})
+    r.commanded(101)
+    r.commanded(102)  # shares the poll due for the one before
+    assert r.next_due(102) == 100 + cooldown
+    r.started(100 + cooldown)
+    r.succeeded(100 + cooldown, {})
+    assert r.next_due(106) == 100 + cooldown + 60  # the active period again: nothing owed
+    r.commanded(100 + 2 * cooldown)  # a cooldown after the last command's poll: at once
+    assert r.next_due(100 + 2 * cooldown) == 100 + 2 * cooldown
+
+
+def test_a_poll_that_starts_after_a_command_shows_it() -> None:
+    r = slow_refresh()
+    r.started(0)
+    r.succeeded(0, {})
+    r.commanded(0.5)
+    r.started(0.5)
+    r.succeeded(0.6, {})
+    r.commanded(1)
+    assert r.next_due(1) == 0.5 + COMMAND_POLL_COOLDOWN
+    r.started(2)  # a force or a set topic brought a poll forward: it follows the command too
+    r.succeeded(2, {})
+    assert (r.next_due(2), r.forced) == (2 + 60, False)
+
+
+def test_a_command_polls_once_while_refreshing_is_off() -> None:
+    r = slow_refresh()
+    r.started(0)
+    r.succeeded(0, {})
+    r.set_mode(RefreshMode.OFF)
+    r.commanded(10)
+    assert (r.next_due(10), r.forced) == (10, True)
+    r.started(10)
+    r.succeeded(10, {})
+    assert (r.next_due(11), r.forced) == (None, False)
 
 
 @pytest.mark.parametrize(
