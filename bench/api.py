@@ -242,6 +242,8 @@ class ApiFigures:
     rows_scanned: dict[str, float]
     """Rows PostgreSQL read by sequential scans per command round trip, per table that had any: a
     statement that should find its rows by key but scans (a plan made when the table was empty)."""
+    commits: float
+    """PostgreSQL transactions committed per command round trip (each statement of the API is one)."""
     floor: list[float]
     """Milliseconds per round trip of the same clients through `bench.bare_command`: the hops alone."""
     floor_cpu: dict[str, float]
@@ -279,6 +281,7 @@ async def _floor(
         )
 
 
+COMMITS = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
 SCANNED = "SELECT relname, seq_tup_read FROM pg_stat_user_tables"
 
 
@@ -307,8 +310,9 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                         "clients": [os.getpid()],
                     }
 
-                scanned_before = await _rows_scanned(conn)
+                scanned_before, commits_before = await _rows_scanned(conn), await conn.fetchval(COMMITS)
                 latencies, command_cpu = await _commands_and_cpu(http, base, clients, seconds, processes)
+                commits = (await conn.fetchval(COMMITS) - commits_before) / len(latencies)
                 scanned = await _rows_scanned(conn)
                 rows_scanned = {
                     table: (rows - scanned_before.get(table, 0)) / len(latencies)
@@ -328,7 +332,9 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                 Path(sample.name).unlink()  # noqa: ASYNC240 - one small file
                 floor, floor_cpu = await _floor(http, mqtt, broker_pid, clients, seconds)
             rounds = await live(base, mqtt, account, simulated_vin(1), websockets, rounds=10) if websockets else []
-    return ApiFigures(latencies, len(body), api_rate, bare_rate, rounds, command_cpu, rows_scanned, floor, floor_cpu)
+    return ApiFigures(
+        latencies, len(body), api_rate, bare_rate, rounds, command_cpu, rows_scanned, commits, floor, floor_cpu
+    )
 
 
 async def main(seconds: float, clients: int, websockets: int) -> None:
@@ -357,6 +363,7 @@ async def main(seconds: float, clients: int, websockets: int) -> None:
         + f" (all {sum(figures.floor_cpu.values()):.2f} ms)"
     )
     scanned = sorted(figures.rows_scanned.items(), key=lambda item: -item[1])
+    print(f"PostgreSQL transactions per command: {figures.commits:.2f}")
     print(
         "PostgreSQL rows read by sequential scans per command: "
         + (", ".join(f"{table} {rows:.1f}" for table, rows in scanned) or "none")
