@@ -72,8 +72,10 @@ async def lock_figures() -> AsyncIterator[Figure]:
 async def api_figures() -> AsyncIterator[Figure]:
     figures = await api.measure(seconds=10, clients=50, websockets=0)
     p50, p99 = statistics.median(figures.commands), percentile(figures.commands, 0.99)
-    yield Figure("commands, 50 concurrent clients, p50", p50, "ms", "< 20 ms", p50 < 20)
-    yield Figure("commands, 50 concurrent clients, p99", p99, "ms", "< 50 ms", p99 < 50)
+    hops = "the hops alone"  # bench.bare_command: no database, a responder for the car
+    floor50, floor99 = statistics.median(figures.floor), percentile(figures.floor, 0.99)
+    yield Figure("commands, 50 concurrent clients, p50", p50, "ms", "< 20 ms", p50 < 20, floor50, hops)
+    yield Figure("commands, 50 concurrent clients, p99", p99, "ms", "< 50 ms", p99 < 50, floor99, hops)
     ratio = figures.api_reads / figures.bare_reads
     reads, bare = figures.api_reads, figures.bare_reads
     yield Figure("GET /api/vehicles/{vin}", reads, "req/s", ">= 0.7x", ratio >= 0.7, bare, "bare handler")
