@@ -30,7 +30,8 @@ COMMAND_POLL_COOLDOWN = 5.0
 """Seconds between the polls that commands bring forward. A command's car is polled at once,
 unless the poll that showed an earlier command's effect started less than this ago: then every
 command in between is shown by one poll when the time is up (Home Assistant's request-refresh
-debouncer, immediate and then trailing). A burst of commands costs a car two polls, not one each."""
+debouncer, immediate and then trailing). A burst of commands costs a car a poll per cooldown, not a
+poll each: the SAIC calls, and the wake of the car, that each poll costs."""
 
 
 class PollingProfile(StrEnum):
