@@ -337,6 +337,12 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
     )
 
 
+def _per_process(cpu: dict[str, float]) -> str:
+    """Milliseconds per process, the largest first, and their sum."""
+    largest_first = sorted(cpu.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {ms:.2f} ms" for name, ms in largest_first) + f" (all {sum(cpu.values()):.2f} ms)"
+
+
 async def main(seconds: float, clients: int, websockets: int) -> None:
     figures = await measure(seconds, clients, websockets)
     latencies = figures.commands
@@ -345,23 +351,13 @@ async def main(seconds: float, clients: int, websockets: int) -> None:
         f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
         f"max {max(latencies):.1f} ms"
     )
-    cpu = sorted(figures.command_cpu.items(), key=lambda item: -item[1])
-    print(
-        "CPU per command: "
-        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu)
-        + f" (all {sum(figures.command_cpu.values()):.2f} ms)"
-    )
+    print(f"CPU per command: {_per_process(figures.command_cpu)}")
     print(
         f"baseline, the hops alone (bench.bare_command: HTTP -> MQTT -> a responder -> MQTT -> HTTP, no database): "
         f"p50 {statistics.median(figures.floor):.1f} ms, p99 {percentile(figures.floor, 0.99):.1f} ms; "
         f"commands at {statistics.median(latencies) / statistics.median(figures.floor):.1f}x its p50"
     )
-    floor_cpu = sorted(figures.floor_cpu.items(), key=lambda item: -item[1])
-    print(
-        "baseline CPU per command: "
-        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in floor_cpu)
-        + f" (all {sum(figures.floor_cpu.values()):.2f} ms)"
-    )
+    print(f"baseline CPU per command: {_per_process(figures.floor_cpu)}")
     scanned = sorted(figures.rows_scanned.items(), key=lambda item: -item[1])
     print(f"PostgreSQL transactions per command: {figures.commits:.2f}")
     print(
