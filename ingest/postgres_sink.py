@@ -128,11 +128,17 @@ class PostgresSink:
         if not snapshots:
             return FlushResult(0, 0, 0)
         rows = plan_rows(snapshots)
-        await self.write_vehicles(rows.vehicles)
+        vehicles = asyncio.ensure_future(self.write_vehicles(rows.vehicles))
+        await asyncio.sleep(0)  # the vehicles' statement goes out: the other arguments are built meanwhile
         try:
-            states = asyncio.create_task(self._write_states(rows)) if rows.states else None
+            state_args = state_arguments(rows) if rows.states else []
+            telemetry = telemetry_arguments(rows) if rows.telemetry else []
+        finally:
+            await vehicles  # never left running
+        try:
+            states = asyncio.create_task(self._write_states(state_args)) if rows.states else None
             try:
-                written = await self._write_history(rows) if rows.telemetry else 0
+                written = await self._write_history(rows, telemetry) if rows.telemetry else 0
             finally:
                 moved = await states if states is not None else 0  # never left running, even on a failure
         except DATABASE_ERRORS as exc:
@@ -146,17 +152,15 @@ class PostgresSink:
         except DATABASE_ERRORS as exc:
             raise _error(exc) from exc
 
-    async def _write_states(self, rows: FlushRows) -> int:
-        states = state_arguments(rows)
+    async def _write_states(self, states: list[list[Any]]) -> int:
         async with self.pool.acquire() as conn:
             moved: int = await conn.fetchval(UPSERT_STATES, *states)
         return moved
 
-    async def _write_history(self, rows: FlushRows) -> int:
-        """The history rows and what is derived from them, in one transaction: a reading is derived
-        from exactly when it is inserted."""
+    async def _write_history(self, rows: FlushRows, telemetry: list[list[Any]]) -> int:
+        """The history rows (`telemetry`: their arguments) and what is derived from them, in one
+        transaction: a reading is derived from exactly when it is inserted."""
         await asyncio.sleep(0)  # let the states' statement go out first: the database starts on it
-        telemetry = telemetry_arguments(rows)
         async with self.pool.acquire() as conn, conn.transaction():
             if self.periods is None:
                 return len(await conn.fetch(UPSERT_TELEMETRY, *telemetry))
