@@ -243,10 +243,12 @@ class ApiFigures:
     """Rows PostgreSQL read by sequential scans per command round trip, per table that had any: a
     statement that should find its rows by key but scans (a plan made when the table was empty)."""
     commits: float
-    """PostgreSQL transactions committed per command round trip (each statement of the API is one)."""
+    """PostgreSQL transactions committed per command round trip (each statement of the API is one;
+    the ingest's flushes, every 5 s, count too)."""
     floor: list[float]
     """Milliseconds per round trip of the same clients through `bench.bare_command`: the hops alone."""
     floor_cpu: dict[str, float]
+    """Milliseconds of CPU per round trip there, per process."""
 
 
 async def _commands_and_cpu(
