@@ -245,6 +245,8 @@ class ApiFigures:
     commits: float
     """PostgreSQL transactions committed per command round trip (each statement of the API is one;
     the ingest's flushes, every 5 s, count too)."""
+    command_rows: dict[str, float]
+    """Rows of `commands` inserted, updated and updated in place (HOT) per command round trip."""
     floor: list[float]
     """Milliseconds per round trip of the same clients through `bench.bare_command`: the hops alone."""
     floor_cpu: dict[str, float]
@@ -284,7 +286,14 @@ async def _floor(
 
 
 COMMITS = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+COMMAND_ROWS = "SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'commands'"
 SCANNED = "SELECT relname, seq_tup_read FROM pg_stat_user_tables"
+
+
+async def _command_rows(conn: asyncpg.Connection) -> dict[str, int]:
+    row = await conn.fetchrow(COMMAND_ROWS)
+    assert row is not None
+    return dict(row)
 
 
 async def _rows_scanned(conn: asyncpg.Connection) -> dict[str, int]:
@@ -313,6 +322,7 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                     }
 
                 scanned_before, commits_before = await _rows_scanned(conn), await conn.fetchval(COMMITS)
+                written_before = await _command_rows(conn)
                 latencies, command_cpu = await _commands_and_cpu(http, base, clients, seconds, processes)
                 commits = (await conn.fetchval(COMMITS) - commits_before) / len(latencies)
                 scanned = await _rows_scanned(conn)
@@ -321,7 +331,6 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                     for table, rows in scanned.items()
                     if rows > scanned_before.get(table, 0)
                 }
-                await conn.close()
                 state_url = f"{base}/api/vehicles/{simulated_vin(1)}"
                 async with http.get(state_url) as response:
                     body = await response.read()
@@ -333,9 +342,24 @@ async def measure(seconds: float, clients: int, websockets: int) -> ApiFigures:
                     bare_rate = await reads(http, f"http://127.0.0.1:{bare_port}/", clients, seconds)
                 Path(sample.name).unlink()  # noqa: ASYNC240 - one small file
                 floor, floor_cpu = await _floor(http, mqtt, broker_pid, clients, seconds)
+                # Read this late: a busy backend reports its counts at most every second, an idle one
+                # after 10 s; nothing but the commands writes the table.
+                written = await _command_rows(conn)
+                command_rows = {name: (written[name] - written_before[name]) / len(latencies) for name in written}
+                await conn.close()
             rounds = await live(base, mqtt, account, simulated_vin(1), websockets, rounds=10) if websockets else []
     return ApiFigures(
-        latencies, len(body), api_rate, bare_rate, rounds, command_cpu, rows_scanned, commits, floor, floor_cpu
+        latencies,
+        len(body),
+        api_rate,
+        bare_rate,
+        rounds,
+        command_cpu,
+        rows_scanned,
+        commits,
+        command_rows,
+        floor,
+        floor_cpu,
     )
 
 
@@ -362,6 +386,11 @@ async def main(seconds: float, clients: int, websockets: int) -> None:
     print(f"baseline CPU per command: {_per_process(figures.floor_cpu)}")
     scanned = sorted(figures.rows_scanned.items(), key=lambda item: -item[1])
     print(f"PostgreSQL transactions per command: {figures.commits:.2f}")
+    rows = figures.command_rows
+    print(
+        f"`commands` rows per command: {rows['n_tup_ins']:.2f} inserted, {rows['n_tup_upd']:.2f} updated "
+        f"({rows['n_tup_hot_upd']:.2f} of them in place)"
+    )
     print(
         "PostgreSQL rows read by sequential scans per command: "
         + (", ".join(f"{table} {rows:.1f}" for table, rows in scanned) or "none")
