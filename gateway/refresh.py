@@ -172,9 +172,11 @@ class VehicleRefresh:
         """A command succeeded: poll once to show its effect (even while refreshing is off or the
         car's calls are spent, as a force does), then at the active period for a while."""
         self.command_at = now
+        if self.command_poll_due is not None:
+            return  # shares the poll an earlier command waits for: no poll has started since
         last = self.command_polled_at
         due = now if last is None or now - last >= COMMAND_POLL_COOLDOWN else last + COMMAND_POLL_COOLDOWN
-        self.command_poll_due = due if self.command_poll_due is None else min(self.command_poll_due, due)
+        self.command_poll_due = due
 
     @property
     def forced(self) -> bool:
