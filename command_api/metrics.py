@@ -33,6 +33,9 @@ class ApiMetrics:
         self.duration = Histogram(
             "api_http_request_duration_seconds", "HTTP request duration", ["route"], registry=self.registry
         )
+        # Each request's two series, found once: prometheus_client's `labels` takes a lock and
+        # checks its arguments on every call.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def middleware(self) -> Middleware:
         @web.middleware
@@ -49,10 +52,17 @@ class ApiMetrics:
                 status = exc.status
                 raise
             finally:
-                self.requests.labels(request.method, route, str(status)).inc()
-                self.duration.labels(route).observe(time.perf_counter() - started)
+                counted, timed = self._series_of(request.method, route, status)
+                counted.inc()
+                timed.observe(time.perf_counter() - started)
 
         return count
+
+    def _series_of(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        key = (method, route, status)
+        if (series := self._series.get(key)) is None:
+            series = self._series[key] = (self.requests.labels(method, route, str(status)), self.duration.labels(route))
+        return series
 
 
 class ProgramMetrics:
