@@ -18,7 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiomqtt
 import paho.mqtt.client as paho_mqtt
@@ -40,6 +40,15 @@ type ConnectHook = Callable[[], Coroutine[Any, Any, None]]
 type ReceiveHook = Callable[[str, bytes, bool], None]
 """Called with a message's topic, payload and retain flag, before its PUBACK is sent."""
 type SendHook = Callable[[], None]
+
+
+class Received(NamedTuple):
+    """A message as a receive hook got it, for a handler that takes it up later."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
 
 PUBLISH_TIMEOUT = 10.0
 PRESENCE_EVERY = 10.0

@@ -9,11 +9,10 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-import aiomqtt
-
 from common import topics
 from common.alerts import Alerts
 from common.backoff import Backoff
+from common.mqtt import Received
 from common.settings import MqttSettings
 from common.values import TelemetryValue
 from gateway.call_budget import WARN_AT, seconds_to_next_utc_day
@@ -88,7 +87,7 @@ class Gateway:
         self.roots: dict[str, str] = {}
         self.refresh: dict[str, VehicleRefresh] = {}
         self._latest: dict[str, dict[str, TelemetryValue]] = {}
-        self.inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        self.inbox: asyncio.Queue[Received] = asyncio.Queue()
         self.publisher = TelemetryPublisher(self.mqtt)
         self.dispatcher = CommandDispatcher(
             self.mqtt,
@@ -120,7 +119,7 @@ class Gateway:
         vehicle list is known, so that none is answered "unknown vehicle" or left uncleared."""
         while True:
             message = await self.inbox.get()
-            if message.topic.value.endswith(f"/{topics.SET_SUFFIX}"):
+            if message.topic.endswith(f"/{topics.SET_SUFFIX}"):
                 await self.set_topics.on_message(message)
             else:
                 await self.dispatcher.on_message(message)

@@ -22,7 +22,7 @@ from common.commands import (
     describe_validation_error,
     validate_args,
 )
-from common.mqtt import MqttConnection, MqttNotConnected
+from common.mqtt import MqttConnection, MqttNotConnected, Received
 from gateway.commands import ALL_COMMAND_HANDLERS, CommandHandler
 from gateway.metrics import GatewayMetrics
 from gateway.source import CommandFailed, VehicleSource
@@ -56,8 +56,8 @@ class CommandDispatcher:
         self._vehicle_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[object]] = set()
 
-    async def on_message(self, message: aiomqtt.Message) -> None:
-        topic = message.topic.value
+    async def on_message(self, message: Received) -> None:
+        topic = message.topic
         parsed = topics.parse_vehicle_topic(self.prefix, topic)
         if parsed is None or not parsed.path.startswith(f"{topics.COMMAND_SEGMENT}/"):
             return
@@ -77,10 +77,10 @@ class CommandDispatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, topic: str, vin: str, command: str, payload: Any) -> None:
+    async def _handle(self, topic: str, vin: str, command: str, payload: bytes) -> None:
         request_id: UUID | None = None
         try:
-            request = CommandRequest.model_validate_json(payload if isinstance(payload, bytes | str) else b"")
+            request = CommandRequest.model_validate_json(payload)
             request_id = request.id
         except ValidationError as exc:
             request_id = _salvage_id(payload)
@@ -180,7 +180,7 @@ class CommandDispatcher:
             await asyncio.wait(self._tasks, timeout=5)
 
 
-def _salvage_id(payload: Any) -> UUID | None:
+def _salvage_id(payload: bytes) -> UUID | None:
     """The id of a request that failed validation, so its sender still learns why."""
     try:
         data = json.loads(payload)

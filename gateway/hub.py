@@ -14,12 +14,10 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-import aiomqtt
-
 from common import topics
 from common.alerts import Alerts, AlertSettings, retain_on_the_broker
 from common.metrics import MetricsPublisher
-from common.mqtt import ConnectHook, MqttConnection, MqttOptions, instance_id
+from common.mqtt import ConnectHook, MqttConnection, MqttOptions, Received, instance_id
 from common.settings import MqttSettings
 from gateway.integrations.forwarding import TelemetryForwarding
 from gateway.integrations.home_assistant.discovery import HomeAssistantDiscovery
@@ -37,7 +35,7 @@ log = logging.getLogger(__name__)
 class AccountWorker(Protocol):
     """An account's side of the hub (gateway/app.py: Gateway)."""
 
-    inbox: asyncio.Queue[aiomqtt.Message]
+    inbox: asyncio.Queue[Received]
 
     def serves(self, vin: str) -> bool: ...
     def mark_active(self, vin: str) -> None: ...
@@ -83,9 +81,9 @@ class GatewayHub:
                 subscriptions=subscriptions,
                 status_topic=topics.gateway_status_topic(self.prefix),
                 presence_topic=topics.instance_topic(self.prefix, "gateway", instance_id()),
+                on_receive=self._route,
             ),
         )
-        self.mqtt.on_message = self._route
         self.discovery = HomeAssistantDiscovery(
             self.mqtt,
             discovery_prefix=settings.ha_discovery_prefix,
@@ -111,23 +109,21 @@ class GatewayHub:
         with contextlib.suppress(ValueError):
             self.mqtt.options.on_connect.remove(on_connect)
 
-    async def _route(self, message: aiomqtt.Message) -> None:
-        topic = message.topic.value
+    def _route(self, topic: str, payload: bytes, retain: bool) -> None:
+        """Each message as it is read, before its PUBACK: an account's go to its inbox, in order."""
         if self.charging_stations.owns(topic):
-            payload = bytes(message.payload).decode(errors="replace") if isinstance(message.payload, bytes) else ""
-            vin = self.charging_stations.charging_started(topic, payload.strip())
+            vin = self.charging_stations.charging_started(topic, payload.decode(errors="replace").strip())
             for worker in list(self.workers.values()):
                 if vin is not None and worker.serves(vin):
                     worker.mark_active(vin)
             return
         if self.settings.ha_discovery and topic == self.discovery.status_topic:
-            if isinstance(message.payload, bytes):
-                self._spawn(self.discovery.on_status(message.payload))
+            self._spawn(self.discovery.on_status(payload))
             return
         parsed = topics.parse_vehicle_topic(self.prefix, topic)
         owner = self.workers.get(parsed.account) if parsed is not None else None
         if owner is not None:
-            owner.inbox.put_nowait(message)
+            owner.inbox.put_nowait(Received(topic, payload, retain))
         # Another replica's account, or one not started yet: not this process's to answer.
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -14,11 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aiomqtt
-
 from common import topics
 from common.commands import CommandStatus
-from common.mqtt import MqttConnection
+from common.mqtt import MqttConnection, Received
 from common.values import TelemetryValue
 from gateway.dispatcher import CommandDispatcher
 from gateway.refresh import PERIOD_NAMES, RefreshMode
@@ -193,17 +191,16 @@ class SetTopicHandler:
         self._clearing: set[str] = set()
         """`/set` topics whose retained action we cleared: the empty message coming back is ours."""
 
-    async def on_message(self, message: aiomqtt.Message) -> None:
-        parsed = topics.parse_vehicle_topic(self.prefix, message.topic.value)
+    async def on_message(self, message: Received) -> None:
+        parsed = topics.parse_vehicle_topic(self.prefix, message.topic)
         suffix = f"/{topics.SET_SUFFIX}"
-        if parsed is None or not parsed.path.endswith(suffix) or not isinstance(message.payload, bytes | str):
+        if parsed is None or not parsed.path.endswith(suffix):
             return None
         key = parsed.path.removesuffix(suffix)
-        root = message.topic.value.removesuffix(f"/{parsed.path}")
-        payload = message.payload.decode(errors="replace") if isinstance(message.payload, bytes) else message.payload
-        payload = payload.strip().lower()
-        if not payload and (message.retain or message.topic.value in self._clearing):
-            self._clearing.discard(message.topic.value)
+        root = message.topic.removesuffix(f"/{parsed.path}")
+        payload = message.payload.decode(errors="replace").strip().lower()
+        if not payload and (message.retain or message.topic in self._clearing):
+            self._clearing.discard(message.topic)
             return None  # a retained message cleared, by us or by whoever set it: not a request
         if not payload:
             return await self._reply(root, key, "Failed: an empty payload (expected a value)")
@@ -212,8 +209,8 @@ class SetTopicHandler:
         if key in ACTIONS:
             if message.retain:
                 log.warning("ignoring retained %s = %r and clearing it: actions are never replayed", key, payload)
-                self._clearing.add(message.topic.value)
-                await self.mqtt.publish(message.topic.value, b"", qos=1, retain=True)
+                self._clearing.add(message.topic)
+                await self.mqtt.publish(message.topic, b"", qos=1, retain=True)
                 return None
             self.dispatcher.spawn(self._act(root, parsed.vin, key, payload))
             return None
