@@ -58,12 +58,11 @@ class CommandRelay:
     async def send(
         self, account: str, vin: str, command: str, request: CommandRequest
     ) -> asyncio.Future[dict[str, Any]]:
+        """The request published; the future its recorded result resolves, which the caller
+        cancels when it stops waiting (a result that comes later is recorded all the same)."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
         future.add_done_callback(lambda _f: self._pending.pop(request.id, None))
-        if request.expires_at is not None:  # nobody waits for ever: the entry goes when the command expires
-            delay = (request.expires_at - datetime.now(UTC)).total_seconds() + 5
-            asyncio.get_running_loop().call_later(delay, future.cancel)
         topic = topics.VehicleTopics(self.prefix, account, vin).command(command)
         try:
             await self.mqtt.publish(topic, request.model_dump_json(), qos=1)
@@ -118,9 +117,12 @@ class CommandService:
                 await audit.mark_failed(conn, command_id, f"not sent: {exc}")
             raise
         sent = self.statuses.mark_sent(command_id)
-        if wait > 0:
-            with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(asyncio.shield(future), wait), False
+        try:
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(future, wait), False
+        finally:
+            future.cancel()  # no one waits for it any more, a caller gone away included
         with contextlib.suppress(ConnectionError):  # the read-back below says what was written
             await sent  # the answer must not predate its own `sent`
         async with self.pool.acquire() as conn:

@@ -365,7 +365,10 @@ class MqttConnection:
                 # (it would tell on_publish of a QoS 0 PUBLISH).
                 paho._packet_queue(PUBLISH, packets, 0, 1)
             async with asyncio.timeout(PUBLISH_TIMEOUT):
-                await asyncio.gather(*waiting.values())
+                if len(waiting) == 1:  # a command's request or answer: no gathering future for one
+                    await next(iter(waiting.values()))
+                else:
+                    await asyncio.gather(*waiting.values())
         except TimeoutError:
             raise aiomqtt.MqttError(f"no PUBACK for {len(waiting)} messages within {PUBLISH_TIMEOUT:.0f} s") from None
         finally:

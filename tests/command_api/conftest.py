@@ -176,6 +176,7 @@ GATEWAY_ACCOUNT = topics.account_segment(ACCOUNT)
 class Api:
     base: str
     http: aiohttp.ClientSession
+    app: web.Application
 
     async def call(self, method: str, path: str, *, key: str | None = API_KEY, **kwargs: Any) -> tuple[int, Any]:
         headers = {"X-API-Key": key} if key else {}
@@ -191,7 +192,7 @@ async def running_api(mqtt: MqttSettings, db: DatabaseSettings, timeout: float =
     app = create_app(settings, mqtt, db)
     async with serving(app, port) as base, aiohttp.ClientSession() as http:
         await app[MQTT].wait_connected(10)  # before that, commands get 503 broker_unavailable
-        yield Api(base, http)
+        yield Api(base, http, app)
 
 
 async def wait_on_gateway_account(api: Api, *vins: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from command_api.routes import COMMANDS
 from command_api.status import Presence, StatusBoard
 from common.settings import DatabaseSettings, MqttSettings
 from gateway.simulator import SimulatedFleet
@@ -125,6 +126,7 @@ async def test_no_answer_is_202_then_expired(mqtt_settings: MqttSettings, db_set
             await wait_on_gateway_account(api, vin(1))
             status, body = await api.call("POST", f"/api/vehicles/{vin(1)}/commands/lock")
             assert (status, body["status"]) == (202, "sent")
+            assert not api.app[COMMANDS].relay.waits_for(uuid.UUID(body["id"]))  # no one waits: nothing kept
 
             async def expired() -> bool:
                 _, now = await api.call("GET", f"/api/commands/{body['id']}")
