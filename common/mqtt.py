@@ -25,6 +25,7 @@ import paho.mqtt.client as paho_mqtt
 from paho.mqtt import _packet
 from paho.mqtt.client import PUBACK, PUBLISH
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -210,6 +211,7 @@ class MqttConnection:
         )
         client._client._on_message_filtered = _NoTopicCallbacks()
         _prepare_socket_on_open(client, opts.before_send)
+        _read_whole_packets(client._client)
         _write_in_this_loop_pass(client)
         if opts.on_receive is not None:
             _receive_with(client._client, opts.on_receive)
@@ -474,6 +476,61 @@ def _prepare_socket_on_open(client: aiomqtt.Client, before_send: SendHook | None
             aiomqtt_callback(paho, userdata, sock)
 
     paho_client.on_socket_open = on_socket_open
+
+
+def _read_whole_packets(paho: paho_mqtt.Client) -> None:
+    """Take each packet `BrokerSocket` already holds whole in one piece.
+
+    paho reads a packet with a `recv` for its command byte, one for each byte of its length and one
+    for the rest, each with its checks and its own bookkeeping in `_in_packet`: four or five calls
+    into Python for a PUBACK. When the socket's buffer holds the whole packet, this parses its
+    fixed header there and hands paho the packet as its own reading would have left it. A packet
+    that is not all there yet, or one paho is already part way through, is paho's to read."""
+    read_piecewise = paho._packet_read
+    packet_handle = paho._packet_handle
+
+    def packet_read() -> MQTTErrorCode:
+        sock: Any = paho._sock  # paho types it as its own socket; on_socket_open made it a BrokerSocket
+        in_packet = paho._in_packet
+        if in_packet["command"] or not isinstance(sock, BrokerSocket):
+            return read_piecewise()
+        data, start = sock._data, sock._offset
+        at, length, shift = start + 1, 0, 0
+        while at < len(data) and at - start <= 4:  # MQTT's remaining length: 1 to 4 bytes
+            byte = data[at]
+            at += 1
+            length |= (byte & 127) << shift
+            shift += 7
+            if not byte & 128:
+                break
+        else:
+            return read_piecewise()  # nothing buffered, a length not all there, or a bad one
+        if at + length > len(data):
+            return read_piecewise()
+        sock._offset = at + length
+        in_packet["command"] = data[start]
+        in_packet["remaining_length"] = length
+        in_packet["packet"] = bytearray(data[at : at + length])
+        try:
+            rc = packet_handle()
+        except MalformedPacket as exc:  # as paho: the connection is closed for it
+            log.debug("received malformed packet: %s", exc)
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        paho._in_packet = {
+            "command": 0,
+            "have_remaining": 0,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": 0,
+            "packet": bytearray(),
+            "to_process": 0,
+            "pos": 0,
+        }
+        with paho._msgtime_mutex:
+            paho._last_bytes_received = paho_mqtt.time_func()
+        return rc
+
+    paho._packet_read = packet_read  # type: ignore[method-assign]
 
 
 def _write_in_this_loop_pass(client: aiomqtt.Client) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import paho.mqtt.client as paho_mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from command_api.mqtt_connect import ACCEPTED, connack
 from common.mqtt import (
@@ -21,6 +22,7 @@ from common.mqtt import (
     MqttNotConnected,
     MqttOptions,
     _decode_puback,
+    _read_whole_packets,
     remaining_length,
     run_until_cancelled,
 )
@@ -115,6 +117,48 @@ async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
     assert received == payloads
 
 
+async def test_packets_split_anywhere_across_reads_arrive_whole_and_in_order() -> None:
+    """Packets with a remaining length of one, two and three bytes, written in pieces that end
+    mid-length and mid-body: a packet the socket's buffer holds whole is taken in one piece, the
+    others are read on as the rest arrives (`_read_whole_packets`)."""
+    topic = b"saic/x/vehicles/V1/drivetrain/soc"
+    payloads = [bytes([65 + n % 26]) * size for n, size in enumerate([3, 200, 20_000, 90, 3_000, 1] * 10)]
+    stream = b"".join(_packet(0x30, len(topic).to_bytes(2) + topic + p) for p in payloads)
+
+    async def fake_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_packet(reader)  # CONNECT
+        writer.write(connack(ACCEPTED))
+        _, subscribe = await _read_packet(reader)
+        writer.write(_packet(0x90, subscribe[:2] + b"\x00"))
+        at = 0
+        for size in [1, 2, 37, 1, 4_000, 3, 150, 9_999] * 100:  # then the rest at once
+            writer.write(stream[at : at + size])
+            await writer.drain()
+            await asyncio.sleep(0.001)  # each piece its own read
+            at += size
+        writer.write(stream[at:])
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await _read_packet(reader)
+
+    server = await asyncio.start_server(fake_broker, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection, received = _receiving(
+        MqttSettings.from_env({"MQTT_PORT": str(port), "MQTT_INGEST_PASSWORD": "unused"}),
+        "split-reads-test",
+        "saic/x/vehicles/+/drivetrain/#",
+        qos=0,
+    )
+    task = asyncio.create_task(run_until_cancelled(connection))
+    try:
+        await wait_until(lambda: len(received) >= len(payloads), timeout=10, what="every message")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        server.close()
+    assert received == payloads
+
+
 async def test_each_qos_1_message_is_acknowledged_by_its_id_after_the_hook_even_a_bad_one(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -169,6 +213,36 @@ async def test_each_qos_1_message_is_acknowledged_by_its_id_after_the_hook_even_
         (0x40, b"\xff\xff"),
     ]
     assert "receive hook failed" in caplog.text
+
+
+def test_a_packet_the_buffer_holds_whole_is_taken_in_one_piece_whatever_its_length() -> None:
+    """Remaining lengths of one, two and three bytes, parsed where they lie: paho's own reading,
+    a call per byte, is never asked for."""
+    paho = paho_mqtt.Client(CallbackAPIVersion.VERSION2)
+    handled: list[tuple[int, bytes, int]] = []
+
+    def record() -> MQTTErrorCode:
+        packet = paho._in_packet
+        handled.append((packet["command"], bytes(packet["packet"]), packet["remaining_length"]))
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    paho._packet_handle = record  # type: ignore[method-assign]
+    paho._packet_read = lambda: pytest.fail("read piecewise")  # type: ignore[method-assign]
+    _read_whole_packets(paho)
+    near, far = socket.socketpair()
+    near.setblocking(False)
+    paho._sock = buffered = BrokerSocket(near)  # type: ignore[assignment]
+    bodies = [b"a" * 3, b"b" * 200, b"c" * 20_000, b""]
+    try:
+        far.sendall(b"".join(_packet(0x30, body) for body in bodies))
+        assert buffered.recv(0) == b""  # the buffer filled, nothing taken
+        for _ in bodies:
+            assert paho._packet_read() == MQTTErrorCode.MQTT_ERR_SUCCESS
+        assert handled == [(0x30, body, len(body)) for body in bodies]
+        assert (buffered.pending(), paho._in_packet["command"]) == (0, 0)
+    finally:
+        near.close()
+        far.close()
 
 
 def test_buffered_reads_serve_small_reads_from_one_receive() -> None:
