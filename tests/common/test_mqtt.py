@@ -5,7 +5,7 @@ import contextlib
 import gc
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import paho.mqtt.client as paho_mqtt
@@ -78,6 +78,10 @@ async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
             return first, await reader.readexactly(size)
 
 
+TOPIC = b"saic/x/vehicles/V1/drivetrain/soc"
+"""What the fake brokers below publish on."""
+
+
 async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
     """A broker that writes a window of messages at once and then falls silent: each reaches the
     receive hook although the socket is never readable again (`pending()` keeps aiomqtt reading).
@@ -85,15 +89,44 @@ async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
     The broker here is a few lines of wire protocol, not Mosquitto or amqtt: those pace their writes,
     and whether a test sees one write of many messages would be left to timing."""
     payloads = [f"value {n}".encode() for n in range(200)]
-    topic = b"saic/x/vehicles/V1/drivetrain/soc"
+
+    async def send(writer: asyncio.StreamWriter) -> None:  # as one write: the client reads them in one receive
+        writer.write(b"".join(_packet(0x30, len(TOPIC).to_bytes(2) + TOPIC + p) for p in payloads))
+
+    assert await _received_from_a_fake_broker(send, "one-write-test", len(payloads)) == payloads
+
+
+async def test_packets_split_anywhere_across_reads_arrive_whole_and_in_order() -> None:
+    """Packets with a remaining length of one, two and three bytes, written in pieces that end
+    mid-length and mid-body: a packet the socket's buffer holds whole is taken in one piece, the
+    others are read on as the rest arrives (`_read_whole_packets`)."""
+    payloads = [bytes([65 + n % 26]) * size for n, size in enumerate([3, 200, 20_000, 90, 3_000, 1] * 10)]
+    stream = b"".join(_packet(0x30, len(TOPIC).to_bytes(2) + TOPIC + p) for p in payloads)
+
+    async def send(writer: asyncio.StreamWriter) -> None:
+        at = 0
+        for size in [1, 2, 37, 1, 4_000, 3, 150, 9_999] * 100:  # then the rest at once
+            writer.write(stream[at : at + size])
+            await writer.drain()
+            await asyncio.sleep(0.001)  # each piece its own read
+            at += size
+        writer.write(stream[at:])
+
+    assert await _received_from_a_fake_broker(send, "split-reads-test", len(payloads)) == payloads
+
+
+async def _received_from_a_fake_broker(
+    send: Callable[[asyncio.StreamWriter], Awaitable[None]], client_id: str, count: int
+) -> list[bytes]:
+    """What the receive hook gets from a broker of a few lines of wire protocol that accepts the
+    connection and its QoS 0 subscription, has `send` write to it, then answers nothing more."""
 
     async def fake_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_packet(reader)  # CONNECT
         writer.write(connack(ACCEPTED))
         _, subscribe = await _read_packet(reader)
         writer.write(_packet(0x90, subscribe[:2] + b"\x00"))  # SUBACK for its packet id, QoS 0
-        # Sent after the SUBACK, as one write: the client reads them all with one receive.
-        writer.write(b"".join(_packet(0x30, len(topic).to_bytes(2) + topic + p) for p in payloads))
+        await send(writer)
         await writer.drain()
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
@@ -103,60 +136,18 @@ async def test_packets_that_arrive_in_one_write_are_all_read() -> None:
     port = server.sockets[0].getsockname()[1]
     connection, received = _receiving(
         MqttSettings.from_env({"MQTT_PORT": str(port), "MQTT_INGEST_PASSWORD": "unused"}),
-        "one-write-test",
+        client_id,
         "saic/x/vehicles/+/drivetrain/#",
         qos=0,
     )
     task = asyncio.create_task(run_until_cancelled(connection))
     try:
-        await wait_until(lambda: len(received) >= len(payloads), timeout=5, what="every message of the write")
+        await wait_until(lambda: len(received) >= count, timeout=10, what="every message")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         server.close()
-    assert received == payloads
-
-
-async def test_packets_split_anywhere_across_reads_arrive_whole_and_in_order() -> None:
-    """Packets with a remaining length of one, two and three bytes, written in pieces that end
-    mid-length and mid-body: a packet the socket's buffer holds whole is taken in one piece, the
-    others are read on as the rest arrives (`_read_whole_packets`)."""
-    topic = b"saic/x/vehicles/V1/drivetrain/soc"
-    payloads = [bytes([65 + n % 26]) * size for n, size in enumerate([3, 200, 20_000, 90, 3_000, 1] * 10)]
-    stream = b"".join(_packet(0x30, len(topic).to_bytes(2) + topic + p) for p in payloads)
-
-    async def fake_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_packet(reader)  # CONNECT
-        writer.write(connack(ACCEPTED))
-        _, subscribe = await _read_packet(reader)
-        writer.write(_packet(0x90, subscribe[:2] + b"\x00"))
-        at = 0
-        for size in [1, 2, 37, 1, 4_000, 3, 150, 9_999] * 100:  # then the rest at once
-            writer.write(stream[at : at + size])
-            await writer.drain()
-            await asyncio.sleep(0.001)  # each piece its own read
-            at += size
-        writer.write(stream[at:])
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                await _read_packet(reader)
-
-    server = await asyncio.start_server(fake_broker, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    connection, received = _receiving(
-        MqttSettings.from_env({"MQTT_PORT": str(port), "MQTT_INGEST_PASSWORD": "unused"}),
-        "split-reads-test",
-        "saic/x/vehicles/+/drivetrain/#",
-        qos=0,
-    )
-    task = asyncio.create_task(run_until_cancelled(connection))
-    try:
-        await wait_until(lambda: len(received) >= len(payloads), timeout=10, what="every message")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        server.close()
-    assert received == payloads
+    return received
 
 
 async def test_each_qos_1_message_is_acknowledged_by_its_id_after_the_hook_even_a_bad_one(
