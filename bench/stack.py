@@ -2,7 +2,8 @@
 ingest, API, process monitor), each run in a scratch data folder on free ports:
 
 - start-up: from `scripts/run` to `/api/health` answering 200;
-- idle memory: the RSS of every program under supervisord (supervisord included) with 3 cars;
+- idle memory: the RSS of every program under supervisord (supervisord included) with 3 cars, and
+  their PSS (shared pages counted once between them);
 - the largest fleet that holds the 5 s cycle: N simulated cars polled every 5 s, flushed every
   5 s. Every poll is a new reading (the simulator dates it), so the age of each car's newest
   reading in `vehicle_state` is how far the whole pipe lags: under poll interval + flush interval
@@ -26,6 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import asyncpg
@@ -43,6 +45,15 @@ AGES = """
 SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY age), percentile_cont(0.99) WITHIN GROUP (ORDER BY age)
 FROM (SELECT extract(epoch FROM now() - ts) AS age FROM vehicle_state) AS a
 """
+
+
+class Memory(NamedTuple):
+    rss: float
+    """Every page the process maps and holds, shared ones included: the issue's measure."""
+    pss: float
+    """Each shared page divided among the processes that map it (libpython, OpenSSL, pydantic-core
+    are mapped by most programs): the sum is what the processes hold together, nearer to what a
+    container's memory limit counts."""
 
 
 @dataclass
@@ -69,9 +80,13 @@ class Stack:
                             found["mosquitto"] = child
         return found
 
-    def program_rss(self) -> dict[str, float]:
+    def program_memory(self) -> dict[str, Memory]:
         """MiB per program."""
-        return {name: proc.memory_info().rss / 2**20 for name, proc in self.programs().items()}
+        memory = {}
+        for name, proc in self.programs().items():
+            info = proc.memory_full_info()  # reads /proc/PID/smaps for the PSS
+            memory[name] = Memory(info.rss / 2**20, info.pss / 2**20)
+        return memory
 
     def program_cpu(self) -> dict[str, float]:
         """CPU seconds per program so far."""
@@ -183,19 +198,21 @@ async def fleet(vehicles: int, window: float) -> FleetResult:
     return FleetResult(vehicles, ages, cpu)
 
 
-async def idle(settle: float = 15) -> tuple[float, dict[str, float]]:
+async def idle(settle: float = 15) -> tuple[float, dict[str, Memory]]:
     """(start-up seconds, MiB per program) with 3 cars."""
     async with running_stack(3) as stack:
         startup = await healthy_after(stack)
         await asyncio.sleep(settle)
-        return startup, stack.program_rss()
+        return startup, stack.program_memory()
 
 
 async def main(fleets: list[int], window: float) -> None:
-    startup, rss = await idle()
+    startup, memory = await idle()
     print(f"start-up: scripts/run to /api/health 200 in {startup:.1f} s")
-    parts = ", ".join(f"{name} {mib:.0f}" for name, mib in sorted(rss.items(), key=lambda item: -item[1]))
-    print(f"idle memory with 3 cars: {sum(rss.values()):.0f} MiB RSS ({parts})")
+    by_size = sorted(memory.items(), key=lambda item: -item[1].rss)
+    parts = ", ".join(f"{name} {mib.rss:.0f} ({mib.pss:.0f})" for name, mib in by_size)
+    rss, pss = sum(mib.rss for mib in memory.values()), sum(mib.pss for mib in memory.values())
+    print(f"idle memory with 3 cars: {rss:.0f} MiB RSS, {pss:.0f} MiB PSS ({parts})")
     for vehicles in fleets:
         result = await fleet(vehicles, window)
         ages = " ".join(f"{p50:.0f}/{p99:.0f}" for p50, p99 in result.ages)
