@@ -31,8 +31,8 @@ INSERT = (
     " SELECT new.id, new.vin, new.command, new.args, 'queued', new.requested_by, new.idempotency_key, new.expires_at"
     " FROM new JOIN vehicles USING (vin) ORDER BY new.n"
     " ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-    f" RETURNING {COLUMNS})"
-    " SELECT vehicles.account, inserted.* FROM new LEFT JOIN vehicles USING (vin)"
+    " RETURNING id)"
+    " SELECT vehicles.account, inserted.id IS NOT NULL AS inserted FROM new LEFT JOIN vehicles USING (vin)"
     " LEFT JOIN inserted ON inserted.id = new.id ORDER BY new.n"
 )
 BY_IDEMPOTENCY_KEY = f"SELECT {COLUMNS} FROM commands WHERE requested_by = $1 AND idempotency_key = $2"  # noqa: S608
@@ -57,8 +57,8 @@ TERMINAL = frozenset({"succeeded", "failed", "rejected", "expired"})
 class Inserted:
     account: str | None
     """The vehicle's SAIC account; None: no such vehicle (and nothing inserted)."""
-    command: dict[str, Any] | None
-    """The new command (command_json); None when this caller already used the idempotency key."""
+    new: bool
+    """False when this caller already used the idempotency key (or there is no such vehicle)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ async def insert(conn: Connection, commands: Sequence[NewCommand]) -> list[Inser
         [c.idempotency_key for c in commands],
         [c.expires_at for c in commands],
     )
-    return [Inserted(row["account"], None if row["id"] is None else command_json(row)) for row in rows]
+    return [Inserted(row["account"], row["inserted"]) for row in rows]
 
 
 async def by_idempotency_key(conn: Connection, requested_by: str, key: str) -> asyncpg.Record | None:

@@ -103,7 +103,7 @@ class CommandService:
         )
         if inserted.account is None:
             raise ApiError(404, "unknown_vehicle", f"no vehicle with VIN {vin}")
-        if inserted.command is None:
+        if not inserted.new:
             assert idempotency_key is not None
             async with self.pool.acquire() as conn:
                 earlier = await audit.by_idempotency_key(conn, principal.requested_by, idempotency_key)

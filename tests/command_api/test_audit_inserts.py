@@ -31,9 +31,10 @@ async def test_commands_submitted_together_share_one_statement(pool: asyncpg.Poo
     results = await asyncio.gather(*(inserts.insert(c) for c in commands))
     assert inserts.statements == 1
     assert [r.account for r in results] == ["acct"] * 20
-    assert [r.command["id"] if r.command else None for r in results] == [c.id for c in commands]
-    assert {r.command["status"] if r.command else None for r in results} == {"queued"}
+    assert [r.new for r in results] == [True] * 20
     assert await stored(pool) == {c.id for c in commands}
+    async with pool.acquire() as conn:
+        assert {row["status"] for row in await conn.fetch("SELECT status FROM commands")} == {"queued"}
 
 
 async def test_each_command_in_a_batch_gets_its_own_answer(pool: asyncpg.Pool) -> None:
@@ -46,11 +47,10 @@ async def test_each_command_in_a_batch_gets_its_own_answer(pool: asyncpg.Pool) -
     )
     results = await asyncio.gather(*(inserts.insert(c) for c in (first, unknown, again, other_caller)))
     assert inserts.statements == 1
-    assert results[0].command is not None
-    assert results[0].command["id"] == first.id
-    assert (results[1].account, results[1].command) == (None, None)  # no such vehicle: nothing inserted
-    assert (results[2].account, results[2].command) == ("acct", None)  # the key was used: a replay
-    assert results[3].command is not None  # a key is each caller's own
+    assert (results[0].account, results[0].new) == ("acct", True)
+    assert (results[1].account, results[1].new) == (None, False)  # no such vehicle: nothing inserted
+    assert (results[2].account, results[2].new) == ("acct", False)  # the key was used: a replay
+    assert results[3].new  # a key is each caller's own
     assert await stored(pool) == {first.id, other_caller.id}
 
 

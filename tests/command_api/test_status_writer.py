@@ -23,7 +23,7 @@ async def new_commands(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
         inserted = await audit.insert(
             conn, [audit.NewCommand(i, AUDIT_VIN, "lock", {}, "test", None, expires) for i in ids]
         )
-    assert all(one.command is not None for one in inserted)
+    assert all(one.new for one in inserted)
     return ids
 
 
