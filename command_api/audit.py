@@ -21,10 +21,10 @@ COLUMNS = (
 COLUMN_NAMES = tuple(COLUMNS.split(", "))
 # Queries over the constant column list (no caller input is ever formatted into SQL).
 # New commands (a batch) and their vehicles' accounts in one round trip, a row per command in the
-# order given: no account for an unknown vehicle (and nothing inserted), no command when this
+# order given: no account for an unknown vehicle (and nothing inserted), `inserted` false when this
 # caller already used the idempotency key (an earlier command, or an earlier one in the batch).
 INSERT = (
-    "WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],"  # noqa: S608
+    "WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],"
     " $7::timestamptz[]) WITH ORDINALITY AS n(id, vin, command, args, requested_by, idempotency_key, expires_at, n)),"
     " inserted AS ("
     " INSERT INTO commands (id, vin, command, args, status, requested_by, idempotency_key, expires_at)"
