@@ -41,13 +41,13 @@ RECENT = f"SELECT {COLUMNS} FROM commands WHERE vin = $1 ORDER BY created_at DES
 EXPIRE_OVERDUE = (
     "UPDATE commands SET status = 'expired', error = 'no answer from the vehicle before it expired',"
     " finished_at = now(), updated_at = now()"
-    " WHERE status IN ('queued', 'sent') AND expires_at < now() - interval '2 seconds'"
+    " WHERE finished_at IS NULL AND status IN ('queued', 'sent') AND expires_at < now() - interval '2 seconds'"
 )
 """The 2 s grace: a result may still be on its way when a command's time is up."""
 FAIL_UNANSWERED = (
     "UPDATE commands SET status = 'failed', finished_at = now(), updated_at = now(),"
     " error = 'the vehicle started the command but no outcome arrived: it may have been carried out'"
-    " WHERE status = 'running' AND answer_by < now() - interval '2 seconds'"
+    " WHERE finished_at IS NULL AND status = 'running' AND answer_by < now() - interval '2 seconds'"
 )
 """A started command whose gateway went quiet (it died, or its answer was lost): its outcome is unknown."""
 TERMINAL = frozenset({"succeeded", "failed", "rejected", "expired"})

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from command_api import audit
-from command_api.status_writer import StatusWriter
+from command_api.status_writer import WRITE, StatusWriter
 from common.database import create_pool
 from common.settings import DatabaseSettings
 from tests.command_api.conftest import AUDIT_VIN
@@ -147,3 +147,16 @@ async def test_an_outcome_queued_with_running_replaces_it(pool: asyncpg.Pool) ->
     )
     assert (await sent, await running) == (None, None)
     assert status(await outcome) == "succeeded"
+
+
+async def test_progress_is_written_in_place_and_only_the_outcome_takes_index_entries(pool: asyncpg.Pool) -> None:
+    """`sent` and `running` change no indexed column, so with room in the page PostgreSQL writes each
+    beside the row's old version (a HOT update) instead of adding an entry to every index."""
+    (command_id,) = await new_commands(pool, 1)
+    now = datetime.now(UTC)
+    hot_updates = "SELECT pg_stat_get_xact_tuples_hot_updated('commands'::regclass)"
+    async with pool.acquire() as conn, conn.transaction():
+        for status_, answer_by in (("sent", None), ("running", now + timedelta(minutes=1)), ("succeeded", None)):
+            assert await conn.fetch(WRITE, [command_id], [status_], [None], [now], [answer_by])
+        # the outcome sets `finished_at`, which takes the command out of the unfinished commands' index
+        assert await conn.fetchval(hot_updates) == 2
