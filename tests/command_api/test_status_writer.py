@@ -14,6 +14,7 @@ from command_api.status_writer import WRITE, StatusWriter
 from common.database import create_pool
 from common.settings import DatabaseSettings
 from tests.command_api.conftest import AUDIT_VIN
+from tests.helpers import generic_plan_scans
 
 
 async def new_commands(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
@@ -160,3 +161,16 @@ async def test_progress_is_written_in_place_and_only_the_outcome_takes_index_ent
             assert await conn.fetch(WRITE, [command_id], [status_], [None], [now], [answer_by])
         # the outcome sets `finished_at`, which takes the command out of the unfinished commands' index
         assert await conn.fetchval(hot_updates) == 2
+
+
+@pytest.mark.parametrize("sweep", [audit.EXPIRE_OVERDUE, audit.FAIL_UNANSWERED], ids=["expire", "fail-unanswered"])
+async def test_the_sweeps_read_the_unfinished_commands_by_their_index(pool: asyncpg.Pool, sweep: str) -> None:
+    # They run every few seconds; a scan would read every command ever stored.
+    fill = [
+        "INSERT INTO commands (id, vin, command, status, expires_at, finished_at)"
+        " SELECT gen_random_uuid(), 'V', 'lock', 'succeeded', now() - i * interval '1 s', now() - i * interval '1 s'"
+        " FROM generate_series(1, 20000) AS i",
+        "ANALYZE commands",
+    ]
+    scans = await generic_plan_scans(pool, sweep, [], ["commands"], fill)
+    assert ("Seq Scan", "commands") not in scans
