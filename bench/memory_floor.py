@@ -34,6 +34,12 @@ FLOORS = {
     "command API": ("asyncio", "paho.mqtt.client", "asyncpg", "aiohttp.web"),
     "process monitor": ("sys",),
 }
+# What the programs add to their floors that the floor leaves out, each measured on the ingest's floor.
+ADDITIONS = {
+    "uvloop": ("uvloop",),
+    "prometheus_client": ("prometheus_client",),
+    "pydantic and the settings models": ("pydantic", "common.settings"),
+}
 SETTLE_S = 2.0
 
 
@@ -83,23 +89,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as scratch:
         folder = Path(scratch)
         commands = {name: _python_floor(modules) for name, modules in FLOORS.items()}
+        commands |= {name: _python_floor(FLOORS["ingest"] + modules) for name, modules in ADDITIONS.items()}
         commands["supervisord"] = _supervisord(folder)
         if (mosquitto := _mosquitto(folder)) is not None:
             commands["Mosquitto"] = mosquitto
         with _started(commands) as procs:
-            for name, modules in FLOORS.items():  # each floor process says when its imports are done
+            for name, modules in (FLOORS | ADDITIONS).items():  # each says when its imports are done
                 stdout = procs[name].stdout
                 assert stdout is not None
                 if stdout.readline().strip() != b"ready":
                     sys.exit(f"the floor process of {name} failed to import {', '.join(modules)}")
             time.sleep(SETTLE_S)  # supervisord and Mosquitto up and idle
             rss = {name: proc.memory_info().rss / 2**20 for name, proc in procs.items()}
+    added = {name: rss.pop(name) - rss["ingest"] for name in ADDITIONS}
     print("the least RSS each process of the stack can take (issue 12's idle memory), MiB:")
     for name, mib in sorted(rss.items(), key=lambda item: -item[1]):
         what = ", ".join(FLOORS[name]) if name in FLOORS else "the real program, idle"
         print(f"  {name:16s} {mib:6.1f}   {what}")
     if "Mosquitto" not in rss:
         print("  (Mosquitto is not installed: its 9 MiB are missing from the sum)")
+    print("what a program adds to its floor by importing, MiB (measured on the ingest's):")
+    for name, mib in added.items():
+        print(f"  {mib:5.1f}  {name}")
     total = sum(rss.values())
     left = GOAL_MIB - total
     print(f"sum {total:.0f} MiB: {left:.0f} MiB of the goal's {GOAL_MIB} left for all that the programs add to it")
