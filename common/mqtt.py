@@ -270,7 +270,7 @@ class MqttConnection:
                 self._client = None
                 self.connected.clear()
                 self._fail_acks()
-                _observe_drop(client)
+                observe_drop(client)
 
     async def _on_connected(self, client: aiomqtt.Client) -> None:
         if self.options.subscriptions:
@@ -402,11 +402,12 @@ class MqttConnection:
                 await client.publish(self.options.status_topic, b"offline", qos=1, retain=True, timeout=2)
 
 
-def _observe_drop(client: aiomqtt.Client) -> None:
-    """aiomqtt records a dropped connection as an error on a future that only its message iterator
-    reads: a drop that came while this task was elsewhere (in a handler, being cancelled) would end
-    in asyncio's "Future exception was never retrieved" once the client is collected. The loop
-    above has reported it or is stopping; mark it read."""
+def observe_drop(client: aiomqtt.Client) -> None:
+    """Call once a client's `async with` has ended. aiomqtt records a dropped connection as an error
+    on a future that only its message iterator reads, and its `__aexit__` leaves it unread: a drop
+    that came while the owner was elsewhere (in a handler, being cancelled) would end in asyncio's
+    "Future exception was never retrieved" once the client is collected. The owner has reported the
+    drop or is stopping; mark it read."""
     dropped = client._disconnected
     if dropped.done() and not dropped.cancelled():
         dropped.exception()

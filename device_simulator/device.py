@@ -21,6 +21,7 @@ import aiomqtt
 
 from common import device_credentials, topics
 from common.backoff import Backoff
+from common.mqtt import observe_drop
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class SimulatedDevice:
 
     async def _session(self, password: str) -> None:
         will = aiomqtt.Will(self.topic(topics.DEVICE_STATUS), b"offline", qos=1, retain=True)
-        async with aiomqtt.Client(
+        client = aiomqtt.Client(
             self.host,
             self.port,
             transport="websockets",
@@ -95,17 +96,21 @@ class SimulatedDevice:
             will=will,
             keepalive=30,
             timeout=10,
-        ) as client:
-            for key in (topics.DEVICE_CONFIG_UPDATE, topics.DEVICE_OTA_TRIGGER, topics.DEVICE_DIAG_REQUEST):
-                await client.subscribe(self.topic(key), qos=1)
-            await client.publish(self.topic(topics.DEVICE_STATUS), b"online", qos=1, retain=True)
-            self.connected.set()
-            reporter = asyncio.create_task(self._report(client))
-            try:
-                async for message in client.messages:
-                    await self._handle(client, str(message.topic), message.payload)
-            finally:
-                reporter.cancel()
+        )
+        try:
+            async with client:
+                for key in (topics.DEVICE_CONFIG_UPDATE, topics.DEVICE_OTA_TRIGGER, topics.DEVICE_DIAG_REQUEST):
+                    await client.subscribe(self.topic(key), qos=1)
+                await client.publish(self.topic(topics.DEVICE_STATUS), b"online", qos=1, retain=True)
+                self.connected.set()
+                reporter = asyncio.create_task(self._report(client))
+                try:
+                    async for message in client.messages:
+                        await self._handle(client, str(message.topic), message.payload)
+                finally:
+                    reporter.cancel()
+        finally:
+            observe_drop(client)  # a drop while cancelled is not an error of its own
 
     async def _report(self, client: aiomqtt.Client) -> None:
         while True:

@@ -14,7 +14,7 @@ import aiomqtt
 import asyncpg
 from aiohttp import web
 
-from common.mqtt import MqttConnection, run_until_cancelled
+from common.mqtt import MqttConnection, observe_drop, run_until_cancelled
 from common.settings import MqttSettings
 from local_stack.ports import free_port
 
@@ -34,10 +34,21 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+class ObservedClient(aiomqtt.Client):
+    """A test's client: a connection that dropped while the test was not reading its messages (a
+    broker stopped under it) leaves no "Future exception was never retrieved" at the end of the run."""
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await super().__aexit__(*exc_info)
+        finally:
+            observe_drop(self)
+
+
 def client(settings: MqttSettings, component: str, client_id: str | None = None, **kwargs: object) -> aiomqtt.Client:
     """A real MQTT client logged in as one of the programs' broker users."""
     endpoint = settings.endpoint()
-    return aiomqtt.Client(
+    return ObservedClient(
         endpoint.host,
         endpoint.port,
         transport=endpoint.transport,

@@ -23,7 +23,7 @@ from common import device_credentials, topics
 from common.settings import DatabaseSettings, MqttSettings
 from device_simulator.device import DeviceIdentity, SimulatedDevice
 from tests.command_api.conftest import ALICE, BOB, SERVICE_KEY, Client, secured_api, user_token
-from tests.helpers import wait_until
+from tests.helpers import ObservedClient, wait_until
 from tests.ingest.test_ingest import running_ingest
 
 CAROL = uuid.UUID(int=0xCA201)  # a viewer of Alice's organization
@@ -57,7 +57,7 @@ async def enrol(api: Client, organization: str, mac: str) -> dict[str, Any]:
 
 def device_client(api: Client, device: dict[str, Any], password: str | None = None, **kwargs: Any) -> aiomqtt.Client:
     port = int(api.base.rsplit(":", 1)[1])
-    return aiomqtt.Client(
+    return ObservedClient(
         "127.0.0.1",
         port,
         transport="websockets",
@@ -252,7 +252,7 @@ async def test_a_device_reaches_only_its_own_topics(
     api, organization = device_api
     one = await enrol(api, organization, "02:00:00:00:00:04")
     two = await enrol(api, organization, "02:00:00:00:00:05")
-    observer = aiomqtt.Client(
+    observer = ObservedClient(
         "127.0.0.1", mqtt_settings.port, username="api", password=mqtt_settings.password_for("api"), timeout=5
     )
     async with observer, device_client(api, one) as device_one:

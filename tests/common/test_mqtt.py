@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiomqtt
 import paho.mqtt.client as paho_mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -23,6 +24,7 @@ from common.mqtt import (
     MqttOptions,
     _decode_puback,
     _read_whole_packets,
+    observe_drop,
     remaining_length,
     run_until_cancelled,
 )
@@ -686,3 +688,39 @@ async def test_a_drop_the_stopped_connection_never_saw_is_not_left_unretrieved(m
         task.cancel()
         loop.set_exception_handler(previous)
     assert [c["message"] for c in unretrieved] == []
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["left-to-aiomqtt", "observed"])
+async def test_a_dropped_connection_leaves_no_unread_error_once_observed(observed: bool) -> None:
+    """aiomqtt keeps a dropped connection's error on a future that only its message iterator reads,
+    and its `__aexit__` leaves it unread: asyncio then reports "Future exception was never retrieved"
+    when the client is collected (seen at the end of test runs). `observe_drop` reads it. The drop
+    here is paho's keepalive timeout, against a broker that never answers a PINGREQ."""
+
+    async def silent_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_packet(reader)  # CONNECT
+        writer.write(connack(ACCEPTED))
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await _read_packet(reader)  # PINGREQ, unanswered
+
+    server = await asyncio.start_server(silent_broker, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reported: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    handler = loop.get_exception_handler()
+    try:
+        mqtt = aiomqtt.Client("127.0.0.1", port, identifier=f"silent-{observed}", keepalive=1)
+        async with mqtt:
+            await wait_until(mqtt._disconnected.done, timeout=10, what="paho's keepalive timeout")
+        if observed:
+            observe_drop(mqtt)
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        del mqtt
+        gc.collect()
+    finally:
+        loop.set_exception_handler(handler)
+        server.close()
+    unread = [str(c["exception"]) for c in reported if "never retrieved" in c.get("message", "")]
+    assert unread == ([] if observed else ["[code:141] Keep alive timeout"])
