@@ -407,9 +407,17 @@ def observe_drop(client: aiomqtt.Client) -> None:
     on a future that only its message iterator reads, and its `__aexit__` leaves it unread: a drop
     that came while the owner was elsewhere (in a handler, being cancelled) would end in asyncio's
     "Future exception was never retrieved" once the client is collected. The owner has reported the
-    drop or is stopping; mark it read."""
+    drop or is stopping; mark it read, now or when it comes (an exit cut short by a cancellation
+    leaves the connection open, to drop later)."""
     dropped = client._disconnected
-    if dropped.done() and not dropped.cancelled():
+    if dropped.done():
+        _read_drop(dropped)
+    else:
+        dropped.add_done_callback(_read_drop)
+
+
+def _read_drop(dropped: asyncio.Future[None]) -> None:
+    if not dropped.cancelled():
         dropped.exception()
 
 

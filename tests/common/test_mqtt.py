@@ -690,12 +690,13 @@ async def test_a_drop_the_stopped_connection_never_saw_is_not_left_unretrieved(m
     assert [c["message"] for c in unretrieved] == []
 
 
-@pytest.mark.parametrize("observed", [False, True], ids=["left-to-aiomqtt", "observed"])
-async def test_a_dropped_connection_leaves_no_unread_error_once_observed(observed: bool) -> None:
+@pytest.mark.parametrize("observed", [None, "after", "before"], ids=["left-to-aiomqtt", "after", "before"])
+async def test_a_dropped_connection_leaves_no_unread_error_once_observed(observed: str | None) -> None:
     """aiomqtt keeps a dropped connection's error on a future that only its message iterator reads,
     and its `__aexit__` leaves it unread: asyncio then reports "Future exception was never retrieved"
-    when the client is collected (seen at the end of test runs). `observe_drop` reads it. The drop
-    here is paho's keepalive timeout, against a broker that never answers a PINGREQ."""
+    when the client is collected (seen at the end of test runs). `observe_drop` reads it, whether
+    the drop came before it was called or after. The drop here is paho's keepalive timeout, against
+    a broker that never answers a PINGREQ."""
 
     async def silent_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_packet(reader)  # CONNECT
@@ -713,9 +714,12 @@ async def test_a_dropped_connection_leaves_no_unread_error_once_observed(observe
     try:
         mqtt = aiomqtt.Client("127.0.0.1", port, identifier=f"silent-{observed}", keepalive=1)
         async with mqtt:
+            if observed == "before":
+                observe_drop(mqtt)
             await wait_until(mqtt._disconnected.done, timeout=10, what="paho's keepalive timeout")
-        if observed:
+        if observed == "after":
             observe_drop(mqtt)
+        await asyncio.sleep(0)  # a done callback runs
         loop.set_exception_handler(lambda _loop, context: reported.append(context))
         del mqtt
         gc.collect()
