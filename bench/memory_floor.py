@@ -1,9 +1,9 @@
 """The least memory the stack's processes can take, as issue 12's idle-memory goal counts it (the
 sum of every process's RSS): each Python program stood in for by an interpreter that has imported
 only the libraries the program cannot work without and then sleeps, beside the real supervisord
-(with one program, a `sleep`) and the real Mosquitto. No settings, no metrics, no uvloop, none of
-the project's own code: what is left is the floor under the architecture of one process per
-program under supervisord, not under this implementation of it.
+(with one program, a `sleep`) and Mosquitto as `python -m broker` runs it. No settings, no
+metrics, no uvloop, none of the project's own code: what is left is the floor under the
+architecture of one process per program under supervisord, not under this implementation of it.
 
     .venv/bin/python -m bench.memory_floor
 """
@@ -11,7 +11,6 @@ program under supervisord, not under this implementation of it.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import psutil
 
-from local_stack.ports import free_port
+from bench.servers import broker_process
+from broker.mosquitto import find_mosquitto
 
 GOAL_MIB = 150
 
@@ -57,17 +57,6 @@ def _supervisord(folder: Path) -> list[str]:
     return [sys.executable, "-m", "supervisor.supervisord", "-c", str(config)]
 
 
-def _mosquitto(folder: Path) -> list[str] | None:
-    binary = shutil.which("mosquitto") or next(
-        (path for path in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(path).exists()), None
-    )
-    if binary is None:
-        return None
-    config = folder / "mosquitto.conf"
-    config.write_text(f"listener {free_port()} 127.0.0.1\nallow_anonymous true\n", encoding="utf-8")
-    return [binary, "-c", str(config)]
-
-
 @contextlib.contextmanager
 def _started(commands: dict[str, list[str]]) -> Iterator[dict[str, psutil.Popen]]:
     procs: dict[str, psutil.Popen] = {}
@@ -91,11 +80,13 @@ def main() -> None:
         commands = {name: _python_floor(modules) for name, modules in FLOORS.items()}
         commands |= {name: _python_floor(FLOORS["ingest"] + modules) for name, modules in ADDITIONS.items()}
         commands["supervisord"] = _supervisord(folder)
-        if (mosquitto := _mosquitto(folder)) is not None:
-            commands["Mosquitto"] = mosquitto
-        with _started(commands) as procs:
+        with contextlib.ExitStack() as stack:
+            started = stack.enter_context(_started(commands))
+            procs: dict[str, psutil.Process] = dict(started)
+            if find_mosquitto() is not None:  # the stack's own, as `python -m broker` runs it
+                procs["Mosquitto"] = psutil.Process(stack.enter_context(broker_process("mosquitto"))[1])
             for name, modules in (FLOORS | ADDITIONS).items():  # each says when its imports are done
-                stdout = procs[name].stdout
+                stdout = started[name].stdout
                 assert stdout is not None
                 if stdout.readline().strip() != b"ready":
                     sys.exit(f"the floor process of {name} failed to import {', '.join(modules)}")
